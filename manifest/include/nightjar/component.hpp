@@ -1,0 +1,87 @@
+#pragma once
+// One interface per kind of source. Each component dumps itself into staging, verifies its own format,
+// plans a restore against a target, and restores itself.
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nightjar/io/stream.hpp"
+#include "nightjar/manifest.hpp"
+
+namespace nightjar {
+
+class Staging;
+struct Config;
+
+// What a dry run reports for a component; writes nothing.
+struct CheckReport {
+    std::vector<std::string> plan;      // human lines: what would be backed up
+    std::vector<std::string> problems;  // each a reason the real run would fail
+    std::vector<std::string> warnings;  // reported, not fatal
+    std::uint64_t estimated_bytes = 0;  // upper bound of the content size, for the free-space check
+};
+
+struct DumpContext {
+    std::function<void()> check_interrupted;                      // throws Kind::Interrupted after a signal
+    std::function<void(const std::string&, std::uint64_t)> progress;  // (artifact, content bytes so far)
+};
+
+struct DumpResult {
+    std::vector<Artifact> artifacts;
+    std::vector<std::string> warnings;
+    nlohmann::json details = nlohmann::json::object();
+};
+
+enum class VerifyStatus { Ok, Missing, SizeMismatch, DigestMismatch, FormatInvalid };
+std::string_view verify_status_name(VerifyStatus s);
+
+struct VerifyOutcome {
+    VerifyStatus status = VerifyStatus::Ok;
+    std::string detail;  // what exactly is wrong, empty when Ok
+    bool ok() const { return status == VerifyStatus::Ok; }
+};
+
+// Options that reach a component's restore; each component reads the ones it understands.
+struct RestoreOptions {
+    std::string backup_id;                          // the backup being restored (for replaced-file folders)
+    std::optional<std::filesystem::path> target_dir;  // files: restore under this dir instead of "/"
+    bool clean = false;                             // replace a non-empty target
+    nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
+};
+
+// A dry-run preview of a restore.
+struct RestorePlan {
+    std::vector<std::string> lines;     // "new /etc/x", "changed ...", summary lines
+    std::vector<std::string> refusals;  // reasons the restore would be refused (nothing is written then)
+    nlohmann::json summary = nlohmann::json::object();
+};
+
+struct RestoreReport {
+    std::vector<std::string> lines;     // what was done
+    std::vector<std::string> problems;  // post-restore mismatches or refused entries: the restore failed
+    nlohmann::json summary = nlohmann::json::object();
+};
+
+class Component {
+public:
+    virtual ~Component() = default;
+    virtual std::string_view kind() const = 0;
+    virtual CheckReport check() const = 0;
+    virtual DumpResult dump(DumpContext& context, Staging& staging) = 0;
+    // Format-level check of an artifact's decompressed content, read to its end.
+    virtual VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const = 0;
+    virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const = 0;
+    virtual RestoreReport restore(const Artifact& artifact, io::Reader& content, const RestoreOptions& options) = 0;
+};
+
+// The components of a backup run, in order, minus the skipped kinds. Kinds not configured are left out.
+std::vector<std::unique_ptr<Component>> make_components(const Config& config, const std::vector<std::string>& skip);
+// The component that restores artifacts of `kind` (no config needed). Kind::Verification for an unknown kind.
+std::unique_ptr<Component> make_restore_component(std::string_view kind);
+
+}  // namespace nightjar

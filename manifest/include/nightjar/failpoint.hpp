@@ -1,0 +1,9 @@
+#pragma once
+#include <string_view>
+
+namespace nightjar {
+
+// Named crash points for tests: inert unless NIGHTJAR_FAILPOINT equals `name`, which then raises SIGKILL.
+void failpoint(std::string_view name);
+
+}  // namespace nightjar

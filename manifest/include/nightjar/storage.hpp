@@ -1,0 +1,90 @@
+#pragma once
+// Where backups live. PosixStorage is a directory on disk; ReadOnlyStorage wraps any Storage and refuses
+// every mutation, which is how a dry run proves it wrote nothing.
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nightjar/io/stream.hpp"
+
+namespace nightjar {
+
+struct WriteOptions {
+    bool atomic = true;         // write to a temporary name, then rename into place on finish()
+    bool sync = true;           // fsync the file (and its directory after the rename)
+    std::uint32_t mode = 0640;  // permission bits of the new file
+};
+
+struct Entry {
+    std::string name;
+    bool is_dir = false;
+    std::uint64_t size = 0;
+};
+
+class Storage {
+public:
+    virtual ~Storage() = default;
+    // Relative paths only; errors throw Kind::Storage naming the path (Kind::Verification when missing).
+    virtual std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const = 0;
+    virtual std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel, WriteOptions options = {}) = 0;
+    // Entries directly below `dir`; an absent dir is empty.
+    virtual std::vector<Entry> list(const std::filesystem::path& dir) const = 0;
+    virtual std::optional<Entry> stat(const std::filesystem::path& rel) const = 0;
+    virtual void make_dir(const std::filesystem::path& rel) = 0;
+    virtual void rename(const std::filesystem::path& from, const std::filesystem::path& to) = 0;
+    virtual void remove(const std::filesystem::path& rel) = 0;
+    virtual void remove_tree(const std::filesystem::path& rel) = 0;
+    virtual void sync_dir(const std::filesystem::path& rel) = 0;
+    // Human name of the location, for messages.
+    virtual std::string describe(const std::filesystem::path& rel) const = 0;
+};
+
+class PosixStorage final : public Storage {
+public:
+    explicit PosixStorage(std::filesystem::path root) : root_(std::move(root)) {}
+    const std::filesystem::path& root() const { return root_; }
+    std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const override;
+    std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel, WriteOptions options = {}) override;
+    std::vector<Entry> list(const std::filesystem::path& dir) const override;
+    std::optional<Entry> stat(const std::filesystem::path& rel) const override;
+    void make_dir(const std::filesystem::path& rel) override;
+    void rename(const std::filesystem::path& from, const std::filesystem::path& to) override;
+    void remove(const std::filesystem::path& rel) override;
+    void remove_tree(const std::filesystem::path& rel) override;
+    void sync_dir(const std::filesystem::path& rel) override;
+    std::string describe(const std::filesystem::path& rel) const override;
+
+private:
+    std::filesystem::path abs(const std::filesystem::path& rel) const;
+    std::filesystem::path root_;
+};
+
+class ReadOnlyStorage final : public Storage {
+public:
+    explicit ReadOnlyStorage(const Storage& inner) : inner_(inner) {}
+    std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const override {
+        return inner_.open_read(rel);
+    }
+    std::vector<Entry> list(const std::filesystem::path& dir) const override { return inner_.list(dir); }
+    std::optional<Entry> stat(const std::filesystem::path& rel) const override { return inner_.stat(rel); }
+    std::string describe(const std::filesystem::path& rel) const override { return inner_.describe(rel); }
+    // Every mutation throws Kind::Internal: reaching one in a dry run is a bug.
+    std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel, WriteOptions = {}) override;
+    void make_dir(const std::filesystem::path& rel) override;
+    void rename(const std::filesystem::path& from, const std::filesystem::path& to) override;
+    void remove(const std::filesystem::path& rel) override;
+    void remove_tree(const std::filesystem::path& rel) override;
+    void sync_dir(const std::filesystem::path& rel) override;
+
+private:
+    [[noreturn]] void refuse(const char* op, const std::filesystem::path& rel) const;
+    const Storage& inner_;
+};
+
+// Rejects absolute paths and any `..` component: a manifest or archive may never name a place outside.
+bool is_safe_relative(const std::filesystem::path& rel);
+
+}  // namespace nightjar

@@ -1,0 +1,15 @@
+#pragma once
+#include "nightjar/component.hpp"
+#include "nightjar/repository.hpp"
+
+namespace nightjar {
+
+// The verify chain: stored file -> sha256 + size -> zstd -> sha256 + size -> component.verify().
+// The stored digest is judged first, then the content; a bad artifact is a returned outcome, not a throw.
+VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact, const Component& component);
+
+// Opens an artifact's decompressed content; at end of stream its stored and content digests are checked
+// and a mismatch throws Kind::Verification naming the artifact.
+std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, const Artifact& artifact);
+
+}  // namespace nightjar

@@ -1,0 +1,28 @@
+#include "nightjar/component.hpp"
+
+#include <algorithm>
+
+#include "nightjar/components/files.hpp"
+#include "nightjar/config.hpp"
+#include "nightjar/error.hpp"
+
+namespace nightjar {
+
+namespace {
+bool skipped(const std::vector<std::string>& skip, std::string_view kind) {
+    return std::find(skip.begin(), skip.end(), kind) != skip.end();
+}
+}  // namespace
+
+std::vector<std::unique_ptr<Component>> make_components(const Config& config, const std::vector<std::string>& skip) {
+    std::vector<std::unique_ptr<Component>> out;
+    if (config.files && !skipped(skip, "files")) out.push_back(std::make_unique<FilesComponent>(config.files));
+    return out;
+}
+
+std::unique_ptr<Component> make_restore_component(std::string_view kind) {
+    if (kind == "files") return std::make_unique<FilesComponent>();
+    throw Error(Kind::Verification, "unknown component kind in manifest: " + std::string(kind));
+}
+
+}  // namespace nightjar

@@ -1,0 +1,110 @@
+#include "nightjar/verify.hpp"
+
+#include "nightjar/error.hpp"
+#include "nightjar/io/sha256.hpp"
+#include "nightjar/io/zstd.hpp"
+
+namespace nightjar {
+
+std::string_view verify_status_name(VerifyStatus s) {
+    switch (s) {
+        case VerifyStatus::Ok: return "ok";
+        case VerifyStatus::Missing: return "missing";
+        case VerifyStatus::SizeMismatch: return "size-mismatch";
+        case VerifyStatus::DigestMismatch: return "digest-mismatch";
+        case VerifyStatus::FormatInvalid: return "format-invalid";
+    }
+    return "format-invalid";
+}
+
+namespace {
+
+// Reader over an artifact: stored bytes through digests and decompression; checks digests at EOF.
+class VerifiedContent final : public io::Reader {
+public:
+    VerifiedContent(std::unique_ptr<io::Reader> file, const Artifact& artifact)
+        : file_(std::move(file)),
+          artifact_(artifact),
+          stored_sha_(stored_.add<io::Sha256Filter>()),
+          stored_size_(stored_.add<io::SizeFilter>()),
+          stored_reader_(*file_, stored_),
+          content_sha_(content_.add<io::Sha256Filter>()),
+          content_size_(content_.add<io::SizeFilter>()) {
+        if (artifact.compression == "zstd") {
+            zstd_ = std::make_unique<io::ZstdReader>(stored_reader_, "artifact " + artifact.path);
+            content_reader_ = std::make_unique<io::FilteredReader>(*zstd_, content_);
+        } else {
+            content_reader_ = std::make_unique<io::FilteredReader>(stored_reader_, content_);
+        }
+    }
+    std::size_t read(io::MutableBytes buf) override {
+        std::size_t n = content_reader_->read(buf);
+        if (n == 0 && !checked_) {
+            checked_ = true;
+            check();
+        }
+        return n;
+    }
+    // After a decompression error: read the rest of the stored file so its digest can be judged.
+    void drain_stored() { io::drain(stored_reader_); }
+    bool content_mismatch() const { return content_mismatch_; }
+    bool stored_ok() { return stored_size_.bytes() == artifact_.size && stored_sha_.hex() == artifact_.sha256; }
+
+private:
+    void check() {
+        // Anything after the end of the zstd frame still belongs to the stored digest.
+        io::drain(stored_reader_);
+        if (!stored_ok())
+            throw Error(Kind::Verification, "artifact " + artifact_.path + ": SHA-256 of the stored file does not match the manifest");
+        if (content_size_.bytes() != artifact_.content_size || content_sha_.hex() != artifact_.content_sha256) {
+            content_mismatch_ = true;
+            throw Error(Kind::Verification,
+                        "artifact " + artifact_.path + ": SHA-256 of the decompressed content does not match the manifest");
+        }
+    }
+    std::unique_ptr<io::Reader> file_;
+    const Artifact& artifact_;
+    io::FilterChain stored_;
+    io::Sha256Filter& stored_sha_;
+    io::SizeFilter& stored_size_;
+    io::FilteredReader stored_reader_;
+    std::unique_ptr<io::ZstdReader> zstd_;
+    io::FilterChain content_;
+    io::Sha256Filter& content_sha_;
+    io::SizeFilter& content_size_;
+    std::unique_ptr<io::FilteredReader> content_reader_;
+    bool checked_ = false;
+    bool content_mismatch_ = false;
+};
+
+}  // namespace
+
+std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, const Artifact& artifact) {
+    return std::make_unique<VerifiedContent>(repo.open_artifact(artifact), artifact);
+}
+
+VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact, const Component& component) {
+    auto st = repo.stat_artifact(artifact);
+    if (!st || st->is_dir)
+        return {VerifyStatus::Missing, "artifact file is missing: " + repo.storage().describe(artifact.path)};
+    if (st->size != artifact.size)
+        return {VerifyStatus::SizeMismatch, "size is " + std::to_string(st->size) + " bytes, the manifest says " +
+                                                std::to_string(artifact.size)};
+    VerifiedContent content(repo.open_artifact(artifact), artifact);
+    VerifyOutcome format;
+    try {
+        format = component.verify(artifact, content);
+        io::drain(content);  // the component may stop early; the digests need every byte
+    } catch (const Error& e) {
+        if (e.kind() != Kind::Verification) throw;
+        content.drain_stored();
+        if (!content.stored_ok())
+            return {VerifyStatus::DigestMismatch, "SHA-256 of the stored file does not match the manifest"};
+        if (content.content_mismatch())
+            return {VerifyStatus::DigestMismatch, e.what()};
+        return {VerifyStatus::FormatInvalid, e.what()};
+    }
+    return format;
+}
+
+}  // namespace nightjar

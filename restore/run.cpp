@@ -1,0 +1,187 @@
+#include "run.hpp"
+
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "nightjar/component.hpp"
+#include "nightjar/config.hpp"
+#include "nightjar/error.hpp"
+#include "nightjar/log.hpp"
+#include "nightjar/manifest.hpp"
+#include "nightjar/repository.hpp"
+#include "nightjar/signals.hpp"
+#include "nightjar/verify.hpp"
+
+namespace nightjar {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::int64_t now_seconds() {
+    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
+
+std::string age(std::int64_t seconds) {
+    if (seconds < 0) return "?";
+    if (seconds < 3600) return std::to_string(seconds / 60) + "m";
+    if (seconds < 86400 * 2) return std::to_string(seconds / 3600) + "h";
+    return std::to_string(seconds / 86400) + "d";
+}
+
+// Where the backups are: --backup-dir, else the directory of a manifest path, else the config's backup_dir.
+fs::path resolve_backup_dir(const RestoreCliOptions& o) {
+    if (!o.backup_dir.empty()) return fs::absolute(o.backup_dir);
+    if (!o.backup.empty() && o.backup != "latest" && o.backup.find('/') != std::string::npos) {
+        if (!fs::exists(o.backup))
+            throw Error(Kind::Verification, "manifest not found: " + o.backup + ": check the path");
+        return fs::absolute(o.backup).parent_path();
+    }
+    if (!o.config.empty()) {
+        Config c = load_config(o.config);
+        if (!c.backup_dir.empty()) return fs::absolute(c.backup_dir);
+    }
+    if (!o.backup.empty() && fs::exists(o.backup)) return fs::absolute(o.backup).parent_path();
+    throw Error(Kind::Usage, "which backup dir? pass --backup-dir DIR, a manifest path, or --config FILE");
+}
+
+int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
+    json out = json::array();
+    const auto now = now_seconds();
+    if (!o.json) std::cout << "ID                  AGE    STATUS    SIZE        COMPONENTS\n";
+    for (const auto& ref : repo.list()) {
+        json row{{"id", ref.id}, {"manifest", ref.manifest}};
+        std::string status, size, comps;
+        try {
+            Manifest m = repo.load(ref);
+            status = m.status;
+            size = log::human_bytes(m.stored_bytes());
+            for (const auto& c : m.components)
+                if (c.status != "skipped") comps += (comps.empty() ? "" : ",") + c.kind + (c.status == "ok" ? "" : "(" + c.status + ")");
+            row.update({{"status", m.status}, {"stored_bytes", m.stored_bytes()}, {"components", comps}});
+        } catch (const Error& e) {
+            status = "damaged";
+            row.update({{"status", "damaged"}, {"error", e.what()}});
+        }
+        std::int64_t t = parse_backup_id_time(ref.id);
+        row["age_seconds"] = now - t;
+        out.push_back(row);
+        if (!o.json) {
+            char line[256];
+            std::snprintf(line, sizeof line, "%-19s %-6s %-9s %-11s %s\n", ref.id.c_str(), age(now - t).c_str(),
+                          status.c_str(), size.c_str(), comps.c_str());
+            std::cout << line;
+        }
+    }
+    if (o.json) std::cout << out.dump(2) << std::endl;
+    return 0;
+}
+
+}  // namespace
+
+int run_restore(const RestoreCliOptions& o) {
+    log::configure({.min_level = log::Level::Info, .format = log::Format::Text, .quiet = o.quiet});
+    if (!o.list && o.backup.empty()) throw Error(Kind::Usage, "name a backup: a manifest path, a backup id, or 'latest'");
+    PosixStorage disk(resolve_backup_dir(o));
+    // Restore never writes into the backup dir: the read-only wrapper turns any attempt into an error.
+    ReadOnlyStorage storage(disk);
+    RepositoryReader repo(storage);
+    if (o.list) return list_backups(repo, o);
+
+    BackupRef ref = repo.find(o.backup);
+    Manifest manifest = repo.load(ref);
+    log::info("backup ", manifest.id, " (", manifest.status, ", taken ", manifest.started_at, " on ", manifest.host, ")");
+    auto skip = o.skipped_kinds();
+    std::vector<const Artifact*> selected;
+    for (const auto& a : manifest.artifacts)
+        if (std::find(skip.begin(), skip.end(), a.component) == skip.end()) selected.push_back(&a);
+    if (selected.empty()) throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest.id + " is skipped");
+
+    RestoreOptions ropts;
+    ropts.backup_id = manifest.id;
+    if (!o.target_dir.empty()) ropts.target_dir = fs::absolute(o.target_dir);
+    ropts.clean = o.clean;
+
+    json summary{{"id", manifest.id}, {"dry_run", o.dry_run}, {"artifacts", json::array()}};
+    std::vector<std::unique_ptr<Component>> components;
+    int bad = 0;
+    for (const Artifact* a : selected) {
+        components.push_back(make_restore_component(a->component));
+        VerifyOutcome v = verify_artifact(repo, *a, *components.back());
+        if (v.ok())
+            log::info("verify ", a->name, " (", a->path, "): OK");
+        else
+            log::error("verify ", a->name, " (", a->path, "): ", verify_status_name(v.status), ": ", v.detail);
+        bad += v.ok() ? 0 : 1;
+        summary["artifacts"].push_back({{"name", a->name},
+                                        {"component", a->component},
+                                        {"path", a->path},
+                                        {"verify", verify_status_name(v.status)},
+                                        {"detail", v.detail}});
+    }
+    if (bad > 0) {
+        summary["ok"] = false;
+        if (o.json) std::cout << summary.dump(2) << std::endl;
+        throw Error(Kind::Verification, std::to_string(bad) + " of " + std::to_string(selected.size()) +
+                                            " artifact(s) failed verification" + (o.dry_run ? "" : "; nothing was restored"));
+    }
+
+    if (o.dry_run) {
+        int refused = 0;
+        for (std::size_t i = 0; i < selected.size(); ++i) {
+            RestorePlan plan = components[i]->plan_restore(*selected[i], ropts);
+            for (const auto& line : plan.lines) log::info("would restore: ", line);
+            for (const auto& r : plan.refusals) log::error("would refuse: ", r);
+            refused += static_cast<int>(plan.refusals.size());
+            summary["artifacts"][i]["plan"] = plan.summary;
+            summary["artifacts"][i]["refusals"] = plan.refusals;
+        }
+        summary["ok"] = refused == 0;
+        if (o.json) std::cout << summary.dump(2) << std::endl;
+        if (refused > 0) return exit_code(Kind::RestoreFailed);
+        log::info("dry run: every artifact verified; nothing was written");
+        return 0;
+    }
+
+    install_interrupt_handlers();
+    int failed = 0;
+    std::optional<Error> first;
+    for (std::size_t i = 0; i < selected.size(); ++i) {
+        const Artifact& a = *selected[i];
+        try {
+            check_interrupted();
+            auto content = open_verified_content(repo, a);
+            RestoreReport report = components[i]->restore(a, *content, ropts);
+            for (const auto& line : report.lines) log::info(line);
+            for (const auto& p : report.problems) log::error(a.name, ": ", p);
+            summary["artifacts"][i]["restore"] = report.summary;
+            summary["artifacts"][i]["problems"] = report.problems;
+            if (!report.problems.empty()) {
+                ++failed;
+                if (!first) first = Error(Kind::RestoreFailed, a.name + ": " + report.problems.front());
+            }
+        } catch (const Error& e) {
+            if (e.kind() == Kind::Interrupted || e.kind() == Kind::Internal) throw;
+            log::error(e.what());
+            summary["artifacts"][i]["error"] = e.what();
+            ++failed;
+            if (!first) first = e;
+        }
+    }
+    summary["ok"] = failed == 0;
+    if (o.json) std::cout << summary.dump(2) << std::endl;
+    if (failed == 0) {
+        log::info("restore of ", manifest.id, " complete");
+        return 0;
+    }
+    if (failed < static_cast<int>(selected.size())) {
+        log::error("restore applied to only some components: ", failed, " of ", selected.size(), " failed");
+        return exit_code(Kind::Partial);
+    }
+    return exit_code(*first);
+}
+
+}  // namespace nightjar

@@ -1,0 +1,36 @@
+#include "support/commands.hpp"
+
+#include <catch2/catch.hpp>
+#include <cstdlib>
+
+namespace nightjar::test {
+
+Outcome run(const std::vector<std::string>& argv, const std::vector<std::string>& env) {
+    SpawnOptions options;
+    options.env = env;
+    RunResult r = run_capture(argv, options);
+    return {r.status, r.out, r.err};
+}
+
+Outcome backup(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+    std::vector<std::string> argv{NIGHTJAR_BACKUP_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, env);
+}
+
+Outcome restore(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+    std::vector<std::string> argv{NIGHTJAR_RESTORE_BIN};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run(argv, env);
+}
+
+std::string required_env(const char* name) {
+    const char* v = std::getenv(name);
+    if (!v || !*v) FAIL(std::string(name) + " is not set: run the suite through scripts/test.sh, which starts the servers");
+    return v;
+}
+
+std::filesystem::path source_dir() { return NIGHTJAR_SOURCE_DIR; }
+std::filesystem::path shared_dir() { return source_dir().parent_path() / "shared"; }
+
+}  // namespace nightjar::test
