@@ -23,7 +23,8 @@ using nlohmann::json;
 namespace {
 
 std::int64_t now_seconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
@@ -128,10 +129,9 @@ int run_backup(const BackupOptions& options) {
     Staging staging = repo.begin(manifest.id, config.compression);
 
     Progress progress;
-    DumpContext context{.check_interrupted = [] { check_interrupted(); },
-                        .progress = [&progress](const std::string& label, std::uint64_t n) {
-                            progress.update(label, n);
-                        }};
+    DumpContext context{
+        .check_interrupted = [] { check_interrupted(); },
+        .progress = [&progress](const std::string& label, std::uint64_t n) { progress.update(label, n); }};
     json summary{{"id", manifest.id}, {"backup_dir", backup_dir.string()}, {"components", json::array()}};
     int failed = 0;
     std::optional<Error> first_failure;
@@ -154,7 +154,8 @@ int run_backup(const BackupOptions& options) {
         } catch (const Error& e) {
             progress.done();
             // A signal or a failing backup dir ends the whole run; a failing source only its component.
-            if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal) throw;
+            if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal)
+                throw;
             log::error(e.what());
             result.status = "failed";
             result.error = e.what();
@@ -179,7 +180,8 @@ int run_backup(const BackupOptions& options) {
     summary["manifest"] = (backup_dir / manifest_file_name(manifest.id)).string();
     for (auto& c : summary["components"])
         log::info("summary: ", c["kind"].get<std::string>(), " ", c["status"].get<std::string>(), " ",
-                  log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ", c["seconds"].get<double>(), " s");
+                  log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ",
+                  c["seconds"].get<double>(), " s");
     log::info("published ", manifest_file_name(manifest.id), " (", manifest.status, ", ",
               log::human_bytes(manifest.stored_bytes()), ")");
     if (options.json) std::cout << summary.dump(2) << std::endl;

@@ -9,8 +9,9 @@
 int main(int argc, char** argv) {
     using nightjar::exit_code, nightjar::Kind;
     CLI::App app{"nightjar-restore: verify and restore nightjar backups (all components or some)"};
-    app.footer("Exit codes: 0 ok, 1 internal, 2 usage/config, 3 source unavailable, 4 verification, 5 lock held,\n"
-               "6 partial, 7 restore failed, 8 CDC resume failed, 9 storage, 128+n interrupted by signal n.");
+    app.footer(
+        "Exit codes: 0 ok, 1 internal, 2 usage/config, 3 source unavailable, 4 verification, 5 lock held,\n"
+        "6 partial, 7 restore failed, 8 CDC resume failed, 9 storage, 128+n interrupted by signal n.");
     nightjar::RestoreCliOptions options;
     options.add_to(app);
     try {

@@ -7,11 +7,13 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_option("--backup-dir", backup_dir, "Backup directory (default: the manifest's own directory)");
     app.add_option("-c,--config", config, "Config file, read for backup_dir");
     app.add_flag("-l,--list", list, "List published backups and exit");
-    app.add_flag("-n,--dry-run", dry_run, "Verify every artifact and show what a restore would change; write nothing");
+    app.add_flag("-n,--dry-run", dry_run,
+                 "Verify every artifact and show what a restore would change; write nothing");
     app.add_flag("--skip-config", skip_config, "Do not restore configuration files");
     app.add_flag("--skip-db", skip_db, "Do not restore PostgreSQL");
     app.add_flag("--skip-redis", skip_redis, "Do not restore Redis");
-    app.add_option("--target-dir", target_dir, "Restore files under this directory instead of their original paths");
+    app.add_option("--target-dir", target_dir,
+                   "Restore files under this directory instead of their original paths");
     app.add_flag("--clean", clean, "Replace targets that are not empty");
     app.add_flag("--json", json, "Print a JSON summary on stdout");
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");

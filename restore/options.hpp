@@ -6,17 +6,18 @@
 namespace nightjar {
 
 struct RestoreCliOptions {
-    std::string backup;       // manifest path, backup id, or "latest"
-    std::string backup_dir;   // where backups are published (default: the manifest's directory, or the config's)
-    std::string config;       // optional config file, read for backup_dir only
-    bool list = false;        // list published backups
-    bool dry_run = false;     // verify and show what would change; write nothing
+    std::string backup;  // manifest path, backup id, or "latest"
+    std::string
+        backup_dir;        // where backups are published (default: the manifest's directory, or the config's)
+    std::string config;    // optional config file, read for backup_dir only
+    bool list = false;     // list published backups
+    bool dry_run = false;  // verify and show what would change; write nothing
     bool skip_config = false;
     bool skip_db = false;
     bool skip_redis = false;
-    std::string target_dir;   // files: restore under this directory instead of the original paths
-    bool clean = false;       // replace non-empty targets
-    bool json = false;        // one JSON summary on stdout
+    std::string target_dir;  // files: restore under this directory instead of the original paths
+    bool clean = false;      // replace non-empty targets
+    bool json = false;       // one JSON summary on stdout
     bool quiet = false;
 
     void add_to(CLI::App& app);

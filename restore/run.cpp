@@ -21,7 +21,8 @@ using nlohmann::json;
 namespace {
 
 std::int64_t now_seconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
         .count();
 }
 
@@ -60,7 +61,9 @@ int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
             status = m.status;
             size = log::human_bytes(m.stored_bytes());
             for (const auto& c : m.components)
-                if (c.status != "skipped") comps += (comps.empty() ? "" : ",") + c.kind + (c.status == "ok" ? "" : "(" + c.status + ")");
+                if (c.status != "skipped")
+                    comps +=
+                        (comps.empty() ? "" : ",") + c.kind + (c.status == "ok" ? "" : "(" + c.status + ")");
             row.update({{"status", m.status}, {"stored_bytes", m.stored_bytes()}, {"components", comps}});
         } catch (const Error& e) {
             status = "damaged";
@@ -71,8 +74,8 @@ int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
         out.push_back(row);
         if (!o.json) {
             char line[256];
-            std::snprintf(line, sizeof line, "%-19s %-6s %-9s %-11s %s\n", ref.id.c_str(), age(now - t).c_str(),
-                          status.c_str(), size.c_str(), comps.c_str());
+            std::snprintf(line, sizeof line, "%-19s %-6s %-9s %-11s %s\n", ref.id.c_str(),
+                          age(now - t).c_str(), status.c_str(), size.c_str(), comps.c_str());
             std::cout << line;
         }
     }
@@ -84,7 +87,8 @@ int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
 
 int run_restore(const RestoreCliOptions& o) {
     log::configure({.min_level = log::Level::Info, .format = log::Format::Text, .quiet = o.quiet});
-    if (!o.list && o.backup.empty()) throw Error(Kind::Usage, "name a backup: a manifest path, a backup id, or 'latest'");
+    if (!o.list && o.backup.empty())
+        throw Error(Kind::Usage, "name a backup: a manifest path, a backup id, or 'latest'");
     PosixStorage disk(resolve_backup_dir(o));
     // Restore never writes into the backup dir: the read-only wrapper turns any attempt into an error.
     ReadOnlyStorage storage(disk);
@@ -93,12 +97,14 @@ int run_restore(const RestoreCliOptions& o) {
 
     BackupRef ref = repo.find(o.backup);
     Manifest manifest = repo.load(ref);
-    log::info("backup ", manifest.id, " (", manifest.status, ", taken ", manifest.started_at, " on ", manifest.host, ")");
+    log::info("backup ", manifest.id, " (", manifest.status, ", taken ", manifest.started_at, " on ",
+              manifest.host, ")");
     auto skip = o.skipped_kinds();
     std::vector<const Artifact*> selected;
     for (const auto& a : manifest.artifacts)
         if (std::find(skip.begin(), skip.end(), a.component) == skip.end()) selected.push_back(&a);
-    if (selected.empty()) throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest.id + " is skipped");
+    if (selected.empty())
+        throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest.id + " is skipped");
 
     RestoreOptions ropts;
     ropts.backup_id = manifest.id;
@@ -114,7 +120,8 @@ int run_restore(const RestoreCliOptions& o) {
         if (v.ok())
             log::info("verify ", a->name, " (", a->path, "): OK");
         else
-            log::error("verify ", a->name, " (", a->path, "): ", verify_status_name(v.status), ": ", v.detail);
+            log::error("verify ", a->name, " (", a->path, "): ", verify_status_name(v.status), ": ",
+                       v.detail);
         bad += v.ok() ? 0 : 1;
         summary["artifacts"].push_back({{"name", a->name},
                                         {"component", a->component},
@@ -126,7 +133,8 @@ int run_restore(const RestoreCliOptions& o) {
         summary["ok"] = false;
         if (o.json) std::cout << summary.dump(2) << std::endl;
         throw Error(Kind::Verification, std::to_string(bad) + " of " + std::to_string(selected.size()) +
-                                            " artifact(s) failed verification" + (o.dry_run ? "" : "; nothing was restored"));
+                                            " artifact(s) failed verification" +
+                                            (o.dry_run ? "" : "; nothing was restored"));
     }
 
     if (o.dry_run) {

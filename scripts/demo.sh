@@ -14,6 +14,8 @@ trap cleanup EXIT
 services_start
 
 step() { printf '\n== %s\n' "$*"; }
+# git keeps no permission bits but the executable one: give the sample secret its real mode.
+chmod 600 "$root/samples/config-tree/app/app.env"
 cat > "$work/nightjar.json" <<JSON
 {
   "backup_dir": "$work/backups",
@@ -40,6 +42,7 @@ step "compare restored files with the source"
 restored="$work/restored$root/samples/config-tree"
 diff -r --no-dereference --exclude='*.swp' "$root/samples/config-tree" "$restored"
 echo "files: identical (content, symlinks)"
-[ "$(stat -c %a "$restored/app/app.env")" = "600" ] && echo "files: modes preserved (app.env is 600)"
+[ "$(stat -c %a "$restored/app/app.env")" = "600" ] || { echo "demo: app.env lost its mode" >&2; exit 1; }
+echo "files: modes preserved (app.env is 600)"
 
 step "demo complete"

@@ -14,9 +14,11 @@ bool skipped(const std::vector<std::string>& skip, std::string_view kind) {
 }
 }  // namespace
 
-std::vector<std::unique_ptr<Component>> make_components(const Config& config, const std::vector<std::string>& skip) {
+std::vector<std::unique_ptr<Component>> make_components(const Config& config,
+                                                        const std::vector<std::string>& skip) {
     std::vector<std::unique_ptr<Component>> out;
-    if (config.files && !skipped(skip, "files")) out.push_back(std::make_unique<FilesComponent>(config.files));
+    if (config.files && !skipped(skip, "files"))
+        out.push_back(std::make_unique<FilesComponent>(config.files));
     return out;
 }
 

@@ -21,7 +21,8 @@ FilesConfig parse_files(const JsonFields& f) {
     if (c.paths.empty()) f.fail("paths", "expected at least one path");
     for (std::size_t i = 0; i < c.paths.size(); ++i)
         if (c.paths[i].empty() || c.paths[i][0] != '/')
-            f.fail("paths/" + std::to_string(i), "expected an absolute path, got " + describe_json(c.paths[i]));
+            f.fail("paths/" + std::to_string(i),
+                   "expected an absolute path, got " + describe_json(c.paths[i]));
     c.exclude = f.strings_or("exclude", {});
     c.on_unreadable = f.choice("on_unreadable", {"fail", "warn"}, "fail");
     return c;
@@ -53,7 +54,9 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
 
 Config load_config(const std::filesystem::path& path) {
     std::ifstream in(path);
-    if (!in) throw Error(Kind::Config, "config: cannot read " + path.string() + ": check the path given to --config");
+    if (!in)
+        throw Error(Kind::Config,
+                    "config: cannot read " + path.string() + ": check the path given to --config");
     std::stringstream ss;
     ss << in.rdbuf();
     return parse_config(ss.str(), path);

@@ -25,7 +25,9 @@ void JsonFields::fail(std::string_view key, const std::string& message) const {
     throw Error(kind_, what_ + ": " + pointer(key) + ": " + message);
 }
 
-bool JsonFields::has(std::string_view key) const { return j_.contains(std::string(key)); }
+bool JsonFields::has(std::string_view key) const {
+    return j_.contains(std::string(key));
+}
 
 const json& JsonFields::at(std::string_view key) const {
     auto it = j_.find(std::string(key));
@@ -57,11 +59,14 @@ std::string JsonFields::choice(std::string_view key, std::initializer_list<std::
 
 std::int64_t JsonFields::integer(std::string_view key, std::int64_t min, std::int64_t max) const {
     const json& v = at(key);
-    bool ok = v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
-    std::int64_t n = ok ? (v.is_number_integer() ? v.get<std::int64_t>() : static_cast<std::int64_t>(v.get<double>())) : 0;
+    bool ok =
+        v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
+    std::int64_t n =
+        ok ? (v.is_number_integer() ? v.get<std::int64_t>() : static_cast<std::int64_t>(v.get<double>())) : 0;
     if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(max)) ok = false;
     if (!ok || n < min || n > max)
-        fail(key, "expected integer " + std::to_string(min) + "-" + std::to_string(max) + ", got " + describe_json(v));
+        fail(key, "expected integer " + std::to_string(min) + "-" + std::to_string(max) + ", got " +
+                      describe_json(v));
     return n;
 }
 
@@ -74,7 +79,8 @@ double JsonFields::number_or(std::string_view key, double min, double max, doubl
     if (!has(key)) return fallback;
     const json& v = at(key);
     if (!v.is_number() || v.get<double>() < min || v.get<double>() > max)
-        fail(key, "expected a number " + describe_json(min) + "-" + describe_json(max) + ", got " + describe_json(v));
+        fail(key, "expected a number " + describe_json(min) + "-" + describe_json(max) + ", got " +
+                      describe_json(v));
     return v.get<double>();
 }
 
@@ -92,7 +98,8 @@ bool JsonFields::boolean_or(std::string_view key, bool fallback) const {
     return v.get<bool>();
 }
 
-std::vector<std::string> JsonFields::strings_or(std::string_view key, std::vector<std::string> fallback) const {
+std::vector<std::string> JsonFields::strings_or(std::string_view key,
+                                                std::vector<std::string> fallback) const {
     if (!has(key)) return fallback;
     const json& v = at(key);
     if (!v.is_array()) fail(key, "expected a list of strings, got " + describe_json(v));
@@ -105,12 +112,15 @@ std::vector<std::string> JsonFields::strings_or(std::string_view key, std::vecto
     return out;
 }
 
-std::vector<std::string> JsonFields::string_or_strings(std::string_view key, std::vector<std::string> fallback) const {
+std::vector<std::string> JsonFields::string_or_strings(std::string_view key,
+                                                       std::vector<std::string> fallback) const {
     if (has(key) && at(key).is_string()) return {string(key)};
     return strings_or(key, std::move(fallback));
 }
 
-JsonFields JsonFields::object(std::string_view key) const { return JsonFields(at(key), what_, kind_, pointer(key)); }
+JsonFields JsonFields::object(std::string_view key) const {
+    return JsonFields(at(key), what_, kind_, pointer(key));
+}
 
 std::optional<JsonFields> JsonFields::optional_object(std::string_view key) const {
     if (!has(key) || at(key).is_null()) return std::nullopt;

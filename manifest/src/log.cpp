@@ -20,10 +20,14 @@ int file_fd = -1;
 
 std::string_view level_name(Level level) {
     switch (level) {
-        case Level::Debug: return "DEBUG";
-        case Level::Info: return "INFO";
-        case Level::Warn: return "WARN";
-        case Level::Error: return "ERROR";
+        case Level::Debug:
+            return "DEBUG";
+        case Level::Info:
+            return "INFO";
+        case Level::Warn:
+            return "WARN";
+        case Level::Error:
+            return "ERROR";
     }
     return "INFO";
 }
@@ -81,7 +85,9 @@ void write(Level level, std::string_view message) {
     if (file_fd >= 0) write_all(file_fd, line);
 }
 
-bool stderr_is_terminal() { return ::isatty(2) == 1; }
+bool stderr_is_terminal() {
+    return ::isatty(2) == 1;
+}
 
 std::string human_bytes(std::uint64_t bytes) {
     const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};

@@ -26,11 +26,16 @@ std::uint64_t Manifest::stored_bytes() const {
 namespace {
 
 json artifact_json(const Artifact& a) {
-    return json{{"component", a.component},         {"name", a.name},
-                {"path", a.path},                   {"size", a.size},
-                {"sha256", a.sha256},               {"content_size", a.content_size},
-                {"content_sha256", a.content_sha256}, {"format", a.format},
-                {"compression", a.compression},     {"source", a.source}};
+    return json{{"component", a.component},
+                {"name", a.name},
+                {"path", a.path},
+                {"size", a.size},
+                {"sha256", a.sha256},
+                {"content_size", a.content_size},
+                {"content_sha256", a.content_sha256},
+                {"format", a.format},
+                {"compression", a.compression},
+                {"source", a.source}};
 }
 
 json body_json(const Manifest& m) {
@@ -42,15 +47,9 @@ json body_json(const Manifest& m) {
         if (!c.error.empty()) cj["error"] = c.error;
         components.push_back(std::move(cj));
     }
-    json j{{"schema", m.schema},
-           {"id", m.id},
-           {"started_at", m.started_at},
-           {"finished_at", m.finished_at},
-           {"host", m.host},
-           {"nightjar_version", m.nightjar_version},
-           {"status", m.status},
-           {"options", m.options},
-           {"artifacts", artifacts},
+    json j{{"schema", m.schema},           {"id", m.id},           {"started_at", m.started_at},
+           {"finished_at", m.finished_at}, {"host", m.host},       {"nightjar_version", m.nightjar_version},
+           {"status", m.status},           {"options", m.options}, {"artifacts", artifacts},
            {"components", components}};
     if (!m.cdc.is_null()) j["cdc"] = m.cdc;
     if (!m.hooks.is_null()) j["hooks"] = m.hooks;
@@ -73,7 +72,8 @@ Artifact parse_artifact(const JsonFields& f) {
     if (!is_safe_relative(a.path)) f.fail("path", "artifact path escapes the backup directory: " + a.path);
     a.size = f.uint64("size");
     a.sha256 = f.string("sha256");
-    if (!io::is_sha256_hex(a.sha256)) f.fail("sha256", "malformed SHA-256 (64 lowercase hex digits expected)");
+    if (!io::is_sha256_hex(a.sha256))
+        f.fail("sha256", "malformed SHA-256 (64 lowercase hex digits expected)");
     a.content_size = f.uint64("content_size");
     a.content_sha256 = f.string("content_sha256");
     if (!io::is_sha256_hex(a.content_sha256))
@@ -93,7 +93,9 @@ json to_json_with_digest(const Manifest& m) {
     return j;
 }
 
-std::string serialize(const Manifest& m) { return to_json_with_digest(m).dump(2) + "\n"; }
+std::string serialize(const Manifest& m) {
+    return to_json_with_digest(m).dump(2) + "\n";
+}
 
 Manifest parse_manifest(const std::string& text, const std::string& what) {
     json j;
@@ -122,7 +124,8 @@ Manifest parse_manifest(const std::string& text, const std::string& what) {
     if (m.status.empty()) f.fail("status", "required field is missing");
     m.options = f.object("options").raw();
     const json& arts = f.array("artifacts");
-    for (std::size_t i = 0; i < arts.size(); ++i) m.artifacts.push_back(parse_artifact(f.element("artifacts", i)));
+    for (std::size_t i = 0; i < arts.size(); ++i)
+        m.artifacts.push_back(parse_artifact(f.element("artifacts", i)));
     const json& comps = f.array("components");
     for (std::size_t i = 0; i < comps.size(); ++i) {
         JsonFields c = f.element("components", i);
@@ -133,12 +136,15 @@ Manifest parse_manifest(const std::string& text, const std::string& what) {
     if (f.has("cdc")) m.cdc = j["cdc"];
     if (f.has("hooks")) m.hooks = j["hooks"];
     if (io::sha256_hex(canonical(body_json(m))) != digest)
-        throw Error(Kind::Verification,
-                    what + ": the manifest's self-digest does not match its content (it was edited or damaged)");
+        throw Error(
+            Kind::Verification,
+            what + ": the manifest's self-digest does not match its content (it was edited or damaged)");
     return m;
 }
 
-std::string manifest_file_name(const std::string& id) { return "manifest_" + id + ".json"; }
+std::string manifest_file_name(const std::string& id) {
+    return "manifest_" + id + ".json";
+}
 
 bool is_backup_id(std::string_view id) {
     if (id.size() < 15) return false;

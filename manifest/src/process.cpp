@@ -117,7 +117,8 @@ Subprocess Subprocess::spawn(const std::vector<std::string>& argv, SpawnOptions 
         p.pid_ = -1;
         throw Error(Kind::SourceUnavailable, "cannot run " + argv[0] + ": " + std::strerror(rc));
     }
-    if (out_fds[0] >= 0) p.out_ = std::make_unique<io::FdReader>(io::UniqueFd(out_fds[0]), argv[0] + " output");
+    if (out_fds[0] >= 0)
+        p.out_ = std::make_unique<io::FdReader>(io::UniqueFd(out_fds[0]), argv[0] + " output");
     if (in_fds[1] >= 0) {
         p.in_fd_ = io::UniqueFd(in_fds[1]);
         p.in_ = std::make_unique<io::FdWriter>(in_fds[1], argv[0] + " input");

@@ -79,10 +79,13 @@ std::unique_ptr<ArtifactWriter> Staging::artifact(const std::string& file_name,
     if (!is_safe_relative(file_name) || file_name.find('/') != std::string::npos)
         throw Error(Kind::Internal, "artifact file name must be a plain name: " + file_name);
     auto file = storage_->open_write(fs::path(dir()) / file_name, {.atomic = true, .sync = true});
-    return std::make_unique<ArtifactWriter>(std::move(file), zstd_, id_ + "/" + file_name, std::move(on_progress));
+    return std::make_unique<ArtifactWriter>(std::move(file), zstd_, id_ + "/" + file_name,
+                                            std::move(on_progress));
 }
 
-void Staging::discard(const std::string& file_name) { storage_->remove(fs::path(dir()) / file_name); }
+void Staging::discard(const std::string& file_name) {
+    storage_->remove(fs::path(dir()) / file_name);
+}
 
 std::vector<BackupRef> RepositoryReader::list() const {
     std::vector<BackupRef> refs;
@@ -116,7 +119,8 @@ std::string read_text(const Storage& storage, const fs::path& rel) {
     std::vector<std::byte> buf(64 * 1024);
     while (std::size_t n = reader->read(buf)) {
         text.append(reinterpret_cast<const char*>(buf.data()), n);
-        if (text.size() > (256u << 20)) throw Error(Kind::Verification, storage.describe(rel) + ": manifest too large");
+        if (text.size() > (256u << 20))
+            throw Error(Kind::Verification, storage.describe(rel) + ": manifest too large");
     }
     return text;
 }
@@ -126,7 +130,8 @@ std::string read_text(const Storage& storage, const fs::path& rel) {
 Manifest RepositoryReader::load(const BackupRef& ref) const {
     std::string what = "manifest " + storage_.describe(ref.manifest);
     Manifest m = parse_manifest(read_text(storage_, ref.manifest), what);
-    if (m.id != ref.id) throw Error(Kind::Verification, what + ": /id: is " + m.id + ", the file name says " + ref.id);
+    if (m.id != ref.id)
+        throw Error(Kind::Verification, what + ": /id: is " + m.id + ", the file name says " + ref.id);
     return m;
 }
 
@@ -168,8 +173,9 @@ Lock::Lock(const fs::path& file) {
         }
         std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
         while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-        throw Error(Kind::LockHeld, "backup dir is locked by another nightjar run: " + file.parent_path().string() +
-                                        " (pid " + pid + "): wait for it to finish or stop it");
+        throw Error(Kind::LockHeld,
+                    "backup dir is locked by another nightjar run: " + file.parent_path().string() +
+                        " (pid " + pid + "): wait for it to finish or stop it");
     }
     // We hold the lock: record our pid for the next one who finds it taken.
     std::string pid = std::to_string(::getpid()) + "\n";
@@ -221,7 +227,8 @@ Staging RepositoryWriter::begin(const std::string& id, io::ZstdOptions zstd) {
 }
 
 void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
-    if (manifest.id != staging.id()) throw Error(Kind::Internal, "publish: manifest id differs from staging id");
+    if (manifest.id != staging.id())
+        throw Error(Kind::Internal, "publish: manifest id differs from staging id");
     // Artifact files were fsynced as each was finished; now make the directory entries durable.
     storage_.sync_dir(staging.dir());
     failpoint("publish:before-rename");
@@ -229,7 +236,8 @@ void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
     staging.release();
     storage_.sync_dir(".");
     failpoint("publish:before-manifest");
-    auto out = storage_.open_write(manifest_file_name(manifest.id), {.atomic = true, .sync = true, .mode = 0640});
+    auto out =
+        storage_.open_write(manifest_file_name(manifest.id), {.atomic = true, .sync = true, .mode = 0640});
     out->write(io::as_bytes(serialize(manifest)));
     failpoint("publish:before-manifest-rename");
     out->finish();

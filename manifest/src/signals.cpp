@@ -9,7 +9,9 @@
 namespace nightjar {
 namespace {
 volatile std::sig_atomic_t received = 0;
-extern "C" void on_signal(int sig) { received = sig; }
+extern "C" void on_signal(int sig) {
+    received = sig;
+}
 }  // namespace
 
 void install_interrupt_handlers() {
@@ -20,11 +22,14 @@ void install_interrupt_handlers() {
     for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
 }
 
-int interrupted_signal() { return received; }
+int interrupted_signal() {
+    return received;
+}
 
 void check_interrupted() {
     if (int sig = received)
-        throw Error(Kind::Interrupted, "interrupted by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")", sig);
+        throw Error(Kind::Interrupted,
+                    "interrupted by signal " + std::to_string(sig) + " (" + strsignal(sig) + ")", sig);
 }
 
 }  // namespace nightjar

@@ -26,7 +26,8 @@ namespace {
 // Destroyed unfinished, it removes the temporary file so no half file is ever visible under the final name.
 class AtomicFileWriter final : public io::Writer {
 public:
-    AtomicFileWriter(fs::path final_path, WriteOptions options) : final_(std::move(final_path)), options_(options) {
+    AtomicFileWriter(fs::path final_path, WriteOptions options)
+        : final_(std::move(final_path)), options_(options) {
         std::random_device rd;
         tmp_ = options_.atomic ? fs::path(final_.string() + ".tmp-" + std::to_string(rd())) : final_;
         int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, options_.mode);
@@ -39,7 +40,8 @@ public:
     void write(io::Bytes data) override { io::write_all(fd_.get(), data, final_.string()); }
     void finish() override {
         if (done_) return;
-        if (options_.sync && ::fsync(fd_.get()) != 0) throw_errno(Kind::Storage, "fsync failed", final_.string());
+        if (options_.sync && ::fsync(fd_.get()) != 0)
+            throw_errno(Kind::Storage, "fsync failed", final_.string());
         if (::close(fd_.release()) != 0) throw_errno(Kind::Storage, "close failed", final_.string());
         if (options_.atomic && ::rename(tmp_.c_str(), final_.c_str()) != 0)
             throw_errno(Kind::Storage, "rename failed", final_.string());
@@ -63,7 +65,9 @@ fs::path PosixStorage::abs(const fs::path& rel) const {
     return root_ / rel;
 }
 
-std::string PosixStorage::describe(const fs::path& rel) const { return abs(rel).string(); }
+std::string PosixStorage::describe(const fs::path& rel) const {
+    return abs(rel).string();
+}
 
 std::unique_ptr<io::Reader> PosixStorage::open_read(const fs::path& rel) const {
     return io::FdReader::open(abs(rel), Kind::Verification);
@@ -110,7 +114,8 @@ void PosixStorage::rename(const fs::path& from, const fs::path& to) {
 }
 
 void PosixStorage::remove(const fs::path& rel) {
-    if (::unlink(abs(rel).c_str()) != 0 && errno != ENOENT) throw_errno(Kind::Storage, "cannot remove", abs(rel).string());
+    if (::unlink(abs(rel).c_str()) != 0 && errno != ENOENT)
+        throw_errno(Kind::Storage, "cannot remove", abs(rel).string());
 }
 
 void PosixStorage::remove_tree(const fs::path& rel) {
@@ -119,16 +124,30 @@ void PosixStorage::remove_tree(const fs::path& rel) {
     if (ec) throw Error(Kind::Storage, "cannot remove: " + abs(rel).string() + ": " + ec.message());
 }
 
-void PosixStorage::sync_dir(const fs::path& rel) { io::fsync_dir(abs(rel)); }
+void PosixStorage::sync_dir(const fs::path& rel) {
+    io::fsync_dir(abs(rel));
+}
 
 void ReadOnlyStorage::refuse(const char* op, const fs::path& rel) const {
     throw Error(Kind::Internal, std::string("dry run attempted to ") + op + ": " + inner_.describe(rel));
 }
-std::unique_ptr<io::Writer> ReadOnlyStorage::open_write(const fs::path& rel, WriteOptions) { refuse("write", rel); }
-void ReadOnlyStorage::make_dir(const fs::path& rel) { refuse("create a directory", rel); }
-void ReadOnlyStorage::rename(const fs::path& from, const fs::path&) { refuse("rename", from); }
-void ReadOnlyStorage::remove(const fs::path& rel) { refuse("remove", rel); }
-void ReadOnlyStorage::remove_tree(const fs::path& rel) { refuse("remove", rel); }
-void ReadOnlyStorage::sync_dir(const fs::path& rel) { refuse("sync", rel); }
+std::unique_ptr<io::Writer> ReadOnlyStorage::open_write(const fs::path& rel, WriteOptions) {
+    refuse("write", rel);
+}
+void ReadOnlyStorage::make_dir(const fs::path& rel) {
+    refuse("create a directory", rel);
+}
+void ReadOnlyStorage::rename(const fs::path& from, const fs::path&) {
+    refuse("rename", from);
+}
+void ReadOnlyStorage::remove(const fs::path& rel) {
+    refuse("remove", rel);
+}
+void ReadOnlyStorage::remove_tree(const fs::path& rel) {
+    refuse("remove", rel);
+}
+void ReadOnlyStorage::sync_dir(const fs::path& rel) {
+    refuse("sync", rel);
+}
 
 }  // namespace nightjar

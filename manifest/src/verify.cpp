@@ -8,11 +8,16 @@ namespace nightjar {
 
 std::string_view verify_status_name(VerifyStatus s) {
     switch (s) {
-        case VerifyStatus::Ok: return "ok";
-        case VerifyStatus::Missing: return "missing";
-        case VerifyStatus::SizeMismatch: return "size-mismatch";
-        case VerifyStatus::DigestMismatch: return "digest-mismatch";
-        case VerifyStatus::FormatInvalid: return "format-invalid";
+        case VerifyStatus::Ok:
+            return "ok";
+        case VerifyStatus::Missing:
+            return "missing";
+        case VerifyStatus::SizeMismatch:
+            return "size-mismatch";
+        case VerifyStatus::DigestMismatch:
+            return "digest-mismatch";
+        case VerifyStatus::FormatInvalid:
+            return "format-invalid";
     }
     return "format-invalid";
 }
@@ -48,18 +53,23 @@ public:
     // After a decompression error: read the rest of the stored file so its digest can be judged.
     void drain_stored() { io::drain(stored_reader_); }
     bool content_mismatch() const { return content_mismatch_; }
-    bool stored_ok() { return stored_size_.bytes() == artifact_.size && stored_sha_.hex() == artifact_.sha256; }
+    bool stored_ok() {
+        return stored_size_.bytes() == artifact_.size && stored_sha_.hex() == artifact_.sha256;
+    }
 
 private:
     void check() {
         // Anything after the end of the zstd frame still belongs to the stored digest.
         io::drain(stored_reader_);
         if (!stored_ok())
-            throw Error(Kind::Verification, "artifact " + artifact_.path + ": SHA-256 of the stored file does not match the manifest");
-        if (content_size_.bytes() != artifact_.content_size || content_sha_.hex() != artifact_.content_sha256) {
+            throw Error(Kind::Verification, "artifact " + artifact_.path +
+                                                ": SHA-256 of the stored file does not match the manifest");
+        if (content_size_.bytes() != artifact_.content_size ||
+            content_sha_.hex() != artifact_.content_sha256) {
             content_mismatch_ = true;
             throw Error(Kind::Verification,
-                        "artifact " + artifact_.path + ": SHA-256 of the decompressed content does not match the manifest");
+                        "artifact " + artifact_.path +
+                            ": SHA-256 of the decompressed content does not match the manifest");
         }
     }
     std::unique_ptr<io::Reader> file_;
@@ -83,13 +93,14 @@ std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, 
     return std::make_unique<VerifiedContent>(repo.open_artifact(artifact), artifact);
 }
 
-VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact, const Component& component) {
+VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
+                              const Component& component) {
     auto st = repo.stat_artifact(artifact);
     if (!st || st->is_dir)
         return {VerifyStatus::Missing, "artifact file is missing: " + repo.storage().describe(artifact.path)};
     if (st->size != artifact.size)
-        return {VerifyStatus::SizeMismatch, "size is " + std::to_string(st->size) + " bytes, the manifest says " +
-                                                std::to_string(artifact.size)};
+        return {VerifyStatus::SizeMismatch, "size is " + std::to_string(st->size) +
+                                                " bytes, the manifest says " + std::to_string(artifact.size)};
     VerifiedContent content(repo.open_artifact(artifact), artifact);
     VerifyOutcome format;
     try {
@@ -100,8 +111,7 @@ VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& arti
         content.drain_stored();
         if (!content.stored_ok())
             return {VerifyStatus::DigestMismatch, "SHA-256 of the stored file does not match the manifest"};
-        if (content.content_mismatch())
-            return {VerifyStatus::DigestMismatch, e.what()};
+        if (content.content_mismatch()) return {VerifyStatus::DigestMismatch, e.what()};
         return {VerifyStatus::FormatInvalid, e.what()};
     }
     return format;

@@ -1,4 +1,5 @@
-// The config-files flow through the real binaries: backup, dry-run verify, restore, and every way to break it.
+// The config-files flow through the real binaries: backup, dry-run verify, restore, and every way to break
+// it.
 #include <archive.h>
 #include <archive_entry.h>
 #include <sys/stat.h>
@@ -56,7 +57,8 @@ void require_same_tree(const fs::path& a, const fs::path& b) {
     std::size_t count = 0;
     for (auto it = fs::recursive_directory_iterator(a); it != fs::recursive_directory_iterator(); ++it) {
         fs::path rel = it->path().lexically_relative(a);
-        struct stat sa {}, sb {};
+        struct stat sa {
+        }, sb{};
         REQUIRE(::lstat(it->path().c_str(), &sa) == 0);
         INFO("restored: " << (b / rel));
         REQUIRE(::lstat((b / rel).c_str(), &sb) == 0);
@@ -82,7 +84,8 @@ TEST_CASE("backup, dry-run verify and restore give byte-identical files", "[inte
 
     auto list = test::restore({"--list", "--backup-dir", f.backups.string()});
     CHECK(list.code == 0);
-    CHECK_THAT(list.out, Catch::Contains(f.manifest()["id"].get<std::string>()) && Catch::Contains("complete"));
+    CHECK_THAT(list.out,
+               Catch::Contains(f.manifest()["id"].get<std::string>()) && Catch::Contains("complete"));
 
     fs::path out = f.dir / "scratch";
     auto dry = test::restore({f.manifests()[0].string(), "--dry-run", "--target-dir", out.string()});
@@ -98,10 +101,12 @@ TEST_CASE("backup, dry-run verify and restore give byte-identical files", "[inte
 
     SECTION("a changed file is moved aside before it is replaced") {
         test::write_file(out / f.src.relative_path() / "app.conf", "edited by hand\n");
-        auto plan = test::restore({"latest", "--backup-dir", f.backups.string(), "--target-dir", out.string(), "-n"});
+        auto plan =
+            test::restore({"latest", "--backup-dir", f.backups.string(), "--target-dir", out.string(), "-n"});
         CHECK(plan.code == 0);
         CHECK_THAT(plan.err, Catch::Contains("changed") && Catch::Contains("app.conf"));
-        auto again = test::restore({"latest", "--backup-dir", f.backups.string(), "--target-dir", out.string()});
+        auto again =
+            test::restore({"latest", "--backup-dir", f.backups.string(), "--target-dir", out.string()});
         REQUIRE(again.code == 0);
         std::string id = f.manifest()["id"];
         CHECK(test::read_file(out / (".nightjar-replaced-" + id) / f.src.relative_path() / "app.conf") ==
@@ -114,12 +119,17 @@ TEST_CASE("a corrupted artifact fails the dry run naming it", "[integration][fil
     Flow f;
     REQUIRE(f.backup().code == 0);
     std::string rel = f.manifest()["artifacts"][0]["path"];
-    SECTION("one flipped byte") { test::flip_byte(f.artifact(), static_cast<std::int64_t>(fs::file_size(f.artifact()) / 2)); }
-    SECTION("truncated") { test::truncate_to(f.artifact(), fs::file_size(f.artifact()) - 100); }
+    SECTION("one flipped byte") {
+        test::flip_byte(f.artifact(), static_cast<std::int64_t>(fs::file_size(f.artifact()) / 2));
+    }
+    SECTION("truncated") {
+        test::truncate_to(f.artifact(), fs::file_size(f.artifact()) - 100);
+    }
     auto dry = test::restore({"latest", "--backup-dir", f.backups.string(), "--dry-run"});
     CHECK(dry.code == 4);
     CHECK_THAT(dry.err, Catch::Contains(rel));
-    auto real = test::restore({"latest", "--backup-dir", f.backups.string(), "--target-dir", (f.dir / "o").string()});
+    auto real =
+        test::restore({"latest", "--backup-dir", f.backups.string(), "--target-dir", (f.dir / "o").string()});
     CHECK(real.code == 4);
     CHECK_FALSE(fs::exists(f.dir / "o"));
 }
@@ -200,8 +210,14 @@ TEST_CASE("archive entries that escape the target are refused", "[integration][f
         w->finish();
         Artifact art = w->artifact("files", "config", "tar");
         art.source = {{"entries",
-                       {{{"path", evil}, {"type", "file"}, {"mode", 0644}, {"uid", 0}, {"gid", 0}, {"mtime", 0},
-                         {"size", 5}, {"sha256", io::sha256_hex(std::string_view("evil\n"))}}}}};
+                       {{{"path", evil},
+                         {"type", "file"},
+                         {"mode", 0644},
+                         {"uid", 0},
+                         {"gid", 0},
+                         {"mtime", 0},
+                         {"size", 5},
+                         {"sha256", io::sha256_hex(std::string_view("evil\n"))}}}}};
         Manifest m;
         m.id = staging.id();
         m.started_at = m.finished_at = "2024-01-01T00:00:00Z";
@@ -211,7 +227,8 @@ TEST_CASE("archive entries that escape the target are refused", "[integration][f
         repo.publish(std::move(staging), m);
 
         fs::path target = dir / "deep/target";
-        auto r = test::restore({"latest", "--backup-dir", (dir / "backups").string(), "--target-dir", target.string()});
+        auto r = test::restore(
+            {"latest", "--backup-dir", (dir / "backups").string(), "--target-dir", target.string()});
         // A relative escape is described by the manifest and refused by the restore plan (7); an absolute
         // name cannot match any manifest entry (they are stored relative), so verification refuses it (4).
         const bool absolute = evil[0] == '/';
@@ -229,7 +246,8 @@ TEST_CASE("archive entries that escape the target are refused", "[integration][f
 TEST_CASE("bad input gets one clear error and a distinct exit code", "[integration][files]") {
     Flow f;
     SECTION("malformed config names the field") {
-        f.write_config(json{{"backup_dir", f.backups.string()}, {"files", {{"paths", {f.src.string()}}, {"on_unreadable", 3}}}});
+        f.write_config(json{{"backup_dir", f.backups.string()},
+                            {"files", {{"paths", {f.src.string()}}, {"on_unreadable", 3}}}});
         auto r = f.backup();
         CHECK(r.code == 2);
         CHECK_THAT(r.err, Catch::Contains("/files/on_unreadable"));
@@ -251,7 +269,8 @@ TEST_CASE("bad input gets one clear error and a distinct exit code", "[integrati
         CHECK(test::restore({"--frobnicate"}).code == 2);
     }
     SECTION("a missing source path fails with source-unavailable, nothing published") {
-        f.write_config(json{{"backup_dir", f.backups.string()}, {"files", {{"paths", {(f.dir / "gone").string()}}}}});
+        f.write_config(
+            json{{"backup_dir", f.backups.string()}, {"files", {{"paths", {(f.dir / "gone").string()}}}}});
         auto r = f.backup();
         CHECK(r.code == 3);
         CHECK_THAT(r.err, Catch::Contains("gone"));

@@ -26,11 +26,17 @@ Outcome restore(const std::vector<std::string>& args, const std::vector<std::str
 
 std::string required_env(const char* name) {
     const char* v = std::getenv(name);
-    if (!v || !*v) FAIL(std::string(name) + " is not set: run the suite through scripts/test.sh, which starts the servers");
+    if (!v || !*v)
+        FAIL(std::string(name) +
+             " is not set: run the suite through scripts/test.sh, which starts the servers");
     return v;
 }
 
-std::filesystem::path source_dir() { return NIGHTJAR_SOURCE_DIR; }
-std::filesystem::path shared_dir() { return source_dir().parent_path() / "shared"; }
+std::filesystem::path source_dir() {
+    return NIGHTJAR_SOURCE_DIR;
+}
+std::filesystem::path shared_dir() {
+    return source_dir().parent_path() / "shared";
+}
 
 }  // namespace nightjar::test

@@ -21,7 +21,9 @@ void flip_byte(const std::filesystem::path& file, std::int64_t offset) {
     f.write(&c, 1);
 }
 
-void truncate_to(const std::filesystem::path& file, std::uint64_t size) { std::filesystem::resize_file(file, size); }
+void truncate_to(const std::filesystem::path& file, std::uint64_t size) {
+    std::filesystem::resize_file(file, size);
+}
 
 void edit_manifest(const std::filesystem::path& file, const std::function<void(nlohmann::json&)>& edit) {
     nlohmann::json j = nlohmann::json::parse(read_file(file));

@@ -22,8 +22,9 @@ TEST_CASE("config errors name the JSON pointer", "[config]") {
                                IsError(Kind::Config, "config c.json: /backupdir: unknown field"));
     }
     SECTION("wrong type") {
-        REQUIRE_THROWS_MATCHES(parse_config(R"({"compression": {"level": "high"}})", "c.json"), Error,
-                               IsError(Kind::Config, "/compression/level: expected integer 1-19, got \"high\""));
+        REQUIRE_THROWS_MATCHES(
+            parse_config(R"({"compression": {"level": "high"}})", "c.json"), Error,
+            IsError(Kind::Config, "/compression/level: expected integer 1-19, got \"high\""));
     }
     SECTION("out of range") {
         REQUIRE_THROWS_MATCHES(parse_config(R"({"compression": {"level": 40}})", "c.json"), Error,
@@ -34,11 +35,13 @@ TEST_CASE("config errors name the JSON pointer", "[config]") {
                                IsError(Kind::Config, "/files/paths/0: expected an absolute path"));
     }
     SECTION("bad choice") {
-        REQUIRE_THROWS_MATCHES(parse_config(R"({"files": {"paths": ["/etc"], "on_unreadable": "skip"}})", "c.json"),
-                               Error, IsError(Kind::Config, "/files/on_unreadable: expected one of fail|warn"));
+        REQUIRE_THROWS_MATCHES(
+            parse_config(R"({"files": {"paths": ["/etc"], "on_unreadable": "skip"}})", "c.json"), Error,
+            IsError(Kind::Config, "/files/on_unreadable: expected one of fail|warn"));
     }
     SECTION("not JSON") {
-        REQUIRE_THROWS_MATCHES(parse_config("{", "c.json"), Error, IsError(Kind::Config, "config c.json: not valid JSON"));
+        REQUIRE_THROWS_MATCHES(parse_config("{", "c.json"), Error,
+                               IsError(Kind::Config, "config c.json: not valid JSON"));
     }
     SECTION("missing file") {
         REQUIRE_THROWS_MATCHES(load_config("/nonexistent/nightjar.json"), Error,

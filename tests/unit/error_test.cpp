@@ -9,8 +9,9 @@
 using namespace nightjar;
 
 TEST_CASE("exit codes are distinct per kind and match the README table", "[error]") {
-    const std::vector<Kind> kinds{Kind::Internal, Kind::Usage, Kind::SourceUnavailable, Kind::Verification,
-                                  Kind::LockHeld, Kind::Partial, Kind::RestoreFailed, Kind::CdcResume, Kind::Storage};
+    const std::vector<Kind> kinds{Kind::Internal,      Kind::Usage,     Kind::SourceUnavailable,
+                                  Kind::Verification,  Kind::LockHeld,  Kind::Partial,
+                                  Kind::RestoreFailed, Kind::CdcResume, Kind::Storage};
     std::set<int> codes;
     for (Kind k : kinds) codes.insert(exit_code(k));
     CHECK(codes.size() == kinds.size());

@@ -93,7 +93,8 @@ TEST_CASE("files component: dump, verify, corrupt, restore", "[files]") {
         fs::path out = f.dir / "out" / f.src.relative_path();
         CHECK(test::read_file(out / "a.conf") == "key = value\n");
         CHECK(fs::read_symlink(out / "sub/link") == "../a.conf");
-        struct stat s1 {}, s2 {};
+        struct stat s1 {
+        }, s2{};
         ::stat((f.src / "sub/b.conf").c_str(), &s1);
         ::stat((out / "sub/b.conf").c_str(), &s2);
         CHECK(s1.st_mode == s2.st_mode);
@@ -106,7 +107,8 @@ TEST_CASE("files component: dump, verify, corrupt, restore", "[files]") {
 
 TEST_CASE("files component: unreadable and missing paths follow on_unreadable", "[files]") {
     Fixture f;
-    FilesConfig cfg{.paths = {f.src.string(), (f.dir / "missing.conf").string()}, .exclude = {}, .on_unreadable = "fail"};
+    FilesConfig cfg{
+        .paths = {f.src.string(), (f.dir / "missing.conf").string()}, .exclude = {}, .on_unreadable = "fail"};
     FilesComponent strict(cfg);
     CheckReport report = strict.check();
     REQUIRE(report.problems.size() == 1);
@@ -114,7 +116,8 @@ TEST_CASE("files component: unreadable and missing paths follow on_unreadable", 
     DumpContext ctx;
     auto lock = f.repo.lock();
     Staging staging = f.repo.begin("20240101_000000", {});
-    REQUIRE_THROWS_MATCHES(strict.dump(ctx, staging), Error, IsError(Kind::SourceUnavailable, "missing.conf"));
+    REQUIRE_THROWS_MATCHES(strict.dump(ctx, staging), Error,
+                           IsError(Kind::SourceUnavailable, "missing.conf"));
     cfg.on_unreadable = "warn";
     FilesComponent lenient(cfg);
     DumpResult r = lenient.dump(ctx, staging);

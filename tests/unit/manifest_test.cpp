@@ -64,31 +64,36 @@ TEST_CASE("manifest validation names the field that is wrong", "[manifest]") {
                                IsError(Kind::Verification, "m: /host: required field is missing"));
     }
     SECTION("wrong type") {
-        REQUIRE_THROWS_MATCHES(parse_manifest(edited([](json& j) { j["artifacts"][0]["size"] = "big"; }), "m"),
-                               Error, IsError(Kind::Verification, "/artifacts/0/size: expected a non-negative integer"));
+        REQUIRE_THROWS_MATCHES(
+            parse_manifest(edited([](json& j) { j["artifacts"][0]["size"] = "big"; }), "m"), Error,
+            IsError(Kind::Verification, "/artifacts/0/size: expected a non-negative integer"));
     }
     SECTION("unknown schema") {
         REQUIRE_THROWS_MATCHES(parse_manifest(edited([](json& j) { j["schema"] = 2; }), "m"), Error,
                                IsError(Kind::Verification, "/schema: unknown schema version 2"));
     }
     SECTION("absolute artifact path") {
-        REQUIRE_THROWS_MATCHES(parse_manifest(edited([](json& j) { j["artifacts"][0]["path"] = "/etc/passwd"; }), "m"),
-                               Error, IsError(Kind::Verification, "/artifacts/0/path: artifact path escapes"));
+        REQUIRE_THROWS_MATCHES(
+            parse_manifest(edited([](json& j) { j["artifacts"][0]["path"] = "/etc/passwd"; }), "m"), Error,
+            IsError(Kind::Verification, "/artifacts/0/path: artifact path escapes"));
     }
     SECTION("dot-dot artifact path") {
-        REQUIRE_THROWS_MATCHES(parse_manifest(edited([](json& j) { j["artifacts"][0]["path"] = "a/../../x"; }), "m"),
-                               Error, IsError(Kind::Verification, "/artifacts/0/path: artifact path escapes"));
+        REQUIRE_THROWS_MATCHES(
+            parse_manifest(edited([](json& j) { j["artifacts"][0]["path"] = "a/../../x"; }), "m"), Error,
+            IsError(Kind::Verification, "/artifacts/0/path: artifact path escapes"));
     }
     SECTION("malformed digest") {
-        REQUIRE_THROWS_MATCHES(parse_manifest(edited([](json& j) { j["artifacts"][0]["sha256"] = "ABC"; }), "m"),
-                               Error, IsError(Kind::Verification, "/artifacts/0/sha256: malformed SHA-256"));
+        REQUIRE_THROWS_MATCHES(
+            parse_manifest(edited([](json& j) { j["artifacts"][0]["sha256"] = "ABC"; }), "m"), Error,
+            IsError(Kind::Verification, "/artifacts/0/sha256: malformed SHA-256"));
     }
     SECTION("unknown field") {
         REQUIRE_THROWS_MATCHES(parse_manifest(edited([](json& j) { j["extra"] = 1; }), "m"), Error,
                                IsError(Kind::Verification, "/extra: unknown field"));
     }
     SECTION("not JSON") {
-        REQUIRE_THROWS_MATCHES(parse_manifest("{nope", "m"), Error, IsError(Kind::Verification, "m: not valid JSON"));
+        REQUIRE_THROWS_MATCHES(parse_manifest("{nope", "m"), Error,
+                               IsError(Kind::Verification, "m: not valid JSON"));
     }
 }
 

@@ -62,7 +62,9 @@ TEST_CASE("sha256 of the pipeline equals sha256sum of the same bytes", "[pipelin
     REQUIRE(r.status == 0);
     std::string expected = r.out.substr(0, 64);
 
-    SECTION("in one call") { CHECK(io::sha256_hex(data) == expected); }
+    SECTION("in one call") {
+        CHECK(io::sha256_hex(data) == expected);
+    }
     SECTION("through a filtered reader in odd-sized pieces") {
         StringReader src(data);
         io::FilterChain chain;

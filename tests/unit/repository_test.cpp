@@ -113,7 +113,8 @@ TEST_CASE("publish makes a backup exist; staging never shows", "[repository]") {
         CHECK_FALSE(std::filesystem::exists(dir / id));
     }
     SECTION("an unknown backup is named") {
-        REQUIRE_THROWS_MATCHES(repo.find("20990101_000000"), Error, IsError(Kind::Verification, "20990101_000000"));
+        REQUIRE_THROWS_MATCHES(repo.find("20990101_000000"), Error,
+                               IsError(Kind::Verification, "20990101_000000"));
     }
 }
 

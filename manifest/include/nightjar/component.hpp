@@ -27,7 +27,7 @@ struct CheckReport {
 };
 
 struct DumpContext {
-    std::function<void()> check_interrupted;                      // throws Kind::Interrupted after a signal
+    std::function<void()> check_interrupted;  // throws Kind::Interrupted after a signal
     std::function<void(const std::string&, std::uint64_t)> progress;  // (artifact, content bytes so far)
 };
 
@@ -48,9 +48,9 @@ struct VerifyOutcome {
 
 // Options that reach a component's restore; each component reads the ones it understands.
 struct RestoreOptions {
-    std::string backup_id;                          // the backup being restored (for replaced-file folders)
+    std::string backup_id;                            // the backup being restored (for replaced-file folders)
     std::optional<std::filesystem::path> target_dir;  // files: restore under this dir instead of "/"
-    bool clean = false;                             // replace a non-empty target
+    bool clean = false;                               // replace a non-empty target
     nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
 };
 
@@ -76,11 +76,13 @@ public:
     // Format-level check of an artifact's decompressed content, read to its end.
     virtual VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const = 0;
     virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const = 0;
-    virtual RestoreReport restore(const Artifact& artifact, io::Reader& content, const RestoreOptions& options) = 0;
+    virtual RestoreReport restore(const Artifact& artifact, io::Reader& content,
+                                  const RestoreOptions& options) = 0;
 };
 
 // The components of a backup run, in order, minus the skipped kinds. Kinds not configured are left out.
-std::vector<std::unique_ptr<Component>> make_components(const Config& config, const std::vector<std::string>& skip);
+std::vector<std::unique_ptr<Component>> make_components(const Config& config,
+                                                        const std::vector<std::string>& skip);
 // The component that restores artifacts of `kind` (no config needed). Kind::Verification for an unknown kind.
 std::unique_ptr<Component> make_restore_component(std::string_view kind);
 

@@ -10,16 +10,16 @@
 namespace nightjar {
 
 struct FilesConfig {
-    std::vector<std::string> paths;    // files, directories (recursive) and globs; absolute
-    std::vector<std::string> exclude;  // glob patterns matched against the full path and the base name
+    std::vector<std::string> paths;      // files, directories (recursive) and globs; absolute
+    std::vector<std::string> exclude;    // glob patterns matched against the full path and the base name
     std::string on_unreadable = "fail";  // "fail": an unreadable or vanished file fails the component; "warn"
 };
 
 struct Config {
-    std::filesystem::path source;       // the file it was loaded from ("" for defaults)
-    std::filesystem::path backup_dir;   // where backups are published
-    io::ZstdOptions compression;        // zstd level and threads for every artifact
-    std::optional<FilesConfig> files;   // the config-files component, when configured
+    std::filesystem::path source;      // the file it was loaded from ("" for defaults)
+    std::filesystem::path backup_dir;  // where backups are published
+    io::ZstdOptions compression;       // zstd level and threads for every artifact
+    std::optional<FilesConfig> files;  // the config-files component, when configured
 };
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.

@@ -37,7 +37,9 @@ private:
 
 // The exit code for a kind. Interrupted maps to 128 + signal (130 when the signal is unknown).
 int exit_code(Kind kind, int signal = 0) noexcept;
-inline int exit_code(const Error& e) noexcept { return exit_code(e.kind(), e.signal()); }
+inline int exit_code(const Error& e) noexcept {
+    return exit_code(e.kind(), e.signal());
+}
 std::string_view kind_name(Kind kind) noexcept;
 
 // Throws Kind::Storage with "what: path: strerror(errno)".

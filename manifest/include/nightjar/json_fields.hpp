@@ -28,7 +28,8 @@ public:
     std::string choice(std::string_view key, std::initializer_list<std::string_view> allowed,
                        std::string fallback) const;
     std::int64_t integer(std::string_view key, std::int64_t min, std::int64_t max) const;  // required
-    std::int64_t integer_or(std::string_view key, std::int64_t min, std::int64_t max, std::int64_t fallback) const;
+    std::int64_t integer_or(std::string_view key, std::int64_t min, std::int64_t max,
+                            std::int64_t fallback) const;
     double number_or(std::string_view key, double min, double max, double fallback) const;
     std::uint64_t uint64(std::string_view key) const;
     bool boolean_or(std::string_view key, bool fallback) const;
@@ -37,7 +38,7 @@ public:
     std::vector<std::string> string_or_strings(std::string_view key, std::vector<std::string> fallback) const;
     JsonFields object(std::string_view key) const;  // required object
     std::optional<JsonFields> optional_object(std::string_view key) const;
-    const nlohmann::json& array(std::string_view key) const;  // required array
+    const nlohmann::json& array(std::string_view key) const;            // required array
     JsonFields element(std::string_view key, std::size_t index) const;  // array element that is an object
     // Throws for any key not in `allowed`.
     void only(std::initializer_list<std::string_view> allowed) const;

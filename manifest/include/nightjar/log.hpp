@@ -29,13 +29,21 @@ std::string concat(const Parts&... parts) {
     return out.str();
 }
 template <typename... Parts>
-void debug(const Parts&... parts) { write(Level::Debug, concat(parts...)); }
+void debug(const Parts&... parts) {
+    write(Level::Debug, concat(parts...));
+}
 template <typename... Parts>
-void info(const Parts&... parts) { write(Level::Info, concat(parts...)); }
+void info(const Parts&... parts) {
+    write(Level::Info, concat(parts...));
+}
 template <typename... Parts>
-void warn(const Parts&... parts) { write(Level::Warn, concat(parts...)); }
+void warn(const Parts&... parts) {
+    write(Level::Warn, concat(parts...));
+}
 template <typename... Parts>
-void error(const Parts&... parts) { write(Level::Error, concat(parts...)); }
+void error(const Parts&... parts) {
+    write(Level::Error, concat(parts...));
+}
 
 // "1.5 MiB"
 std::string human_bytes(std::uint64_t bytes);

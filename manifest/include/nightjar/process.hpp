@@ -17,12 +17,12 @@
 namespace nightjar {
 
 struct SpawnOptions {
-    std::vector<std::string> env;                  // "NAME=value" entries added to (or replacing in) our environment
-    bool stdout_pipe = false;                      // stdout readable through Subprocess::out(); else /dev/null
-    bool stdin_pipe = false;                       // stdin writable through Subprocess::in(); else /dev/null
-    bool capture_stderr = true;                    // keep the last 64 KiB of stderr; else inherit ours
-    std::optional<std::filesystem::path> cwd;      // working directory of the child
-    bool new_process_group = false;                // its own group, so a terminal's Ctrl-C reaches only us
+    std::vector<std::string> env;  // "NAME=value" entries added to (or replacing in) our environment
+    bool stdout_pipe = false;      // stdout readable through Subprocess::out(); else /dev/null
+    bool stdin_pipe = false;       // stdin writable through Subprocess::in(); else /dev/null
+    bool capture_stderr = true;    // keep the last 64 KiB of stderr; else inherit ours
+    std::optional<std::filesystem::path> cwd;  // working directory of the child
+    bool new_process_group = false;            // its own group, so a terminal's Ctrl-C reaches only us
 };
 
 class Subprocess {

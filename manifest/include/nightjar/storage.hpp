@@ -29,7 +29,8 @@ public:
     virtual ~Storage() = default;
     // Relative paths only; errors throw Kind::Storage naming the path (Kind::Verification when missing).
     virtual std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const = 0;
-    virtual std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel, WriteOptions options = {}) = 0;
+    virtual std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel,
+                                                   WriteOptions options = {}) = 0;
     // Entries directly below `dir`; an absent dir is empty.
     virtual std::vector<Entry> list(const std::filesystem::path& dir) const = 0;
     virtual std::optional<Entry> stat(const std::filesystem::path& rel) const = 0;
@@ -47,7 +48,8 @@ public:
     explicit PosixStorage(std::filesystem::path root) : root_(std::move(root)) {}
     const std::filesystem::path& root() const { return root_; }
     std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const override;
-    std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel, WriteOptions options = {}) override;
+    std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel,
+                                           WriteOptions options = {}) override;
     std::vector<Entry> list(const std::filesystem::path& dir) const override;
     std::optional<Entry> stat(const std::filesystem::path& rel) const override;
     void make_dir(const std::filesystem::path& rel) override;

@@ -6,7 +6,8 @@ namespace nightjar {
 
 // The verify chain: stored file -> sha256 + size -> zstd -> sha256 + size -> component.verify().
 // The stored digest is judged first, then the content; a bad artifact is a returned outcome, not a throw.
-VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact, const Component& component);
+VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
+                              const Component& component);
 
 // Opens an artifact's decompressed content; at end of stream its stored and content digests are checked
 // and a mismatch throws Kind::Verification naming the artifact.

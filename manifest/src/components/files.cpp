@@ -62,7 +62,9 @@ struct FileEntry {
     std::string target;  // symlinks only, raw bytes
 };
 
-std::string type_name(char t) { return t == 'd' ? "dir" : t == 'l' ? "symlink" : "file"; }
+std::string type_name(char t) {
+    return t == 'd' ? "dir" : t == 'l' ? "symlink" : "file";
+}
 
 std::string to_hex(std::string_view s) {
     static const char* digits = "0123456789abcdef";
@@ -101,9 +103,15 @@ std::string get_bytes(const JsonFields& f, const std::string& key) {
 }
 
 json entry_json(const FileEntry& e) {
-    json j{{"type", type_name(e.type)}, {"mode", e.mode},       {"uid", e.uid},
-           {"gid", e.gid},              {"owner", e.owner},     {"group", e.group},
-           {"mtime", e.mtime},          {"mtime_nsec", e.mtime_nsec}, {"size", e.size}};
+    json j{{"type", type_name(e.type)},
+           {"mode", e.mode},
+           {"uid", e.uid},
+           {"gid", e.gid},
+           {"owner", e.owner},
+           {"group", e.group},
+           {"mtime", e.mtime},
+           {"mtime_nsec", e.mtime_nsec},
+           {"size", e.size}};
     put_bytes(j, "path", e.path);
     if (e.type == 'f') j["sha256"] = e.sha256;
     if (e.type == 'l') put_bytes(j, "target", e.target);
@@ -135,7 +143,8 @@ std::vector<FileEntry> entries_of(const Artifact& artifact) {
     JsonFields source(artifact.source, "manifest artifact " + artifact.name, Kind::Verification, "/source");
     std::vector<FileEntry> out;
     const json& list = source.array("entries");
-    for (std::size_t i = 0; i < list.size(); ++i) out.push_back(entry_from_json(source.element("entries", i)));
+    for (std::size_t i = 0; i < list.size(); ++i)
+        out.push_back(entry_from_json(source.element("entries", i)));
     return out;
 }
 
@@ -148,7 +157,8 @@ std::string archive_name(const std::string& abs_path) {
 std::string user_name(uid_t uid) {
     static std::map<uid_t, std::string> cache;
     if (auto it = cache.find(uid); it != cache.end()) return it->second;
-    struct passwd pw {}, *res = nullptr;
+    struct passwd pw {
+    }, *res = nullptr;
     char buf[4096];
     std::string name = (getpwuid_r(uid, &pw, buf, sizeof buf, &res) == 0 && res) ? res->pw_name : "";
     return cache[uid] = name;
@@ -157,13 +167,16 @@ std::string user_name(uid_t uid) {
 std::string group_name(gid_t gid) {
     static std::map<gid_t, std::string> cache;
     if (auto it = cache.find(gid); it != cache.end()) return it->second;
-    struct group gr {}, *res = nullptr;
+    struct group gr {
+    }, *res = nullptr;
     char buf[4096];
     std::string name = (getgrgid_r(gid, &gr, buf, sizeof buf, &res) == 0 && res) ? res->gr_name : "";
     return cache[gid] = name;
 }
 
-bool has_glob(const std::string& s) { return s.find_first_of("*?[") != std::string::npos; }
+bool has_glob(const std::string& s) {
+    return s.find_first_of("*?[") != std::string::npos;
+}
 
 bool excluded(const std::string& path, const std::vector<std::string>& patterns) {
     std::string base = fs::path(path).filename().string();
@@ -287,7 +300,8 @@ void open_tar(archive* a, ArchiveSource& src, const std::string& what) {
     archive_read_support_filter_none(a);
     int rc = archive_read_open(a, &src, nullptr, &ArchiveSource::read, nullptr);
     src.rethrow();
-    if (rc != ARCHIVE_OK) throw Error(Kind::Verification, what + ": not a readable tar archive: " + archive_message(a));
+    if (rc != ARCHIVE_OK)
+        throw Error(Kind::Verification, what + ": not a readable tar archive: " + archive_message(a));
 }
 
 // Next header, or nullptr at the end. Read errors are Kind::Verification naming the artifact.
@@ -296,7 +310,8 @@ archive_entry* next_entry(archive* a, ArchiveSource& src, const std::string& wha
     int rc = archive_read_next_header(a, &entry);
     src.rethrow();
     if (rc == ARCHIVE_EOF) return nullptr;
-    if (rc < ARCHIVE_WARN) throw Error(Kind::Verification, what + ": archive is damaged: " + archive_message(a));
+    if (rc < ARCHIVE_WARN)
+        throw Error(Kind::Verification, what + ": archive is damaged: " + archive_message(a));
     return entry;
 }
 
@@ -372,7 +387,8 @@ Change compare_with_target(const FileEntry& e, const fs::path& dest) {
     if (e.type == 'l') {
         std::string buf(4096, '\0');
         ssize_t n = ::readlink(dest.c_str(), buf.data(), buf.size());
-        return n >= 0 && buf.substr(0, static_cast<std::size_t>(n)) == e.target ? Change::Unchanged : Change::Changed;
+        return n >= 0 && buf.substr(0, static_cast<std::size_t>(n)) == e.target ? Change::Unchanged
+                                                                                : Change::Changed;
     }
     if (static_cast<std::uint64_t>(st.st_size) != e.size) return Change::Changed;
     int fd = ::open(dest.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
@@ -411,9 +427,11 @@ CheckReport FilesComponent::check() const {
     if (!config_) return report;
     Selection sel = select(*config_);
     report.estimated_bytes = sel.bytes;
-    report.plan.push_back("files: " + std::to_string(sel.paths.size()) + " entries, " + log::human_bytes(sel.bytes) +
-                          " from " + std::to_string(config_->paths.size()) + " configured path(s)");
-    for (auto& p : sel.problems) (config_->on_unreadable == "fail" ? report.problems : report.warnings).push_back(p);
+    report.plan.push_back("files: " + std::to_string(sel.paths.size()) + " entries, " +
+                          log::human_bytes(sel.bytes) + " from " + std::to_string(config_->paths.size()) +
+                          " configured path(s)");
+    for (auto& p : sel.problems)
+        (config_->on_unreadable == "fail" ? report.problems : report.warnings).push_back(p);
     return report;
 }
 
@@ -424,7 +442,8 @@ DumpResult FilesComponent::dump(DumpContext& context, Staging& staging) {
     Selection sel = select(*config_);
     for (const auto& p : sel.problems) {
         if (fail_on_unreadable)
-            throw Error(Kind::SourceUnavailable, "files: " + p + " (set files.on_unreadable to \"warn\" to skip it)");
+            throw Error(Kind::SourceUnavailable,
+                        "files: " + p + " (set files.on_unreadable to \"warn\" to skip it)");
         result.warnings.push_back(p);
     }
 
@@ -551,7 +570,8 @@ VerifyOutcome FilesComponent::verify(const Artifact& artifact, io::Reader& conte
         }
         seen.insert(name);
         const FileEntry& e = it->second;
-        if (e.type == 'f' && digest != e.sha256) wrong.push_back("content differs from the manifest: " + display(e.path));
+        if (e.type == 'f' && digest != e.sha256)
+            wrong.push_back("content differs from the manifest: " + display(e.path));
         if (e.type == 'l' && (archive_entry_symlink(entry) ? archive_entry_symlink(entry) : "") != e.target)
             wrong.push_back("link target differs from the manifest: " + display(e.path));
     }
@@ -582,15 +602,18 @@ RestorePlan FilesComponent::plan_restore(const Artifact& artifact, const Restore
         Change c = compare_with_target(e, root / name);
         ++counts[static_cast<int>(c)];
         if (c != Change::Unchanged)
-            plan.lines.push_back(std::string(c == Change::New ? "new     " : "changed ") + display((root / name).string()));
+            plan.lines.push_back(std::string(c == Change::New ? "new     " : "changed ") +
+                                 display((root / name).string()));
     }
-    plan.summary = {{"target", root.string()}, {"new", counts[0]}, {"changed", counts[1]}, {"unchanged", counts[2]}};
-    plan.lines.push_back("files: " + std::to_string(counts[0]) + " new, " + std::to_string(counts[1]) + " changed, " +
-                         std::to_string(counts[2]) + " unchanged under " + root.string());
+    plan.summary = {
+        {"target", root.string()}, {"new", counts[0]}, {"changed", counts[1]}, {"unchanged", counts[2]}};
+    plan.lines.push_back("files: " + std::to_string(counts[0]) + " new, " + std::to_string(counts[1]) +
+                         " changed, " + std::to_string(counts[2]) + " unchanged under " + root.string());
     return plan;
 }
 
-RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& content, const RestoreOptions& options) {
+RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& content,
+                                      const RestoreOptions& options) {
     RestorePlan plan = plan_restore(artifact, options);
     if (!plan.refusals.empty()) {
         std::string msg = "files: restore refused, nothing was written: " + plan.refusals.front();
@@ -600,11 +623,14 @@ RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& cont
     const fs::path root = options.target_dir.value_or("/");
     std::error_code ec;
     fs::create_directories(root, ec);
-    if (ec) throw Error(Kind::RestoreFailed, "files: cannot create restore target " + root.string() + ": " + ec.message());
+    if (ec)
+        throw Error(Kind::RestoreFailed,
+                    "files: cannot create restore target " + root.string() + ": " + ec.message());
 
     std::map<std::string, FileEntry> expected;
     for (auto& e : entries_of(artifact)) expected.emplace(archive_name(e.path), std::move(e));
-    const std::string replaced_dir = std::string(kReplacedPrefix) + (options.backup_id.empty() ? "restore" : options.backup_id);
+    const std::string replaced_dir =
+        std::string(kReplacedPrefix) + (options.backup_id.empty() ? "restore" : options.backup_id);
 
     RestoreReport report;
     int written = 0, unchanged = 0, replaced = 0;
@@ -625,7 +651,8 @@ RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& cont
         auto it = expected.find(name);
         const char* hardlink = archive_entry_hardlink(entry);
         if (it == expected.end() || !is_safe_relative(name) || hardlink) {
-            report.problems.push_back("refused archive entry not described by the manifest: " + display(name));
+            report.problems.push_back("refused archive entry not described by the manifest: " +
+                                      display(name));
             archive_read_data_skip(tar.a);
             continue;
         }
@@ -655,23 +682,27 @@ RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& cont
         }
         std::string digest = read_entry_data(tar.a, src, what, [&](io::Bytes piece) {
             if (archive_write_data(disk.a, piece.data(), piece.size()) < 0)
-                throw Error(Kind::RestoreFailed,
-                            "files: cannot write " + display((root / name).string()) + ": " + archive_message(disk.a));
+                throw Error(Kind::RestoreFailed, "files: cannot write " + display((root / name).string()) +
+                                                     ": " + archive_message(disk.a));
         });
         if (archive_write_finish_entry(disk.a) < ARCHIVE_WARN)
-            report.problems.push_back("cannot finish " + display((root / name).string()) + ": " + archive_message(disk.a));
+            report.problems.push_back("cannot finish " + display((root / name).string()) + ": " +
+                                      archive_message(disk.a));
         if (e.type == 'f' && digest != e.sha256)
-            report.problems.push_back("restored content differs from the manifest: " + display((root / name).string()));
+            report.problems.push_back("restored content differs from the manifest: " +
+                                      display((root / name).string()));
         ++written;
     }
     if (archive_write_close(disk.a) < ARCHIVE_WARN)
-        report.problems.push_back("cannot set directory times under " + root.string() + ": " + archive_message(disk.a));
+        report.problems.push_back("cannot set directory times under " + root.string() + ": " +
+                                  archive_message(disk.a));
     report.lines.push_back("files: " + std::to_string(written) + " restored, " + std::to_string(unchanged) +
                            " unchanged under " + root.string());
     if (replaced > 0)
         report.lines.push_back("files: " + std::to_string(replaced) + " replaced file(s) kept in " +
                                (root / replaced_dir).string());
-    report.summary = {{"target", root.string()}, {"restored", written}, {"unchanged", unchanged}, {"replaced", replaced}};
+    report.summary = {
+        {"target", root.string()}, {"restored", written}, {"unchanged", unchanged}, {"replaced", replaced}};
     return report;
 }
 

@@ -49,7 +49,9 @@ void write_all(int fd, Bytes data, const std::string& what) {
     }
 }
 
-void FdWriter::write(Bytes data) { write_all(fd_, data, what_); }
+void FdWriter::write(Bytes data) {
+    write_all(fd_, data, what_);
+}
 
 void fsync_dir(const std::filesystem::path& dir) {
     int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);

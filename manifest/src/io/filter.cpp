@@ -21,7 +21,8 @@ std::uint64_t drain(Reader& src) {
 }
 
 Bytes FilterChain::process(Bytes in) {
-    for (std::size_t i = 0; i < filters_.size() && !in.empty(); ++i) in = filters_[i]->process(in, scratch_[i]);
+    for (std::size_t i = 0; i < filters_.size() && !in.empty(); ++i)
+        in = filters_[i]->process(in, scratch_[i]);
     return in;
 }
 

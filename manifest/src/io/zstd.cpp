@@ -20,11 +20,13 @@ std::string archive_message(archive* a) {
 ZstdCompressFilter::ZstdCompressFilter(ZstdOptions options) : a_(archive_write_new()) {
     if (!a_) throw Error(Kind::Internal, "zstd: libarchive could not allocate a writer");
     auto check = [this](int rc, const char* what) {
-        if (rc != ARCHIVE_OK) throw Error(Kind::Internal, std::string("zstd: ") + what + ": " + archive_message(a_));
+        if (rc != ARCHIVE_OK)
+            throw Error(Kind::Internal, std::string("zstd: ") + what + ": " + archive_message(a_));
     };
     check(archive_write_add_filter_zstd(a_), "add filter");
     check(archive_write_set_format_raw(a_), "set raw format");
-    check(archive_write_set_filter_option(a_, "zstd", "compression-level", std::to_string(options.level).c_str()),
+    check(archive_write_set_filter_option(a_, "zstd", "compression-level",
+                                          std::to_string(options.level).c_str()),
           "compression level");
     // Older libarchive builds lack the threads option; compression still works single-threaded.
     archive_write_set_filter_option(a_, "zstd", "threads", std::to_string(options.threads).c_str());

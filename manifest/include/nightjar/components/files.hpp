@@ -16,7 +16,8 @@ public:
     DumpResult dump(DumpContext& context, Staging& staging) override;
     VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const override;
     RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const override;
-    RestoreReport restore(const Artifact& artifact, io::Reader& content, const RestoreOptions& options) override;
+    RestoreReport restore(const Artifact& artifact, io::Reader& content,
+                          const RestoreOptions& options) override;
 
 private:
     std::optional<FilesConfig> config_;

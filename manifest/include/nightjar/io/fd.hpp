@@ -40,7 +40,8 @@ private:
     std::string what_;
 };
 
-// Writes to a descriptor; finish() does nothing beyond what the caller arranges (see storage for atomic files).
+// Writes to a descriptor; finish() does nothing beyond what the caller arranges (see storage for atomic
+// files).
 class FdWriter final : public Writer {
 public:
     FdWriter(int fd, std::string what) : fd_(fd), what_(std::move(what)) {}

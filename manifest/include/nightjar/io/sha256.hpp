@@ -25,7 +25,9 @@ private:
 };
 
 std::string sha256_hex(Bytes data);
-inline std::string sha256_hex(std::string_view s) { return sha256_hex(as_bytes(s)); }
+inline std::string sha256_hex(std::string_view s) {
+    return sha256_hex(as_bytes(s));
+}
 bool is_sha256_hex(std::string_view s);
 
 // Observer: the digest of everything that passed.
