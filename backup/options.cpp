@@ -15,6 +15,31 @@ void BackupOptions::add_to(CLI::App& app) {
         ->check(CLI::Range(1, 19));
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
     app.add_option("--log-file", log_file, "Also append log lines to this file");
+    app.add_option("--log-format", log_format, "Log line format")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
+    app.add_flag("--prune-only", prune_only,
+                 "Apply the retention policy without backing up (with --dry-run: only report)");
+    app.add_flag("--prune-on-failure", prune_on_failure, "Prune even when this backup run failed");
+    app.add_option("--retention-days", retention_days, "Delete backups older than N days")
+        ->check(CLI::Range(1, 100000));
+    app.add_option("--keep-last", keep_last, "Keep the N newest complete backups")
+        ->check(CLI::Range(0, 100000));
+    app.add_option("--keep-daily", keep_daily, "Keep the newest backup of each of the last N days")
+        ->check(CLI::Range(0, 100000));
+    app.add_option("--keep-weekly", keep_weekly, "Keep the newest backup of each of the last N ISO weeks")
+        ->check(CLI::Range(0, 100000));
+    app.add_option("--keep-monthly", keep_monthly, "Keep the newest backup of each of the last N months")
+        ->check(CLI::Range(0, 100000));
+}
+
+RetentionPolicy BackupOptions::retention(RetentionPolicy p) const {
+    if (retention_days > 0) p.days = retention_days;
+    if (keep_last >= 0) p.keep_last = keep_last;
+    if (keep_daily >= 0) p.keep_daily = keep_daily;
+    if (keep_weekly >= 0) p.keep_weekly = keep_weekly;
+    if (keep_monthly >= 0) p.keep_monthly = keep_monthly;
+    return p;
 }
 
 std::vector<std::string> BackupOptions::skipped_kinds() const {

@@ -3,6 +3,8 @@
 #include <string>
 #include <vector>
 
+#include "nightjar/retention.hpp"
+
 namespace nightjar {
 
 struct BackupOptions {
@@ -16,9 +18,19 @@ struct BackupOptions {
     int compression_level = 0;                           // overrides config compression.level when > 0
     bool quiet = false;                                  // only warnings and errors on stderr
     std::string log_file;                                // also append log lines here
+    std::string log_format = "text";                     // "text" or "json" (one object per line)
+    bool prune_only = false;                             // apply retention without backing up
+    bool prune_on_failure = false;                       // prune even when this run failed
+    int retention_days = 0;                              // overrides retention.days when > 0
+    int keep_last = -1;                                  // overrides retention.keep_last when >= 0
+    int keep_daily = -1;                                 // overrides retention.keep_daily when >= 0
+    int keep_weekly = -1;                                // overrides retention.keep_weekly when >= 0
+    int keep_monthly = -1;                               // overrides retention.keep_monthly when >= 0
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;
+    // Flags over config: the retention policy this run applies.
+    RetentionPolicy retention(RetentionPolicy from_config) const;
 };
 
 }  // namespace nightjar

@@ -10,11 +10,14 @@
 #include "nightjar/component.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
+#include "nightjar/failpoint.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
+#include "nightjar/monitoring.hpp"
 #include "nightjar/progress.hpp"
 #include "nightjar/repository.hpp"
 #include "nightjar/signals.hpp"
+#include "prune.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;
@@ -35,7 +38,9 @@ std::string host_name() {
 }
 
 void setup_logging(const BackupOptions& options) {
-    log::configure({.min_level = log::Level::Info, .format = log::Format::Text, .quiet = options.quiet});
+    log::configure({.min_level = log::Level::Info,
+                    .format = options.log_format == "json" ? log::Format::Json : log::Format::Text,
+                    .quiet = options.quiet});
     if (!options.log_file.empty()) log::set_file(options.log_file);
 }
 
@@ -100,23 +105,9 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
     return 0;
 }
 
-}  // namespace
-
-int run_backup(const BackupOptions& options) {
-    setup_logging(options);
-    Config config = load_config(options.config);
-    if (options.compression_level > 0) config.compression.level = options.compression_level;
-    fs::path backup_dir = resolve_backup_dir(options, config);
-    auto components = make_components(config, options.skipped_kinds());
-    if (components.empty())
-        throw Error(Kind::Config, "config " + config.source.string() +
-                                      ": nothing to back up (no component configured, or all skipped)");
-    if (options.dry_run) return dry_run(options, config, backup_dir, components);
-
-    install_interrupt_handlers();
-    PosixStorage storage(backup_dir);
-    RepositoryWriter repo(storage);
-    Lock lock = repo.lock();
+// One backup into `repo` (whose lock the caller holds). Returns the exit code; fills `summary`.
+int back_up(const BackupOptions& options, const Config& config, RepositoryWriter& repo,
+            std::vector<std::unique_ptr<Component>>& components, json& summary) {
     const std::int64_t started = now_seconds();
     Manifest manifest;
     manifest.id = repo.next_id(started);
@@ -125,14 +116,14 @@ int run_backup(const BackupOptions& options) {
     manifest.nightjar_version = NIGHTJAR_VERSION;
     manifest.options = {{"skip", options.skipped_kinds()},
                         {"compression", {{"codec", "zstd"}, {"level", config.compression.level}}}};
-    log::info("backup ", manifest.id, " into ", backup_dir.string());
+    log::info("backup ", manifest.id, " into ", repo.storage().root().string());
     Staging staging = repo.begin(manifest.id, config.compression);
 
     Progress progress;
     DumpContext context{
         .check_interrupted = [] { check_interrupted(); },
         .progress = [&progress](const std::string& label, std::uint64_t n) { progress.update(label, n); }};
-    json summary{{"id", manifest.id}, {"backup_dir", backup_dir.string()}, {"components", json::array()}};
+    summary["id"] = manifest.id;
     int failed = 0;
     std::optional<Error> first_failure;
     for (auto& c : components) {
@@ -177,15 +168,103 @@ int run_backup(const BackupOptions& options) {
     repo.publish(std::move(staging), manifest);
     summary["status"] = manifest.status;
     summary["stored_bytes"] = manifest.stored_bytes();
-    summary["manifest"] = (backup_dir / manifest_file_name(manifest.id)).string();
+    summary["manifest"] = (repo.storage().root() / manifest_file_name(manifest.id)).string();
     for (auto& c : summary["components"])
         log::info("summary: ", c["kind"].get<std::string>(), " ", c["status"].get<std::string>(), " ",
                   log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ",
                   c["seconds"].get<double>(), " s");
     log::info("published ", manifest_file_name(manifest.id), " (", manifest.status, ", ",
               log::human_bytes(manifest.stored_bytes()), ")");
-    if (options.json) std::cout << summary.dump(2) << std::endl;
     return failed > 0 ? exit_code(Kind::Partial) : 0;
+}
+
+int prune_only(const BackupOptions& options, const Config& config, const fs::path& backup_dir) {
+    RetentionPolicy policy = options.retention(config.retention);
+    PosixStorage storage(backup_dir);
+    RepositoryWriter repo(storage);
+    std::optional<Lock> lock;
+    if (!options.dry_run) lock.emplace(repo.lock());
+    if (policy.empty()) log::warn("prune: no retention policy configured: every backup is kept");
+    PruneResult r = prune(repo, policy, now_seconds(), options.dry_run);
+    json summary{
+        {"dry_run", options.dry_run}, {"kept", r.kept}, {"deleted", r.deleted}, {"backups", json::array()}};
+    for (const auto& d : r.decisions)
+        summary["backups"].push_back({{"id", d.id}, {"keep", d.keep}, {"reasons", d.reasons}});
+    if (options.json) std::cout << summary.dump(2) << std::endl;
+    return 0;
+}
+
+// Pings and metrics at the end of a run, whatever its outcome. Never throws.
+void report_run(const Config& config, const fs::path& backup_dir, std::int64_t started, int code,
+                const json& summary) {
+    Pinger pinger(config.monitoring);
+    std::string text = summary.dump();
+    if (code == 0)
+        pinger.success(text);
+    else
+        pinger.failure(text);
+    if (config.monitoring.metrics_file.empty()) return;
+    try {
+        RunMetrics m;
+        m.finished_at = now_seconds();
+        m.duration_s = static_cast<double>(m.finished_at - started);
+        m.exit_code = code;
+        if (summary.contains("components"))
+            for (const auto& c : summary["components"])
+                m.component_bytes[c["kind"].get<std::string>()] += c["stored_bytes"].get<std::uint64_t>();
+        PosixStorage storage(backup_dir);
+        m.backups_kept = RepositoryReader(storage).list().size();
+        write_metrics(config.monitoring.metrics_file, m);
+    } catch (const std::exception& e) {
+        log::warn("monitoring: cannot write metrics file ", config.monitoring.metrics_file.string(), ": ",
+                  e.what());
+    }
+}
+
+}  // namespace
+
+int run_backup(const BackupOptions& options) {
+    setup_logging(options);
+    Config config = load_config(options.config);
+    if (options.compression_level > 0) config.compression.level = options.compression_level;
+    fs::path backup_dir = resolve_backup_dir(options, config);
+    if (options.prune_only) return prune_only(options, config, backup_dir);
+    auto components = make_components(config, options.skipped_kinds());
+    if (components.empty())
+        throw Error(Kind::Config, "config " + config.source.string() +
+                                      ": nothing to back up (no component configured, or all skipped)");
+    if (options.dry_run) return dry_run(options, config, backup_dir, components);
+
+    install_interrupt_handlers();
+    const std::int64_t started = now_seconds();
+    Pinger(config.monitoring).start();
+    json summary{{"backup_dir", backup_dir.string()}, {"components", json::array()}};
+    int code = 0;
+    try {
+        PosixStorage storage(backup_dir);
+        RepositoryWriter repo(storage);
+        Lock lock = repo.lock();
+        failpoint("backup:locked");
+        code = back_up(options, config, repo, components, summary);
+        RetentionPolicy policy = options.retention(config.retention);
+        if (!policy.empty()) {
+            if (code == 0 || options.prune_on_failure) {
+                PruneResult r = prune(repo, policy, now_seconds(), false);
+                summary["pruned"] = r.deleted;
+            } else {
+                log::warn(
+                    "prune: skipped because this run did not fully succeed (--prune-on-failure overrides)");
+            }
+        }
+    } catch (const Error& e) {
+        summary["error"] = e.what();
+        report_run(config, backup_dir, started, exit_code(e), summary);
+        throw;
+    }
+    summary["exit_code"] = code;
+    report_run(config, backup_dir, started, code, summary);
+    if (options.json) std::cout << summary.dump(2) << std::endl;
+    return code;
 }
 
 }  // namespace nightjar

@@ -28,6 +28,31 @@ FilesConfig parse_files(const JsonFields& f) {
     return c;
 }
 
+RetentionPolicy parse_retention(const JsonFields& f) {
+    f.only({"days", "keep_last", "keep_daily", "keep_weekly", "keep_monthly"});
+    RetentionPolicy p;
+    if (f.has("days")) p.days = static_cast<int>(f.integer("days", 1, 100000));
+    p.keep_last = static_cast<int>(f.integer_or("keep_last", 0, 100000, 0));
+    p.keep_daily = static_cast<int>(f.integer_or("keep_daily", 0, 100000, 0));
+    p.keep_weekly = static_cast<int>(f.integer_or("keep_weekly", 0, 100000, 0));
+    p.keep_monthly = static_cast<int>(f.integer_or("keep_monthly", 0, 100000, 0));
+    return p;
+}
+
+MonitoringConfig parse_monitoring(const JsonFields& f) {
+    f.only({"ping_url", "metrics_file", "timeout_s"});
+    MonitoringConfig m;
+    m.ping_url = f.string_or("ping_url", "");
+    if (!m.ping_url.empty() && m.ping_url.rfind("http://", 0) != 0 && m.ping_url.rfind("https://", 0) != 0)
+        f.fail("ping_url", "expected an http:// or https:// URL, got " + describe_json(m.ping_url));
+    while (!m.ping_url.empty() && m.ping_url.back() == '/') m.ping_url.pop_back();
+    m.metrics_file = f.string_or("metrics_file", "");
+    if (!m.metrics_file.empty() && !m.metrics_file.is_absolute())
+        f.fail("metrics_file", "expected an absolute path, got " + describe_json(m.metrics_file.string()));
+    m.timeout_s = static_cast<int>(f.integer_or("timeout_s", 1, 300, m.timeout_s));
+    return m;
+}
+
 }  // namespace
 
 Config parse_config(const std::string& text, const std::filesystem::path& source) {
@@ -39,7 +64,7 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
         throw Error(Kind::Config, what + ": not valid JSON: " + e.what());
     }
     JsonFields f(j, what, Kind::Config);
-    f.only({"backup_dir", "compression", "files"});
+    f.only({"backup_dir", "compression", "files", "retention", "monitoring"});
     Config c;
     c.source = source;
     c.backup_dir = f.string_or("backup_dir", "");
@@ -49,6 +74,8 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
         c.compression.threads = static_cast<int>(comp->integer_or("threads", 0, 64, c.compression.threads));
     }
     if (auto files = f.optional_object("files")) c.files = parse_files(*files);
+    if (auto retention = f.optional_object("retention")) c.retention = parse_retention(*retention);
+    if (auto monitoring = f.optional_object("monitoring")) c.monitoring = parse_monitoring(*monitoring);
     return c;
 }
 

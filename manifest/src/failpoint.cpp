@@ -7,7 +7,10 @@ namespace nightjar {
 
 void failpoint(std::string_view name) {
     static const char* armed = std::getenv("NIGHTJAR_FAILPOINT");
-    if (armed && name == armed) std::raise(SIGKILL);
+    static const char* action = std::getenv("NIGHTJAR_FAILPOINT_ACTION");
+    if (!armed || name != armed) return;
+    // "stop" freezes the process where it stands (a test can then act while it holds its lock).
+    std::raise(action && std::string_view(action) == "stop" ? SIGSTOP : SIGKILL);
 }
 
 }  // namespace nightjar

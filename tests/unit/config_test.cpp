@@ -48,3 +48,21 @@ TEST_CASE("config errors name the JSON pointer", "[config]") {
                                IsError(Kind::Config, "cannot read /nonexistent/nightjar.json"));
     }
 }
+
+TEST_CASE("retention and monitoring sections", "[config]") {
+    Config c = parse_config(R"({"retention": {"days": 30, "keep_daily": 7},
+                                "monitoring": {"ping_url": "http://hc.local/ping/x/", "metrics_file": "/var/lib/m.prom"}})",
+                            "c.json");
+    CHECK(c.retention.days == 30);
+    CHECK(c.retention.keep_daily == 7);
+    CHECK(c.retention.keep_last == 0);
+    CHECK(c.monitoring.ping_url == "http://hc.local/ping/x");
+    CHECK(c.monitoring.metrics_file == "/var/lib/m.prom");
+    REQUIRE_THROWS_MATCHES(parse_config(R"({"retention": {"days": 0}})", "c.json"), Error,
+                           IsError(Kind::Config, "/retention/days: expected integer 1-100000, got 0"));
+    REQUIRE_THROWS_MATCHES(
+        parse_config(R"({"monitoring": {"ping_url": "ftp://x"}})", "c.json"), Error,
+        IsError(Kind::Config, "/monitoring/ping_url: expected an http:// or https:// URL"));
+    REQUIRE_THROWS_MATCHES(parse_config(R"({"retention": {"keep_hourly": 1}})", "c.json"), Error,
+                           IsError(Kind::Config, "/retention/keep_hourly: unknown field"));
+}

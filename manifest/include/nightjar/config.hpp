@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "nightjar/io/zstd.hpp"
+#include "nightjar/retention.hpp"
 
 namespace nightjar {
 
@@ -15,11 +16,19 @@ struct FilesConfig {
     std::string on_unreadable = "fail";  // "fail": an unreadable or vanished file fails the component; "warn"
 };
 
+struct MonitoringConfig {
+    std::string ping_url;                // healthchecks-style: <url>/start, <url>, <url>/fail; "" = off
+    std::filesystem::path metrics_file;  // Prometheus textfile-collector file, written atomically; "" = off
+    int timeout_s = 10;                  // per ping; a failing ping never fails the backup
+};
+
 struct Config {
     std::filesystem::path source;      // the file it was loaded from ("" for defaults)
     std::filesystem::path backup_dir;  // where backups are published
     io::ZstdOptions compression;       // zstd level and threads for every artifact
     std::optional<FilesConfig> files;  // the config-files component, when configured
+    RetentionPolicy retention;         // pruning after a successful backup; empty = keep everything
+    MonitoringConfig monitoring;       // pings and metrics
 };
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.

@@ -1,0 +1,42 @@
+#pragma once
+// Retention as a pure function: backups + policy + now -> keep or delete, each with the rules that decided
+// it.
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nightjar {
+
+struct RetentionPolicy {
+    std::optional<int> days;  // keep every backup younger than this many days (--retention-days)
+    int keep_last = 0;        // keep the N newest complete backups
+    int keep_daily = 0;       // keep the newest complete backup of each of the last N days that have one
+    int keep_weekly = 0;      // ... of each of the last N ISO weeks that have one
+    int keep_monthly = 0;     // ... of each of the last N months that have one
+    bool empty() const {
+        return !days && keep_last == 0 && keep_daily == 0 && keep_weekly == 0 && keep_monthly == 0;
+    }
+};
+
+struct BackupInfo {
+    std::string id;
+    std::int64_t time = 0;  // unix seconds (UTC) of the backup id
+    std::string status;     // "complete" | "partial" | "damaged" (manifest unreadable)
+    bool verified = true;   // manifest loads and every artifact has its recorded size
+    bool good() const { return status == "complete" && verified; }
+};
+
+struct RetentionDecision {
+    std::string id;
+    bool keep = true;
+    std::vector<std::string> reasons;  // the rules that kept it, or why it goes
+};
+
+// Decisions in the order of `backups` sorted newest first. Rules no policy can override: the newest good
+// (complete and verified) backup is always kept; partial, damaged or unverified backups never fill a
+// last/daily/weekly/monthly slot, so they can never push a good backup out; an empty policy keeps everything.
+std::vector<RetentionDecision> plan_retention(std::vector<BackupInfo> backups, const RetentionPolicy& policy,
+                                              std::int64_t now);
+
+}  // namespace nightjar

@@ -1,0 +1,31 @@
+#include <catch2/catch.hpp>
+
+#include "nightjar/monitoring.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace nightjar;
+
+TEST_CASE("metrics render every series, and a failed run keeps the previous success time", "[monitoring]") {
+    test::TempDir dir;
+    RunMetrics ok{.finished_at = 1000,
+                  .duration_s = 12.5,
+                  .exit_code = 0,
+                  .component_bytes = {{"files", 42}, {"postgres", 7}},
+                  .backups_kept = 3};
+    write_metrics(dir / "m.prom", ok);
+    std::string text = test::read_file(dir / "m.prom");
+    CHECK_THAT(text, Catch::Contains("nightjar_last_success_timestamp_seconds 1000\n"));
+    CHECK_THAT(text, Catch::Contains("nightjar_last_run_duration_seconds 12.5\n"));
+    CHECK_THAT(text, Catch::Contains("nightjar_backup_bytes{component=\"postgres\"} 7\n"));
+    CHECK_THAT(text, Catch::Contains("# TYPE nightjar_backups_kept gauge\nnightjar_backups_kept 3\n"));
+    CHECK(read_last_success(dir / "m.prom") == 1000);
+
+    RunMetrics failed{
+        .finished_at = 2000, .duration_s = 1, .exit_code = 3, .component_bytes = {}, .backups_kept = 3};
+    write_metrics(dir / "m.prom", failed);
+    text = test::read_file(dir / "m.prom");
+    CHECK_THAT(text, Catch::Contains("nightjar_last_success_timestamp_seconds 1000\n"));
+    CHECK_THAT(text, Catch::Contains("nightjar_last_run_status 3\n"));
+    CHECK_THAT(text, Catch::Contains("nightjar_last_run_timestamp_seconds 2000\n"));
+    CHECK(read_last_success(dir / "missing.prom") == 0);
+}
