@@ -283,3 +283,27 @@ TEST_CASE("the systemd units verify and the timer runs at 01:50", "[integration]
         }
     }
 }
+
+TEST_CASE("--log-file appends the same lines; --log-format json writes one object per line", "[integration][operations]") {
+    Setup s;
+    fs::path log = s.dir / "logs/backup.log";
+    fs::create_directories(log.parent_path());
+    auto r = s.backup({"--log-file", log.string(), "--log-format", "json"});
+    REQUIRE(r.code == 0);
+    std::string text = test::read_file(log);
+    std::size_t pos = 0, lines = 0;
+    bool saw_summary = false;
+    while (pos < text.size()) {
+        std::size_t nl = text.find('\n', pos);
+        json j = json::parse(text.substr(pos, nl - pos));
+        CHECK(j.contains("time"));
+        CHECK(j.contains("level"));
+        saw_summary = saw_summary || j["message"].get<std::string>().rfind("summary: files ok", 0) == 0;
+        ++lines;
+        pos = nl + 1;
+    }
+    CHECK(lines >= 3);
+    CHECK(saw_summary);
+    CHECK(r.err + "\n" == text);  // stderr carries the same lines (the capture trims the last newline)
+    CHECK(s.backup({"--log-format", "xml"}).code == 2);
+}
