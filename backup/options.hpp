@@ -16,6 +16,8 @@ struct BackupOptions {
     int compression_level = 0;                            // overrides config compression.level when > 0
     bool quiet = false;                                   // only warnings and errors on stderr
     std::string log_file;                                 // also append log lines here
+    bool skip_cdc = false;                                // back up without touching Kafka Connect connectors
+    bool resume_cdc = false;                              // only resume connectors a previous run left paused
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;
