@@ -14,7 +14,8 @@ void BackupOptions::add_to(CLI::App& app) {
         ->check(CLI::Range(1, 19));
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
     app.add_option("--log-file", log_file, "Also append log lines to this file");
-    auto* skip = app.add_flag("--skip-cdc", skip_cdc, "Back up without pausing or resuming any Kafka Connect connector");
+    auto* skip = app.add_flag("--skip-cdc", skip_cdc,
+                              "Back up without pausing or resuming any Kafka Connect connector");
     app.add_flag("--resume-cdc", resume_cdc,
                  "Only resume the connectors a previous run left paused (its state file), then exit")
         ->excludes(skip);

@@ -116,9 +116,10 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
 Error cdc_resume_error(const std::vector<std::string>& failures) {
     std::string list;
     for (const auto& f : failures) list += (list.empty() ? "" : "; ") + f;
-    return Error(Kind::CdcResume, "cdc: connectors may still be paused or are FAILED after the resume: " + list +
-                                      ": resume them by hand (PUT <url>/connectors/<name>/resume) or run "
-                                      "nightjar-backup --resume-cdc");
+    return Error(Kind::CdcResume,
+                 "cdc: connectors may still be paused or are FAILED after the resume: " + list +
+                     ": resume them by hand (PUT <url>/connectors/<name>/resume) or run "
+                     "nightjar-backup --resume-cdc");
 }
 
 // --resume-cdc: resume what the state file names, under the repository lock so a running backup's own
@@ -235,9 +236,10 @@ int run_backup(const BackupOptions& options) {
                                        {.stop_at_failure = true, .interruptible = true})) {
             check_interrupted();
             if (!r.ok())
-                throw Error(Kind::SourceUnavailable, "hook before_backup: " + r.argv.at(0) + " failed with exit code " +
-                                                         std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
-                                                         ": the backup was not started; see the hook's output above");
+                throw Error(Kind::SourceUnavailable,
+                            "hook before_backup: " + r.argv.at(0) + " failed with exit code " +
+                                std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
+                                ": the backup was not started; see the hook's output above");
         }
         std::optional<Error> first_failure;
         for (auto& c : components) {
@@ -259,7 +261,8 @@ int run_backup(const BackupOptions& options) {
             } catch (const Error& e) {
                 progress.done();
                 // A signal or a failing backup dir ends the whole run; a failing source only its component.
-                if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal) throw;
+                if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal)
+                    throw;
                 log::error(e.what());
                 result.status = "failed";
                 result.error = e.what();
@@ -267,8 +270,10 @@ int run_backup(const BackupOptions& options) {
                 if (!first_failure) first_failure = e;
             }
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            summary["components"].push_back(
-                {{"kind", result.kind}, {"status", result.status}, {"stored_bytes", stored}, {"seconds", secs}});
+            summary["components"].push_back({{"kind", result.kind},
+                                             {"status", result.status},
+                                             {"stored_bytes", stored},
+                                             {"seconds", secs}});
             manifest.components.push_back(std::move(result));
         }
         check_interrupted();

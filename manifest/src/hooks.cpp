@@ -120,7 +120,8 @@ std::vector<HookRun> run_hooks(std::string_view stage, const std::vector<HookCom
         }
         run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (run.timed_out)
-            log::error(prefix, render(cmd.argv), " timed out after ", cmd.timeout_s, " s (timeout_s) and was killed");
+            log::error(prefix, render(cmd.argv), " timed out after ", cmd.timeout_s,
+                       " s (timeout_s) and was killed");
         else if (run.interrupted)
             log::warn(prefix, render(cmd.argv), " stopped: nightjar was interrupted");
         else if (run.exit_code != 0)

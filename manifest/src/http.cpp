@@ -21,9 +21,12 @@ std::size_t append_body(char* data, std::size_t size, std::size_t n, void* user)
 
 }  // namespace
 
-HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) { global_init(); }
+HttpClient::HttpClient(HttpOptions options) : options_(std::move(options)) {
+    global_init();
+}
 
-HttpResponse HttpClient::request(std::string_view method, const std::string& url, const std::string& body) const {
+HttpResponse HttpClient::request(std::string_view method, const std::string& url,
+                                 const std::string& body) const {
     std::unique_ptr<CURL, decltype(&curl_easy_cleanup)> curl(curl_easy_init(), curl_easy_cleanup);
     if (!curl) throw Error(Kind::Internal, "http: curl_easy_init failed");
     CURL* h = curl.get();
@@ -58,7 +61,7 @@ HttpResponse HttpClient::request(std::string_view method, const std::string& url
     CURLcode rc = curl_easy_perform(h);
     if (rc != CURLE_OK) {
         std::string detail = errbuf[0] ? errbuf : curl_easy_strerror(rc);
-        TransportFailure failure = rc == CURLE_COULDNT_CONNECT       ? TransportFailure::ConnectionRefused
+        TransportFailure failure = rc == CURLE_COULDNT_CONNECT      ? TransportFailure::ConnectionRefused
                                    : rc == CURLE_OPERATION_TIMEDOUT ? TransportFailure::Timeout
                                                                     : TransportFailure::Other;
         throw HttpTransportError(failure, verb + " " + url + ": " + detail);

@@ -29,16 +29,19 @@ struct CdcFlow {
     test::KafkaConnectEmulator emu;
     json cfg;
 
-    explicit CdcFlow(test::EmulatorOptions options = {.connectors = {kA, kB}, .tasks = 2, .transition_delay_s = 0.1})
+    explicit CdcFlow(test::EmulatorOptions options = {.connectors = {kA, kB},
+                                                      .tasks = 2,
+                                                      .transition_delay_s = 0.1})
         : emu(std::move(options)) {
         test::write_file(src / "app.conf", "listen = 8080\n");
-        cfg = json{{"backup_dir", backups.string()},
-                   {"files", {{"paths", {src.string()}}}},
-                   {"cdc",
-                    {{"kafka_connect", {{"url", emu.url()}, {"connectors", {kA, kB}}, {"request_timeout_s", 2}}},
-                     {"pause_timeout_s", 5},
-                     {"resume_timeout_s", 5},
-                     {"retry", {{"initial_backoff_s", 0.05}, {"max_backoff_s", 0.2}}}}}};
+        cfg = json{
+            {"backup_dir", backups.string()},
+            {"files", {{"paths", {src.string()}}}},
+            {"cdc",
+             {{"kafka_connect", {{"url", emu.url()}, {"connectors", {kA, kB}}, {"request_timeout_s", 2}}},
+              {"pause_timeout_s", 5},
+              {"resume_timeout_s", 5},
+              {"retry", {{"initial_backoff_s", 0.05}, {"max_backoff_s", 0.2}}}}}};
     }
     test::Outcome backup(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
         test::write_file(config, cfg.dump(2));
@@ -58,14 +61,22 @@ struct CdcFlow {
     fs::path state_file() const { return cdc_state_path(backups); }
     // A hook that appends "<tag> <status> <id> <dir> <manifest> <connector state>" to hooks.log.
     json hook(const std::string& tag, int exit_code = 0) const {
-        std::string script = "import os,sys,urllib.request,json\n"
-                             "s=json.load(urllib.request.urlopen('" + emu.url() + "/_emulator/state'))['connectors']['" + kA + "']\n"
-                             "e=os.environ\n"
-                             "open('" + hook_log.string() + "','a').write(' '.join(['" + tag + "',e['NIGHTJAR_STATUS'],"
-                             "e['NIGHTJAR_BACKUP_ID'],e['NIGHTJAR_BACKUP_DIR'],e['NIGHTJAR_MANIFEST'],"
-                             "s['connector']['state']]+[t['state'] for t in s['tasks']])+'\\n')\n"
-                             "print('hello from " + tag + "')\n"
-                             "sys.exit(" + std::to_string(exit_code) + ")\n";
+        std::string script =
+            "import os,sys,urllib.request,json\n"
+            "s=json.load(urllib.request.urlopen('" +
+            emu.url() + "/_emulator/state'))['connectors']['" + kA +
+            "']\n"
+            "e=os.environ\n"
+            "open('" +
+            hook_log.string() + "','a').write(' '.join(['" + tag +
+            "',e['NIGHTJAR_STATUS'],"
+            "e['NIGHTJAR_BACKUP_ID'],e['NIGHTJAR_BACKUP_DIR'],e['NIGHTJAR_MANIFEST'],"
+            "s['connector']['state']]+[t['state'] for t in s['tasks']])+'\\n')\n"
+            "print('hello from " +
+            tag +
+            "')\n"
+            "sys.exit(" +
+            std::to_string(exit_code) + ")\n";
         return {{"argv", {"python3", "-c", script}}, {"timeout_s", 30}};
     }
     std::vector<std::string> hook_lines() const {
@@ -155,7 +166,8 @@ TEST_CASE("SIGTERM in the middle of a component resumes the connectors and exits
     test::write_file(f.config, f.cfg.dump(2));
     SpawnOptions spawn;
     spawn.capture_stderr = true;
-    Subprocess p = Subprocess::spawn({NIGHTJAR_BACKUP_BIN, "--config", f.config.string(), "--log-file", log.string()}, spawn);
+    Subprocess p = Subprocess::spawn(
+        {NIGHTJAR_BACKUP_BIN, "--config", f.config.string(), "--log-file", log.string()}, spawn);
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
     while (!fs::exists(log) || test::read_file(log).find("connector(s) paused") == std::string::npos) {
         REQUIRE_FALSE(p.wait_for(std::chrono::milliseconds(20)));
@@ -226,8 +238,9 @@ TEST_CASE("a resume that fails twice then works", "[integration][cdc]") {
     CHECK_FALSE(fs::exists(f.state_file()));
 }
 
-TEST_CASE("a resume that keeps failing exits 8, names the connector, runs on_error, and --resume-cdc heals it",
-          "[integration][cdc]") {
+TEST_CASE(
+    "a resume that keeps failing exits 8, names the connector, runs on_error, and --resume-cdc heals it",
+    "[integration][cdc]") {
     CdcFlow f;
     f.cfg["cdc"]["resume_timeout_s"] = 1;
     f.cfg["hooks"] = {{"on_error", {f.hook("on_error")}}, {"after_backup", {f.hook("after")}}};
@@ -303,9 +316,11 @@ TEST_CASE("a FAILED connector is reported with its trace and never paused or res
     auto b = f.backup();
     INFO(b.err);
     REQUIRE(b.code == 0);
-    CHECK(b.err.find(kB + " (" + f.emu.url() + ") is FAILED before the backup: task 1 FAILED: "
-                     "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event "
-                     "producer. This connector will be stopped.") != std::string::npos);
+    CHECK(b.err.find(
+              kB + " (" + f.emu.url() +
+              ") is FAILED before the backup: task 1 FAILED: "
+              "org.apache.kafka.connect.errors.ConnectException: An exception occurred in the change event "
+              "producer. This connector will be stopped.") != std::string::npos);
     CHECK(f.emu.count("PUT", "/connectors/" + kB + "/pause") == 0);
     CHECK(f.emu.count("PUT", "/connectors/" + kB + "/resume") == 0);
     f.require_resumed(kA);
@@ -331,8 +346,8 @@ TEST_CASE("a SIGKILL between pause and resume is healed by the next run", "[inte
     INFO(b.err);
     REQUIRE(b.code == 0);
     CHECK(b.err.find("WARN cdc: a previous run (backup " + state->backup_id) != std::string::npos);
-    CHECK(b.err.find("left connectors paused and did not resume them: " + kA + " (" + f.emu.url() + "), " + kB) !=
-          std::string::npos);
+    CHECK(b.err.find("left connectors paused and did not resume them: " + kA + " (" + f.emu.url() + "), " +
+                     kB) != std::string::npos);
     f.require_resumed(kA);
     f.require_resumed(kB);
     // Resumed from the previous run, then paused and resumed by this one.
@@ -369,7 +384,8 @@ TEST_CASE("on_pause_failure continue backs up and says CDC was not paused", "[in
     auto b = f.backup();
     INFO(b.err);
     CHECK(b.code == 0);
-    CHECK(b.err.find("backing up with CDC not paused (cdc.on_pause_failure is \"continue\")") != std::string::npos);
+    CHECK(b.err.find("backing up with CDC not paused (cdc.on_pause_failure is \"continue\")") !=
+          std::string::npos);
     REQUIRE(f.manifests().size() == 1);
     json m = f.manifest();
     CHECK(m["status"] == "complete");
@@ -393,7 +409,8 @@ TEST_CASE("Kafka Connect refusing connections is retried within the pause timeou
     f.require_resumed(kB);
 }
 
-TEST_CASE("hooks run in order with their environment and their exit codes are recorded", "[integration][hooks]") {
+TEST_CASE("hooks run in order with their environment and their exit codes are recorded",
+          "[integration][hooks]") {
     SECTION("success: before, after; on_error does not run") {
         CdcFlow f;
         f.cfg["hooks"] = {{"before_backup", {f.hook("before")}},
@@ -408,8 +425,10 @@ TEST_CASE("hooks run in order with their environment and their exit codes are re
         CHECK(f.manifests().at(0).string() == published);
         auto lines = f.hook_lines();
         REQUIRE(lines.size() == 3);
-        CHECK(lines[0] == "before running " + id + " " + f.backups.string() + " " + published + " PAUSED PAUSED PAUSED");
-        CHECK(lines[1] == "after complete " + id + " " + f.backups.string() + " " + published + " RUNNING RUNNING RUNNING");
+        CHECK(lines[0] ==
+              "before running " + id + " " + f.backups.string() + " " + published + " PAUSED PAUSED PAUSED");
+        CHECK(lines[1] == "after complete " + id + " " + f.backups.string() + " " + published +
+                              " RUNNING RUNNING RUNNING");
         CHECK(lines[2].starts_with("after2 complete "));
         REQUIRE(m["hooks"].size() == 3);
         CHECK(m["hooks"][0]["stage"] == "before_backup");
@@ -460,8 +479,8 @@ TEST_CASE("--dry-run checks workers and connectors and pauses nothing", "[integr
         auto b = f.backup({"--dry-run", "--json"});
         INFO(b.err);
         REQUIRE(b.code == 0);
-        CHECK(b.err.find("plan: cdc: " + kA + " (" + f.emu.url() + ") is RUNNING (tasks: 0 RUNNING, 1 RUNNING): would pause it") !=
-              std::string::npos);
+        CHECK(b.err.find("plan: cdc: " + kA + " (" + f.emu.url() +
+                         ") is RUNNING (tasks: 0 RUNNING, 1 RUNNING): would pause it") != std::string::npos);
         json s = json::parse(b.out);
         CHECK(s["cdc"]["clusters"][0]["version"] == "3.9.0");
         CHECK(s["cdc"]["clusters"][0]["connectors"].size() == 2);

@@ -21,15 +21,17 @@ KafkaConnectEmulator::KafkaConnectEmulator(EmulatorOptions options) {
     auto port_file = dir_ / "port";
     SpawnOptions spawn;
     spawn.capture_stderr = true;
-    process_.emplace(Subprocess::spawn({"python3", (source_dir() / "tests/support/kafka_connect_emulator.py").string(),
-                                        "--port", "0", "--port-file", port_file.string(), "--connectors", names,
-                                        "--tasks", std::to_string(options.tasks), "--transition-delay", delay.str()},
-                                       spawn));
+    process_.emplace(
+        Subprocess::spawn({"python3", (source_dir() / "tests/support/kafka_connect_emulator.py").string(),
+                           "--port", "0", "--port-file", port_file.string(), "--connectors", names, "--tasks",
+                           std::to_string(options.tasks), "--transition-delay", delay.str()},
+                          spawn));
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
     while (!std::filesystem::exists(port_file)) {
         if (auto status = process_->wait_for(std::chrono::milliseconds(20)))
             FAIL("the Kafka Connect emulator exited with " << *status << ": " << process_->stderr_text());
-        if (std::chrono::steady_clock::now() > deadline) FAIL("the Kafka Connect emulator did not start in 15 s");
+        if (std::chrono::steady_clock::now() > deadline)
+            FAIL("the Kafka Connect emulator did not start in 15 s");
     }
     port_ = std::stoi(read_file(port_file));
 }
@@ -40,7 +42,8 @@ KafkaConnectEmulator::~KafkaConnectEmulator() {
     if (!process_->wait_for(std::chrono::seconds(5))) process_->kill(SIGKILL);
 }
 
-json KafkaConnectEmulator::control(const std::string& method, const std::string& path, const json& body) const {
+json KafkaConnectEmulator::control(const std::string& method, const std::string& path,
+                                   const json& body) const {
     HttpClient http(HttpOptions{.timeout = std::chrono::seconds(10), .user = "", .password = ""});
     HttpResponse r = http.request(method, url() + "/_emulator/" + path, body.is_null() ? "" : body.dump());
     INFO("emulator control " << method << " " << path << " -> " << r.status << " " << r.body);
@@ -49,7 +52,9 @@ json KafkaConnectEmulator::control(const std::string& method, const std::string&
     return json::parse(r.body);
 }
 
-json KafkaConnectEmulator::requests() const { return control("GET", "requests"); }
+json KafkaConnectEmulator::requests() const {
+    return control("GET", "requests");
+}
 
 std::vector<std::string> KafkaConnectEmulator::request_lines() const {
     std::vector<std::string> out;
@@ -71,7 +76,8 @@ std::string KafkaConnectEmulator::connector_state(const std::string& name) const
 
 std::vector<std::string> KafkaConnectEmulator::task_states(const std::string& name) const {
     std::vector<std::string> out;
-    for (const auto& t : control("GET", "state")["connectors"][name]["tasks"]) out.push_back(t["state"].get<std::string>());
+    for (const auto& t : control("GET", "state")["connectors"][name]["tasks"])
+        out.push_back(t["state"].get<std::string>());
     return out;
 }
 

@@ -11,14 +11,16 @@ namespace nightjar {
 class JsonFields;
 
 struct HookCommand {
-    std::vector<std::string> argv;  // program and arguments; a shell only if the operator writes ["sh","-c",...]
-    double timeout_s = 300;         // killed (SIGTERM, then SIGKILL) after this long
+    std::vector<std::string>
+        argv;                // program and arguments; a shell only if the operator writes ["sh","-c",...]
+    double timeout_s = 300;  // killed (SIGTERM, then SIGKILL) after this long
 };
 
 struct HooksConfig {
-    std::vector<HookCommand> before_backup;  // after CDC is paused, before the first component; a failure aborts
-    std::vector<HookCommand> after_backup;   // on every way out, before the manifest is published
-    std::vector<HookCommand> on_error;       // when the run fails (or is partial), before after_backup
+    std::vector<HookCommand>
+        before_backup;  // after CDC is paused, before the first component; a failure aborts
+    std::vector<HookCommand> after_backup;  // on every way out, before the manifest is published
+    std::vector<HookCommand> on_error;      // when the run fails (or is partial), before after_backup
     bool empty() const { return before_backup.empty() && after_backup.empty() && on_error.empty(); }
 };
 
@@ -27,19 +29,19 @@ HooksConfig parse_hooks_config(const JsonFields& f);
 
 // The environment every hook gets.
 struct HookEnvironment {
-    std::string backup_id;    // NIGHTJAR_BACKUP_ID
-    std::string backup_dir;   // NIGHTJAR_BACKUP_DIR
-    std::string status;       // NIGHTJAR_STATUS: running | complete | partial | failed | interrupted
-    std::string manifest;     // NIGHTJAR_MANIFEST: where the manifest is (or will be) published
-    std::string error;        // NIGHTJAR_ERROR: the error message, when the run failed
+    std::string backup_id;   // NIGHTJAR_BACKUP_ID
+    std::string backup_dir;  // NIGHTJAR_BACKUP_DIR
+    std::string status;      // NIGHTJAR_STATUS: running | complete | partial | failed | interrupted
+    std::string manifest;    // NIGHTJAR_MANIFEST: where the manifest is (or will be) published
+    std::string error;       // NIGHTJAR_ERROR: the error message, when the run failed
 };
 
 struct HookRun {
-    std::string stage;               // before_backup | after_backup | on_error
+    std::string stage;  // before_backup | after_backup | on_error
     std::vector<std::string> argv;
-    int exit_code = -1;              // exit status, or 128 + signal
+    int exit_code = -1;  // exit status, or 128 + signal
     bool timed_out = false;
-    bool interrupted = false;        // stopped because nightjar got a signal
+    bool interrupted = false;  // stopped because nightjar got a signal
     double seconds = 0;
     bool ok() const { return exit_code == 0 && !timed_out && !interrupted; }
     nlohmann::json to_json() const;

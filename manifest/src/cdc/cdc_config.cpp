@@ -16,8 +16,9 @@ KafkaConnectClusterConfig parse_cluster(const JsonFields& f) {
     for (std::size_t i = 0; i < c.urls.size(); ++i) {
         std::string& u = c.urls[i];
         if (u.rfind("http://", 0) != 0 && u.rfind("https://", 0) != 0)
-            f.fail(f.raw()[f.has("urls") ? "urls" : "url"].is_array() ? (f.has("urls") ? "urls/" : "url/") + std::to_string(i)
-                                                                      : std::string("url"),
+            f.fail(f.raw()[f.has("urls") ? "urls" : "url"].is_array()
+                       ? (f.has("urls") ? "urls/" : "url/") + std::to_string(i)
+                       : std::string("url"),
                    "expected an http:// or https:// URL, got " + describe_json(u));
         while (!u.empty() && u.back() == '/') u.pop_back();
     }
@@ -57,7 +58,8 @@ CdcConfig parse_cdc_config(const JsonFields& f) {
     const auto& kc = f.raw()["kafka_connect"];
     if (kc.is_array()) {
         if (kc.empty()) f.fail("kafka_connect", "expected at least one Kafka Connect cluster");
-        for (std::size_t i = 0; i < kc.size(); ++i) c.clusters.push_back(parse_cluster(f.element("kafka_connect", i)));
+        for (std::size_t i = 0; i < kc.size(); ++i)
+            c.clusters.push_back(parse_cluster(f.element("kafka_connect", i)));
     } else {
         c.clusters.push_back(parse_cluster(f.object("kafka_connect")));
     }
@@ -66,7 +68,8 @@ CdcConfig parse_cdc_config(const JsonFields& f) {
     c.on_pause_failure = f.choice("on_pause_failure", {"abort", "continue"}, c.on_pause_failure);
     if (auto retry = f.optional_object("retry")) {
         retry->only({"initial_backoff_s", "max_backoff_s"});
-        c.retry.initial_backoff_s = retry->number_or("initial_backoff_s", 0.01, 60, c.retry.initial_backoff_s);
+        c.retry.initial_backoff_s =
+            retry->number_or("initial_backoff_s", 0.01, 60, c.retry.initial_backoff_s);
         c.retry.max_backoff_s = retry->number_or("max_backoff_s", 0.01, 600, c.retry.max_backoff_s);
         if (c.retry.max_backoff_s < c.retry.initial_backoff_s)
             retry->fail("max_backoff_s", "must not be less than initial_backoff_s");

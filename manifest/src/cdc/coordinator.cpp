@@ -19,16 +19,21 @@ namespace {
 
 std::string now_rfc3339() {
     return rfc3339_utc(
-        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count());
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+            .count());
 }
 
-milliseconds ms(double seconds) { return milliseconds(static_cast<std::int64_t>(seconds * 1000)); }
+milliseconds ms(double seconds) {
+    return milliseconds(static_cast<std::int64_t>(seconds * 1000));
+}
 
 Backoff backoff_for(const CdcRetryConfig& r) {
     return Backoff{.initial = ms(r.initial_backoff_s), .max = ms(r.max_backoff_s), .current = {}};
 }
 
-std::string label(const std::string& name, const std::string& url) { return name + " (" + url + ")"; }
+std::string label(const std::string& name, const std::string& url) {
+    return name + " (" + url + ")";
+}
 
 // Thrown inside pause() to leave it; turned into the on_pause_failure policy at its end.
 struct PauseFailure {
@@ -65,9 +70,12 @@ struct CdcCoordinator::Target {
 };
 
 json CdcConnectorRecord::to_json() const {
-    json j{{"cluster", cluster},           {"name", name},
-           {"status_before", status_before}, {"action", action},
-           {"paused_by_us", paused_by_us}, {"offsets", offsets},
+    json j{{"cluster", cluster},
+           {"name", name},
+           {"status_before", status_before},
+           {"action", action},
+           {"paused_by_us", paused_by_us},
+           {"offsets", offsets},
            {"status_after", status_after}};
     auto opt = [&](const char* key, const std::string& v) { j[key] = v.empty() ? json(nullptr) : json(v); };
     opt("pause_requested_at", pause_requested_at);
@@ -78,7 +86,8 @@ json CdcConnectorRecord::to_json() const {
     return j;
 }
 
-CdcCoordinator::CdcCoordinator(const CdcConfig& config, CdcRunInfo info) : config_(config), info_(std::move(info)) {
+CdcCoordinator::CdcCoordinator(const CdcConfig& config, CdcRunInfo info)
+    : config_(config), info_(std::move(info)) {
     for (const auto& c : config_.clusters) {
         auto cluster = std::make_unique<Cluster>();
         cluster->config = c;
@@ -134,15 +143,20 @@ void CdcCoordinator::heal_previous() {
     auto previous = read_cdc_state(cdc_state_path(info_.backup_dir));
     if (!previous || previous->connectors.empty()) return;
     std::string names;
-    for (const auto& p : previous->connectors) names += (names.empty() ? "" : ", ") + label(p.name, p.urls.at(0));
-    log::warn("cdc: a previous run (", previous->owner, previous->backup_id.empty() ? "" : " " + previous->backup_id,
-              ", pid ", previous->pid, ", ", previous->created_at,
-              ") left connectors paused and did not resume them: ", names, ": resuming them now");
+    for (const auto& p : previous->connectors)
+        names += (names.empty() ? "" : ", ") + label(p.name, p.urls.at(0));
+    log::warn("cdc: a previous run (", previous->owner,
+              previous->backup_id.empty() ? "" : " " + previous->backup_id, ", pid ", previous->pid, ", ",
+              previous->created_at, ") left connectors paused and did not resume them: ", names,
+              ": resuming them now");
     state_.connectors = previous->connectors;
     std::vector<Target> targets;
     for (const auto& p : previous->connectors) {
-        healed_.push_back({{"name", p.name}, {"cluster", p.urls.at(0)}, {"paused_at", p.paused_at},
-                           {"left_by", previous->backup_id}, {"result", nullptr}});
+        healed_.push_back({{"name", p.name},
+                           {"cluster", p.urls.at(0)},
+                           {"paused_at", p.paused_at},
+                           {"left_by", previous->backup_id},
+                           {"result", nullptr}});
     }
     for (std::size_t i = 0; i < previous->connectors.size(); ++i) {
         const auto& p = previous->connectors[i];
@@ -159,7 +173,8 @@ void CdcCoordinator::heal_previous() {
     }
     resume_targets(targets);
     for (const auto& t : targets)
-        if (t.done && t.failure.empty()) log::warn("cdc: resumed ", label(t.name, t.url), ", which a previous run had left paused");
+        if (t.done && t.failure.empty())
+            log::warn("cdc: resumed ", label(t.name, t.url), ", which a previous run had left paused");
 }
 
 void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
@@ -170,16 +185,20 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
         std::string requested_at = now_rfc3339();
         try {
             retry_transient([&] { t.client->resume(t.name); },
-                            {.deadline = deadline, .backoff = backoff(), .interruptible = false,
+                            {.deadline = deadline,
+                             .backoff = backoff(),
+                             .interruptible = false,
                              .on_retry = [&](const KafkaConnectError& e, int attempt) {
-                                 log::warn("cdc: resume ", t.name, " attempt ", attempt, " failed: ", e.what());
+                                 log::warn("cdc: resume ", t.name, " attempt ", attempt,
+                                           " failed: ", e.what());
                              }});
             t.requested = true;
             if (t.record) t.record->resume_requested_at = requested_at;
             log::info("cdc: resume requested for ", label(t.name, t.url));
         } catch (const KafkaConnectError& e) {
             if (e.status() == 404 && !e.endpoint_unsupported()) {
-                log::warn("cdc: ", label(t.name, t.url), " no longer exists (", e.api_message(), "): nothing to resume");
+                log::warn("cdc: ", label(t.name, t.url), " no longer exists (", e.api_message(),
+                          "): nothing to resume");
                 t.done = true;
                 if (t.record) t.record->problem = "deleted while paused: " + e.api_message();
                 if (t.healed) (*t.healed)["result"] = "deleted";
@@ -218,7 +237,8 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
                 }
             } catch (const KafkaConnectError& e) {
                 pending = true;
-                if (SteadyClock::now() >= deadline) t.failure = std::string("status unknown after the resume: ") + e.what();
+                if (SteadyClock::now() >= deadline)
+                    t.failure = std::string("status unknown after the resume: ") + e.what();
             }
         }
         if (!pending || SteadyClock::now() >= deadline) break;
@@ -235,13 +255,17 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
             if (t.healed && (*t.healed)["result"].is_null()) (*t.healed)["result"] = t.failure;
         }
         if (!still_paused) {
-            std::erase_if(state_.connectors, [&](const PausedConnector& p) { return p.name == t.name && p.urls.at(0) == t.url; });
+            std::erase_if(state_.connectors, [&](const PausedConnector& p) {
+                return p.name == t.name && p.urls.at(0) == t.url;
+            });
         }
     }
     save_state();
 }
 
-void CdcCoordinator::pause_failed(const std::string& reason) { throw PauseFailure{reason}; }
+void CdcCoordinator::pause_failed(const std::string& reason) {
+    throw PauseFailure{reason};
+}
 
 void CdcCoordinator::pause() {
     const auto deadline = SteadyClock::now() + ms(config_.pause_timeout_s);
@@ -250,7 +274,8 @@ void CdcCoordinator::pause() {
                             .backoff = backoff_for(config_.retry),
                             .interruptible = true,
                             .on_retry = [what](const KafkaConnectError& e, int attempt) {
-                                log::warn("cdc: ", what, " attempt ", attempt, " failed: ", e.what(), "; retrying");
+                                log::warn("cdc: ", what, " attempt ", attempt, " failed: ", e.what(),
+                                          "; retrying");
                             }};
     };
     struct Pending {
@@ -275,16 +300,17 @@ void CdcCoordinator::pause() {
                     r.problem = e.what();
                     records_.push_back(r);
                     if (e.status() == 404 && !e.endpoint_unsupported())
-                        pause_failed("connector " + label(name, r.cluster) + " does not exist (" + e.api_message() +
-                                     "): check cdc.kafka_connect.connectors");
+                        pause_failed("connector " + label(name, r.cluster) + " does not exist (" +
+                                     e.api_message() + "): check cdc.kafka_connect.connectors");
                     pause_failed(std::string("cannot read the status of ") + name + ": " + e.what());
                 }
                 r.status_before = s.to_json();
                 if (s.any_failed()) {
                     r.action = "failed-left-alone";
                     r.problem = s.failure();
-                    log::warn("cdc: ", label(name, r.cluster), " is FAILED before the backup: ", s.failure(),
-                              ": left alone (neither paused nor resumed); restart it once its source is healthy");
+                    log::warn(
+                        "cdc: ", label(name, r.cluster), " is FAILED before the backup: ", s.failure(),
+                        ": left alone (neither paused nor resumed); restart it once its source is healthy");
                 } else if (s.state == "PAUSED" || s.state == "STOPPED") {
                     r.action = "left-alone";
                     log::info("cdc: ", label(name, r.cluster), " is ", s.summary(),
@@ -309,7 +335,8 @@ void CdcCoordinator::pause() {
         failpoint("cdc:after-state-file");
         for (const auto& p : to_pause) {
             auto& r = records_[p.record];
-            r.paused_by_us = true;  // counted as ours even if the answer is lost: the worker may have applied it
+            r.paused_by_us =
+                true;  // counted as ours even if the answer is lost: the worker may have applied it
             r.pause_requested_at = now_rfc3339();
             try {
                 retry_transient([&] { p.cluster->client->pause(r.name); }, options("pause " + r.name));
@@ -342,7 +369,8 @@ void CdcCoordinator::pause() {
                     }
                     waiting += (waiting.empty() ? "" : ", ") + r.name + " " + s.summary();
                 } catch (const KafkaConnectError& e) {
-                    if (!e.transient()) pause_failed("status of " + label(r.name, r.cluster) + ": " + e.what());
+                    if (!e.transient())
+                        pause_failed("status of " + label(r.name, r.cluster) + ": " + e.what());
                     waiting += (waiting.empty() ? "" : ", ") + r.name + " (" + e.what() + ")";
                 }
                 pending = true;
@@ -356,16 +384,19 @@ void CdcCoordinator::pause() {
     } catch (const PauseFailure& f) {
         pause_failure_ = f.reason;
         if (config_.on_pause_failure == "abort")
-            throw Error(Kind::SourceUnavailable,
-                        "cdc: pausing the connectors failed: " + f.reason +
-                            ": nothing was backed up (cdc.on_pause_failure is \"abort\"); fix Kafka Connect and run "
-                            "again, or set on_pause_failure to \"continue\"");
+            throw Error(
+                Kind::SourceUnavailable,
+                "cdc: pausing the connectors failed: " + f.reason +
+                    ": nothing was backed up (cdc.on_pause_failure is \"abort\"); fix Kafka Connect and run "
+                    "again, or set on_pause_failure to \"continue\"");
         log::warn("cdc: pausing the connectors failed: ", f.reason,
-                  ": backing up with CDC not paused (cdc.on_pause_failure is \"continue\"); resuming what was paused");
+                  ": backing up with CDC not paused (cdc.on_pause_failure is \"continue\"); resuming what "
+                  "was paused");
         resume();
         return;
     } catch (const Error& e) {
-        if (e.kind() == Kind::Interrupted) log::warn("cdc: interrupted while pausing; resuming what was paused");
+        if (e.kind() == Kind::Interrupted)
+            log::warn("cdc: interrupted while pausing; resuming what was paused");
         throw;
     }
     // Offsets while paused (Kafka Connect 3.5+); a worker without the endpoint gives "unavailable".
@@ -379,7 +410,8 @@ void CdcCoordinator::pause() {
                                       .interruptible = true,
                                       .on_retry = {}});
             r.offsets = o ? *o : json("unavailable");
-            if (!o) log::info("cdc: ", r.name, ": offsets unavailable (the worker predates Kafka Connect 3.5)");
+            if (!o)
+                log::info("cdc: ", r.name, ": offsets unavailable (the worker predates Kafka Connect 3.5)");
         } catch (const KafkaConnectError& e) {
             r.offsets = std::string("unavailable: ") + e.what();
             log::warn("cdc: ", r.name, ": cannot read offsets: ", e.what());
@@ -396,7 +428,8 @@ void CdcCoordinator::resume() {
     for (auto& r : records_) {
         if (!r.paused_by_us || !r.resume_requested_at.empty() || !r.resumed_at.empty()) continue;
         bool pending = false;
-        for (const auto& p : state_.connectors) pending = pending || (p.name == r.name && p.urls.at(0) == r.cluster);
+        for (const auto& p : state_.connectors)
+            pending = pending || (p.name == r.name && p.urls.at(0) == r.cluster);
         if (!pending) continue;
         Target t;
         t.name = r.name;
@@ -414,9 +447,11 @@ void CdcCoordinator::resume() {
 
 CdcCheckReport CdcCoordinator::check() {
     CdcCheckReport report;
-    if (auto previous = read_cdc_state(cdc_state_path(info_.backup_dir)); previous && !previous->connectors.empty()) {
+    if (auto previous = read_cdc_state(cdc_state_path(info_.backup_dir));
+        previous && !previous->connectors.empty()) {
         std::string names;
-        for (const auto& p : previous->connectors) names += (names.empty() ? "" : ", ") + label(p.name, p.urls.at(0));
+        for (const auto& p : previous->connectors)
+            names += (names.empty() ? "" : ", ") + label(p.name, p.urls.at(0));
         report.warnings.push_back("a previous run left connectors paused: " + names +
                                   ": the next backup (or nightjar-backup --resume-cdc) resumes them");
     }
@@ -425,8 +460,10 @@ CdcCheckReport CdcCoordinator::check() {
         json cj{{"cluster", cluster->config.urls.at(0)}, {"connectors", json::array()}};
         try {
             json info = client.server_info();
-            std::string version = info.is_object() && info.contains("version") ? info["version"].dump() : "unknown";
-            report.lines.push_back("cdc: Kafka Connect " + client.url() + " answers (version " + version + ")");
+            std::string version =
+                info.is_object() && info.contains("version") ? info["version"].dump() : "unknown";
+            report.lines.push_back("cdc: Kafka Connect " + client.url() + " answers (version " + version +
+                                   ")");
             cj["version"] = info.value("version", "");
             std::vector<std::string> names =
                 cluster->config.all_connectors ? client.connectors() : cluster->config.connectors;
@@ -435,11 +472,14 @@ CdcCheckReport CdcCoordinator::check() {
             for (const auto& name : names) {
                 try {
                     KafkaConnectStatus s = client.status(name);
-                    std::string what = s.any_failed()                               ? "FAILED: would leave it alone (" + s.failure() + ")"
-                                       : s.state == "PAUSED" || s.state == "STOPPED" ? "paused/stopped by someone else: would leave it alone"
-                                                                                      : "would pause it";
-                    report.lines.push_back("cdc: " + label(name, client.url()) + " is " + s.summary() + ": " + what);
-                    if (s.any_failed()) report.warnings.push_back("cdc: " + label(name, client.url()) + " " + s.failure());
+                    std::string what = s.any_failed() ? "FAILED: would leave it alone (" + s.failure() + ")"
+                                       : s.state == "PAUSED" || s.state == "STOPPED"
+                                           ? "paused/stopped by someone else: would leave it alone"
+                                           : "would pause it";
+                    report.lines.push_back("cdc: " + label(name, client.url()) + " is " + s.summary() + ": " +
+                                           what);
+                    if (s.any_failed())
+                        report.warnings.push_back("cdc: " + label(name, client.url()) + " " + s.failure());
                     cj["connectors"].push_back({{"name", name}, {"status", s.to_json()}});
                 } catch (const KafkaConnectError& e) {
                     std::string why = e.status() == 404 && !e.endpoint_unsupported()

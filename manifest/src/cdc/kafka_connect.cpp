@@ -20,8 +20,9 @@ json parse_body(const HttpResponse& r, const std::string& request) {
     try {
         return json::parse(r.body);
     } catch (const json::parse_error&) {
-        throw KafkaConnectError(request + ": answered " + std::to_string(r.status) + " with a body that is not JSON: " +
-                                    first_line(r.body.substr(0, 200)) + ": check that the URL names a Kafka Connect worker",
+        throw KafkaConnectError(request + ": answered " + std::to_string(r.status) +
+                                    " with a body that is not JSON: " + first_line(r.body.substr(0, 200)) +
+                                    ": check that the URL names a Kafka Connect worker",
                                 r.status, false, first_line(r.body));
     }
 }
@@ -45,7 +46,8 @@ bool KafkaConnectStatus::any_failed() const {
 std::string KafkaConnectStatus::failure() const {
     if (state == "FAILED") return "connector FAILED: " + trace_first_line(trace);
     for (const auto& t : tasks)
-        if (t.state == "FAILED") return "task " + std::to_string(t.id) + " FAILED: " + trace_first_line(t.trace);
+        if (t.state == "FAILED")
+            return "task " + std::to_string(t.id) + " FAILED: " + trace_first_line(t.trace);
     return "";
 }
 
@@ -86,7 +88,8 @@ KafkaConnectStatus parse_connector_status(const json& body, const std::string& w
     if (tasks != body.end() && !tasks->is_null()) {
         if (!tasks->is_array()) throw bad("tasks is not a list");
         for (const auto& t : *tasks) {
-            if (!t.is_object() || !t.contains("state") || !t["state"].is_string()) throw bad("a task has no state");
+            if (!t.is_object() || !t.contains("state") || !t["state"].is_string())
+                throw bad("a task has no state");
             KafkaConnectTaskStatus ts;
             ts.id = t.contains("id") && t["id"].is_number_integer() ? t["id"].get<int>() : 0;
             ts.state = json_string(t, "state");
@@ -99,7 +102,8 @@ KafkaConnectStatus parse_connector_status(const json& body, const std::string& w
 }
 
 KafkaConnectError kafka_connect_error(const std::string& request, const HttpResponse& r) {
-    // Kafka Connect answers {"error_code", "message"}; its basic-auth filter and proxies answer plain text or HTML.
+    // Kafka Connect answers {"error_code", "message"}; its basic-auth filter and proxies answer plain text or
+    // HTML.
     std::string message;
     try {
         json j = json::parse(r.body);
@@ -118,14 +122,17 @@ KafkaConnectError kafka_connect_error(const std::string& request, const HttpResp
     long st = r.status;
     bool transient = st == 409 || st == 408 || st == 429 || st >= 500;
     std::string advice = st == 401 || st == 403 ? ": check cdc.kafka_connect.auth"
-                         : st == 404          ? ": check the connector name and the worker URL"
-                         : transient          ? ": the worker is busy or unhealthy; retried with backoff"
-                                              : "";
-    return KafkaConnectError(request + ": HTTP " + std::to_string(st) + (message.empty() ? "" : " " + message) + advice,
-                             st, transient, message);
+                         : st == 404            ? ": check the connector name and the worker URL"
+                         : transient            ? ": the worker is busy or unhealthy; retried with backoff"
+                                                : "";
+    return KafkaConnectError(
+        request + ": HTTP " + std::to_string(st) + (message.empty() ? "" : " " + message) + advice, st,
+        transient, message);
 }
 
-std::string trace_first_line(const std::string& trace) { return first_line(trace); }
+std::string trace_first_line(const std::string& trace) {
+    return first_line(trace);
+}
 
 std::string url_path_segment(std::string_view name) {
     std::string out;
@@ -143,11 +150,13 @@ std::string url_path_segment(std::string_view name) {
 
 KafkaConnectClient::KafkaConnectClient(KafkaConnectOptions options)
     : options_(std::move(options)),
-      http_(HttpOptions{.timeout = options_.request_timeout, .user = options_.user, .password = options_.password}) {
+      http_(HttpOptions{
+          .timeout = options_.request_timeout, .user = options_.user, .password = options_.password}) {
     if (options_.urls.empty()) throw Error(Kind::Internal, "kafka connect client: no worker URL");
 }
 
-HttpResponse KafkaConnectClient::call(std::string_view method, const std::string& path, const std::string& body) {
+HttpResponse KafkaConnectClient::call(std::string_view method, const std::string& path,
+                                      const std::string& body) {
     // A worker that does not answer is skipped for the next one of the same cluster; an HTTP answer (even an
     // error) is the cluster's answer.
     std::string errors;
@@ -192,7 +201,9 @@ KafkaConnectStatus KafkaConnectClient::status(const std::string& name) {
     return parse_connector_status(parse_body(r, "GET " + url() + path), "GET " + url() + path);
 }
 
-void KafkaConnectClient::pause(const std::string& name) { call("PUT", "/connectors/" + url_path_segment(name) + "/pause"); }
+void KafkaConnectClient::pause(const std::string& name) {
+    call("PUT", "/connectors/" + url_path_segment(name) + "/pause");
+}
 
 void KafkaConnectClient::resume(const std::string& name) {
     call("PUT", "/connectors/" + url_path_segment(name) + "/resume");

@@ -28,14 +28,17 @@ void sync_dir(const fs::path& dir) {
 
 }  // namespace
 
-fs::path cdc_state_path(const fs::path& backup_dir) { return backup_dir / kCdcStateFile; }
+fs::path cdc_state_path(const fs::path& backup_dir) {
+    return backup_dir / kCdcStateFile;
+}
 
 std::optional<CdcPauseState> read_cdc_state(const fs::path& file) {
     std::ifstream in(file);
     if (!in) {
         if (errno == ENOENT) return std::nullopt;
-        throw Error(Kind::CdcResume, "cdc state file: cannot read " + file.string() +
-                                         ": connectors a previous run paused may still be paused; check its permissions");
+        throw Error(Kind::CdcResume,
+                    "cdc state file: cannot read " + file.string() +
+                        ": connectors a previous run paused may still be paused; check its permissions");
     }
     std::stringstream ss;
     ss << in.rdbuf();
@@ -66,14 +69,19 @@ std::optional<CdcPauseState> read_cdc_state(const fs::path& file) {
         }
         return s;
     } catch (const json::exception& e) {
-        throw Error(Kind::CdcResume, what + ": not valid JSON (" + e.what() +
-                                         "): connectors a previous run paused may still be paused; inspect it by hand");
+        throw Error(Kind::CdcResume,
+                    what + ": not valid JSON (" + e.what() +
+                        "): connectors a previous run paused may still be paused; inspect it by hand");
     }
 }
 
 void write_cdc_state(const fs::path& file, const CdcPauseState& s) {
-    json j{{"version", 1},         {"owner", s.owner},           {"pid", s.pid},
-           {"backup_id", s.backup_id}, {"created_at", s.created_at}, {"connectors", json::array()}};
+    json j{{"version", 1},
+           {"owner", s.owner},
+           {"pid", s.pid},
+           {"backup_id", s.backup_id},
+           {"created_at", s.created_at},
+           {"connectors", json::array()}};
     j["window_until"] = s.window_until ? json(*s.window_until) : json(nullptr);
     for (const auto& c : s.connectors)
         j["connectors"].push_back({{"urls", c.urls},

@@ -21,18 +21,18 @@ struct CdcRunInfo {
 
 // What the run did to one connector; the manifest's cdc.connectors[] entries.
 struct CdcConnectorRecord {
-    std::string cluster;                     // the first worker URL of its cluster
+    std::string cluster;  // the first worker URL of its cluster
     std::string name;
     nlohmann::json status_before = nullptr;  // {"state", "tasks": [...], "trace"?} before we touched it
-    std::string action = "none";             // paused | left-alone (paused/stopped by someone else) | failed-left-alone
-    bool paused_by_us = false;               // we sent the pause (so we resume it)
-    std::string pause_requested_at;          // RFC 3339 UTC
-    std::string paused_at;                   // when the connector and every task reported PAUSED
-    nlohmann::json offsets = nullptr;        // the offsets list read while paused, or "unavailable[: why]"
+    std::string action = "none";  // paused | left-alone (paused/stopped by someone else) | failed-left-alone
+    bool paused_by_us = false;    // we sent the pause (so we resume it)
+    std::string pause_requested_at;    // RFC 3339 UTC
+    std::string paused_at;             // when the connector and every task reported PAUSED
+    nlohmann::json offsets = nullptr;  // the offsets list read while paused, or "unavailable[: why]"
     std::string resume_requested_at;
-    std::string resumed_at;                  // when the connector and every task reported RUNNING
-    nlohmann::json status_after = nullptr;   // after the resume
-    std::string problem;                     // why it failed to pause or resume ("" when fine)
+    std::string resumed_at;                 // when the connector and every task reported RUNNING
+    nlohmann::json status_after = nullptr;  // after the resume
+    std::string problem;                    // why it failed to pause or resume ("" when fine)
     nlohmann::json to_json() const;
 };
 
@@ -56,8 +56,8 @@ public:
     // with "continue" it resumes what it paused at once and records that CDC was not paused. A signal while
     // waiting throws Kind::Interrupted.
     void pause();
-    // Resumes exactly the connectors we paused and waits for RUNNING (or FAILED). Idempotent; ignores signals;
-    // never throws for Kafka Connect errors.
+    // Resumes exactly the connectors we paused and waits for RUNNING (or FAILED). Idempotent; ignores
+    // signals; never throws for Kafka Connect errors.
     void resume();
     // The dry-run check: workers answer, connectors exist, their states. Pauses nothing.
     CdcCheckReport check();

@@ -1,7 +1,7 @@
 #pragma once
-// A client for the Kafka Connect REST API (one cluster): connector status, pause, resume, restart and offsets.
-// Each call makes one request (to the first worker that answers) and throws KafkaConnectError for anything
-// but success; retry_transient() (cdc/retry.hpp) decides whether to try again.
+// A client for the Kafka Connect REST API (one cluster): connector status, pause, resume, restart and
+// offsets. Each call makes one request (to the first worker that answers) and throws KafkaConnectError for
+// anything but success; retry_transient() (cdc/retry.hpp) decides whether to try again.
 #include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -16,17 +16,17 @@ namespace nightjar {
 
 struct KafkaConnectTaskStatus {
     int id = 0;
-    std::string state;      // RUNNING, PAUSED, FAILED, UNASSIGNED, RESTARTING
+    std::string state;  // RUNNING, PAUSED, FAILED, UNASSIGNED, RESTARTING
     std::string worker_id;
-    std::string trace;      // empty unless FAILED
+    std::string trace;  // empty unless FAILED
 };
 
 struct KafkaConnectStatus {
     std::string name;
-    std::string state;      // the connector instance: RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED, RESTARTING
+    std::string state;  // the connector instance: RUNNING, PAUSED, STOPPED, FAILED, UNASSIGNED, RESTARTING
     std::string worker_id;
-    std::string trace;      // empty unless FAILED
-    std::string type;       // "source" | "sink" | "" (before Kafka 1.0)
+    std::string trace;  // empty unless FAILED
+    std::string type;   // "source" | "sink" | "" (before Kafka 1.0)
     std::vector<KafkaConnectTaskStatus> tasks;
 
     // The connector and every task are in `state` (a STOPPED connector has no tasks).
@@ -53,7 +53,9 @@ public:
     // The worker's own message (the "message" of a JSON error body, or the first line of a plain-text one).
     const std::string& api_message() const noexcept { return api_message_; }
     // 404 "HTTP 404 Not Found": the worker does not know the endpoint (an older Kafka Connect).
-    bool endpoint_unsupported() const noexcept { return status_ == 404 && api_message_ == "HTTP 404 Not Found"; }
+    bool endpoint_unsupported() const noexcept {
+        return status_ == 404 && api_message_ == "HTTP 404 Not Found";
+    }
 
 private:
     long status_;
@@ -62,10 +64,10 @@ private:
 };
 
 struct KafkaConnectOptions {
-    std::vector<std::string> urls;                      // workers of one cluster, without a trailing slash
-    std::string user;                                   // basic auth; empty: none
-    std::string password;                               // basic auth password (never logged)
-    std::chrono::milliseconds request_timeout{10000};   // one request
+    std::vector<std::string> urls;                     // workers of one cluster, without a trailing slash
+    std::string user;                                  // basic auth; empty: none
+    std::string password;                              // basic auth password (never logged)
+    std::chrono::milliseconds request_timeout{10000};  // one request
 };
 
 struct RestartOptions {

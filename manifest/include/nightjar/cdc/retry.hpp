@@ -15,7 +15,7 @@ struct Backoff {
     std::chrono::milliseconds max{5000};     // waits double up to this
     // The next wait (initial, 2x, 4x, ... capped at max).
     std::chrono::milliseconds next();
-    std::chrono::milliseconds current{0};    // the last wait; 0 before the first
+    std::chrono::milliseconds current{0};  // the last wait; 0 before the first
 };
 
 // Sleeps `duration`, cut short at `deadline`. With `interruptible`, a signal (signals.hpp) ends the sleep by
@@ -23,9 +23,9 @@ struct Backoff {
 void sleep_within(std::chrono::milliseconds duration, SteadyClock::time_point deadline, bool interruptible);
 
 struct RetryOptions {
-    SteadyClock::time_point deadline;                                 // no new attempt starts after it
-    Backoff backoff;                                                  // waits between attempts
-    bool interruptible = false;                                       // a signal ends the waiting (throws)
+    SteadyClock::time_point deadline;  // no new attempt starts after it
+    Backoff backoff;                   // waits between attempts
+    bool interruptible = false;        // a signal ends the waiting (throws)
     std::function<void(const KafkaConnectError&, int attempt)> on_retry;  // logs a transient failure
 };
 
