@@ -22,8 +22,8 @@ struct Config {
     std::filesystem::path backup_dir;   // where backups are published
     io::ZstdOptions compression;        // zstd level and threads for every artifact
     std::optional<FilesConfig> files;   // the config-files component, when configured
-    std::optional<CdcConfig> cdc;  // Kafka Connect connectors to pause around the backup, when configured
-    HooksConfig hooks;             // operator commands before/after the backup and on error
+    std::optional<CdcConfig> cdc;       // Kafka Connect connectors to pause, when configured
+    HooksConfig hooks;                  // operator commands before/after the backup and on error
 };
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.
