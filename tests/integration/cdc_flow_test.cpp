@@ -473,7 +473,7 @@ TEST_CASE("hooks run in order with their environment and their exit codes are re
     }
 }
 
-TEST_CASE("--dry-run checks workers and connectors and pauses nothing", "[integration][cdc]") {
+TEST_CASE("a dry run checks workers and connectors and pauses nothing", "[integration][cdc]") {
     CdcFlow f;
     SECTION("all there") {
         auto b = f.backup({"--dry-run", "--json"});
@@ -503,7 +503,7 @@ TEST_CASE("--dry-run checks workers and connectors and pauses nothing", "[integr
     CHECK_FALSE(fs::exists(f.backups));
 }
 
-TEST_CASE("--skip-cdc backs up without touching connectors", "[integration][cdc]") {
+TEST_CASE("a backup with --skip-cdc does not touch connectors", "[integration][cdc]") {
     CdcFlow f;
     auto b = f.backup({"--skip-cdc"});
     INFO(b.err);
