@@ -160,7 +160,7 @@ TEST_CASE("Kafka Connect error answers are classified by status and message", "[
     }
 }
 
-TEST_CASE("connector status bodies are parsed; trace is optional", "[cdc][kafka-connect]") {
+TEST_CASE("connector status bodies are parsed, trace is optional", "[cdc][kafka-connect]") {
     json half = json::parse(R"({"name":"pg-cdc","connector":{"state":"PAUSED","worker_id":"connect-1:8083"},
         "tasks":[{"id":0,"state":"RUNNING","worker_id":"connect-2:8083"}],"type":"source"})");
     auto s = parse_connector_status(half, "GET x");
@@ -224,7 +224,7 @@ TEST_CASE("the cdc state file round-trips and a corrupt one is a CdcResume error
                            IsError(Kind::CdcResume, "/connectors/0/name: required field is missing"));
 }
 
-TEST_CASE("retries: backoff doubles to its cap; only transient errors are retried", "[cdc][retry]") {
+TEST_CASE("retries: backoff doubles to its cap, only transient errors are retried", "[cdc][retry]") {
     using std::chrono::milliseconds;
     Backoff b{.initial = milliseconds(10), .max = milliseconds(35), .current = {}};
     CHECK(b.next() == milliseconds(10));
