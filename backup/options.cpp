@@ -31,6 +31,11 @@ void BackupOptions::add_to(CLI::App& app) {
         ->check(CLI::Range(0, 100000));
     app.add_option("--keep-monthly", keep_monthly, "Keep the newest backup of each of the last N months")
         ->check(CLI::Range(0, 100000));
+    auto* skip = app.add_flag("--skip-cdc", skip_cdc,
+                              "Back up without pausing or resuming any Kafka Connect connector");
+    app.add_flag("--resume-cdc", resume_cdc,
+                 "Only resume the connectors a previous run left paused (its state file), then exit")
+        ->excludes(skip);
 }
 
 RetentionPolicy BackupOptions::retention(RetentionPolicy p) const {

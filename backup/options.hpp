@@ -26,6 +26,8 @@ struct BackupOptions {
     int keep_daily = -1;                                 // overrides retention.keep_daily when >= 0
     int keep_weekly = -1;                                // overrides retention.keep_weekly when >= 0
     int keep_monthly = -1;                               // overrides retention.keep_monthly when >= 0
+    bool skip_cdc = false;                               // back up without touching Kafka Connect connectors
+    bool resume_cdc = false;                             // only resume connectors a previous run left paused
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;

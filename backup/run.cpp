@@ -7,10 +7,13 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "nightjar/cdc/coordinator.hpp"
+#include "nightjar/cdc/state_file.hpp"
 #include "nightjar/component.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
 #include "nightjar/failpoint.hpp"
+#include "nightjar/hooks.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
 #include "nightjar/monitoring.hpp"
@@ -76,6 +79,18 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
                                          {"warnings", r.warnings},
                                          {"estimated_bytes", r.estimated_bytes}});
     }
+    if (config.cdc && !options.skip_cdc) {
+        CdcCoordinator cdc(*config.cdc, {.backup_dir = backup_dir, .backup_id = ""});
+        CdcCheckReport r = cdc.check();
+        for (auto& line : r.lines) log::info("plan: ", line);
+        for (auto& w : r.warnings) log::warn(w);
+        for (auto& p : r.problems) log::error(p);
+        source_problem = source_problem || !r.problems.empty();
+        summary["cdc"] = {{"clusters", r.summary}, {"problems", r.problems}, {"warnings", r.warnings}};
+    } else if (config.cdc) {
+        log::info("plan: cdc: --skip-cdc: no connector would be paused");
+        summary["cdc"] = {{"mode", "skipped"}};
+    }
     fs::path probe = existing_ancestor(backup_dir);
     std::string storage_msg;
     struct statvfs vfs {};
@@ -101,13 +116,67 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
     if (source_problem) return exit_code(Kind::SourceUnavailable);
     if (storage_problem) return exit_code(Kind::Storage);
     log::info("dry run: everything checks out; nothing was written");
-    (void)config;
     return 0;
 }
 
-// One backup into `repo` (whose lock the caller holds). Returns the exit code; fills `summary`.
+Error cdc_resume_error(const std::vector<std::string>& failures) {
+    std::string list;
+    for (const auto& f : failures) list += (list.empty() ? "" : "; ") + f;
+    return Error(Kind::CdcResume,
+                 "cdc: connectors may still be paused or are FAILED after the resume: " + list +
+                     ": resume them by hand (PUT <url>/connectors/<name>/resume) or run "
+                     "nightjar-backup --resume-cdc");
+}
+
+// --resume-cdc: resume what the state file names, under the repository lock so a running backup's own
+// pause is never undone.
+int resume_cdc_only(const Config& config, const fs::path& backup_dir) {
+    install_interrupt_handlers();
+    PosixStorage storage(backup_dir);
+    RepositoryWriter repo(storage);
+    Lock lock = repo.lock();
+    auto state = read_cdc_state(cdc_state_path(backup_dir));
+    if (!state || state->connectors.empty()) {
+        log::info("cdc: no state file in ", backup_dir.string(), ": nothing was left paused");
+        return 0;
+    }
+    CdcCoordinator cdc(config.cdc.value_or(CdcConfig{}), {.backup_dir = backup_dir, .backup_id = ""});
+    cdc.heal_previous();
+    if (!cdc.resume_failures().empty()) throw cdc_resume_error(cdc.resume_failures());
+    log::info("cdc: every connector a previous run left paused is resumed");
+    return 0;
+}
+
+std::string hook_status(const std::exception_ptr& failure, bool partial, bool cdc_failed) {
+    if (cdc_failed) return "cdc-resume-failed";
+    if (failure) {
+        try {
+            std::rethrow_exception(failure);
+        } catch (const Error& e) {
+            if (e.kind() == Kind::Interrupted) return "interrupted";
+        } catch (...) {
+        }
+        return "failed";
+    }
+    return partial ? "partial" : "complete";
+}
+
+std::string error_text(const std::exception_ptr& failure) {
+    if (!failure) return "";
+    try {
+        std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+// One backup into `repo` (whose lock the caller holds): CDC paused around the components, hooks, publication.
+// Returns the exit code; fills `summary`.
 int back_up(const BackupOptions& options, const Config& config, RepositoryWriter& repo,
             std::vector<std::unique_ptr<Component>>& components, json& summary) {
+    const fs::path backup_dir = repo.storage().root();
     const std::int64_t started = now_seconds();
     Manifest manifest;
     manifest.id = repo.next_id(started);
@@ -116,65 +185,144 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     manifest.nightjar_version = NIGHTJAR_VERSION;
     manifest.options = {{"skip", options.skipped_kinds()},
                         {"compression", {{"codec", "zstd"}, {"level", config.compression.level}}}};
-    log::info("backup ", manifest.id, " into ", repo.storage().root().string());
+    if (config.cdc) manifest.options["skip_cdc"] = options.skip_cdc;
+    log::info("backup ", manifest.id, " into ", backup_dir.string());
     Staging staging = repo.begin(manifest.id, config.compression);
 
+    std::optional<CdcCoordinator> cdc;
+    if (config.cdc && !options.skip_cdc) {
+        cdc.emplace(*config.cdc, CdcRunInfo{.backup_dir = backup_dir, .backup_id = manifest.id});
+    } else if (config.cdc) {
+        log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
+        manifest.cdc = {{"mode", "skipped"}, {"paused", false}, {"reason", "--skip-cdc"}};
+        if (auto left = read_cdc_state(cdc_state_path(backup_dir)); left && !left->connectors.empty())
+            log::warn("cdc: a previous run left ", left->connectors.size(),
+                      " connector(s) paused; --skip-cdc leaves them so: run nightjar-backup --resume-cdc");
+    }
+    HookEnvironment hook_env{.backup_id = manifest.id,
+                             .backup_dir = backup_dir.string(),
+                             .status = "running",
+                             .manifest = (backup_dir / manifest_file_name(manifest.id)).string(),
+                             .error = ""};
+    json hook_runs = json::array();
+    auto run_stage = [&](std::string_view stage, const std::vector<HookCommand>& commands, HookRunOptions o) {
+        auto runs = run_hooks(stage, commands, hook_env, o);
+        for (const auto& r : runs) hook_runs.push_back(r.to_json());
+        return runs;
+    };
+
     Progress progress;
-    DumpContext context{
-        .check_interrupted = [] { check_interrupted(); },
-        .progress = [&progress](const std::string& label, std::uint64_t n) { progress.update(label, n); }};
+    DumpContext context{.check_interrupted = [] { check_interrupted(); },
+                        .progress = [&progress](const std::string& label, std::uint64_t n) {
+                            progress.update(label, n);
+                        }};
     summary["id"] = manifest.id;
     int failed = 0;
-    std::optional<Error> first_failure;
-    for (auto& c : components) {
-        check_interrupted();
-        auto t0 = std::chrono::steady_clock::now();
-        ComponentResult result{std::string(c->kind()), "ok", "", json::object()};
-        std::uint64_t stored = 0;
-        try {
-            DumpResult dump = c->dump(context, staging);
-            progress.done();
-            for (auto& w : dump.warnings) log::warn(c->kind(), ": ", w);
-            for (auto& a : dump.artifacts) {
-                stored += a.size;
-                log::info(c->kind(), ": ", a.name, " ", log::human_bytes(a.content_size), " -> ",
-                          log::human_bytes(a.size), " sha256 ", a.sha256.substr(0, 16), "...");
-                manifest.artifacts.push_back(std::move(a));
-            }
-            result.details = std::move(dump.details);
-        } catch (const Error& e) {
-            progress.done();
-            // A signal or a failing backup dir ends the whole run; a failing source only its component.
-            if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal)
-                throw;
-            log::error(e.what());
-            result.status = "failed";
-            result.error = e.what();
-            ++failed;
-            if (!first_failure) first_failure = e;
+    std::exception_ptr failure;
+    try {
+        if (cdc) {
+            cdc->heal_previous();
+            cdc->pause();
         }
-        double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-        summary["components"].push_back(
-            {{"kind", result.kind}, {"status", result.status}, {"stored_bytes", stored}, {"seconds", secs}});
-        manifest.components.push_back(std::move(result));
+        check_interrupted();
+        for (const auto& r : run_stage("before_backup", config.hooks.before_backup,
+                                       {.stop_at_failure = true, .interruptible = true})) {
+            check_interrupted();
+            if (!r.ok())
+                throw Error(Kind::SourceUnavailable,
+                            "hook before_backup: " + r.argv.at(0) + " failed with exit code " +
+                                std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
+                                ": the backup was not started; see the hook's output above");
+        }
+        std::optional<Error> first_failure;
+        for (auto& c : components) {
+            check_interrupted();
+            auto t0 = std::chrono::steady_clock::now();
+            ComponentResult result{std::string(c->kind()), "ok", "", json::object()};
+            std::uint64_t stored = 0;
+            try {
+                DumpResult dump = c->dump(context, staging);
+                progress.done();
+                for (auto& w : dump.warnings) log::warn(c->kind(), ": ", w);
+                for (auto& a : dump.artifacts) {
+                    stored += a.size;
+                    log::info(c->kind(), ": ", a.name, " ", log::human_bytes(a.content_size), " -> ",
+                              log::human_bytes(a.size), " sha256 ", a.sha256.substr(0, 16), "...");
+                    manifest.artifacts.push_back(std::move(a));
+                }
+                result.details = std::move(dump.details);
+            } catch (const Error& e) {
+                progress.done();
+                // A signal or a failing backup dir ends the whole run; a failing source only its component.
+                if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal)
+                    throw;
+                log::error(e.what());
+                result.status = "failed";
+                result.error = e.what();
+                ++failed;
+                if (!first_failure) first_failure = e;
+            }
+            double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            summary["components"].push_back({{"kind", result.kind},
+                                             {"status", result.status},
+                                             {"stored_bytes", stored},
+                                             {"seconds", secs}});
+            manifest.components.push_back(std::move(result));
+        }
+        check_interrupted();
+        if (failed == static_cast<int>(components.size())) {
+            log::error("every component failed: nothing was published");
+            throw *first_failure;
+        }
+    } catch (...) {
+        failure = std::current_exception();
     }
-    check_interrupted();
-    if (failed == static_cast<int>(components.size())) {
-        log::error("every component failed: nothing was published");
-        throw *first_failure;
+
+    // Every way out passes here: resume exactly what this run paused, before hooks, publication or exit.
+    if (cdc) {
+        cdc->resume();
+        manifest.cdc = cdc->record();
+        summary["cdc"] = manifest.cdc;
+    }
+    const bool cdc_failed = cdc && !cdc->resume_failures().empty();
+    std::optional<Error> cdc_error;
+    if (cdc_failed) cdc_error = cdc_resume_error(cdc->resume_failures());
+    if (!failure && interrupted_signal()) {
+        try {
+            check_interrupted();
+        } catch (...) {
+            failure = std::current_exception();
+        }
+    }
+    hook_env.status = hook_status(failure, failed > 0, cdc_failed);
+    hook_env.error = cdc_error ? cdc_error->what() : error_text(failure);
+    // on_error first (it pages), then after_backup; both before publication so the manifest records them.
+    if (failure || failed > 0 || cdc_failed) run_stage("on_error", config.hooks.on_error, {});
+    run_stage("after_backup", config.hooks.after_backup, {});
+    if (!config.hooks.empty()) {
+        manifest.hooks = hook_runs;
+        summary["hooks"] = hook_runs;
+    }
+
+    if (failure) {
+        if (cdc_error) {
+            log::error(error_text(failure));
+            throw *cdc_error;
+        }
+        std::rethrow_exception(failure);
     }
     manifest.status = failed > 0 ? "partial" : "complete";
     manifest.finished_at = rfc3339_utc(now_seconds());
     repo.publish(std::move(staging), manifest);
     summary["status"] = manifest.status;
     summary["stored_bytes"] = manifest.stored_bytes();
-    summary["manifest"] = (repo.storage().root() / manifest_file_name(manifest.id)).string();
+    summary["manifest"] = (backup_dir / manifest_file_name(manifest.id)).string();
     for (auto& c : summary["components"])
         log::info("summary: ", c["kind"].get<std::string>(), " ", c["status"].get<std::string>(), " ",
-                  log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ",
-                  c["seconds"].get<double>(), " s");
+                  log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ", c["seconds"].get<double>(), " s");
     log::info("published ", manifest_file_name(manifest.id), " (", manifest.status, ", ",
               log::human_bytes(manifest.stored_bytes()), ")");
+    if (cdc_error) throw *cdc_error;
     return failed > 0 ? exit_code(Kind::Partial) : 0;
 }
 
@@ -228,6 +376,7 @@ int run_backup(const BackupOptions& options) {
     Config config = load_config(options.config);
     if (options.compression_level > 0) config.compression.level = options.compression_level;
     fs::path backup_dir = resolve_backup_dir(options, config);
+    if (options.resume_cdc) return resume_cdc_only(config, backup_dir);
     if (options.prune_only) return prune_only(options, config, backup_dir);
     auto components = make_components(config, options.skipped_kinds());
     if (components.empty())

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "nightjar/cdc/cdc_config.hpp"
+#include "nightjar/hooks.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/retention.hpp"
 
@@ -29,6 +31,8 @@ struct Config {
     std::optional<FilesConfig> files;  // the config-files component, when configured
     RetentionPolicy retention;         // pruning after a successful backup; empty = keep everything
     MonitoringConfig monitoring;       // pings and metrics
+    std::optional<CdcConfig> cdc;      // Kafka Connect connectors to pause, when configured
+    HooksConfig hooks;                 // operator commands before/after the backup and on error
 };
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.

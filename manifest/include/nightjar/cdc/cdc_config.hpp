@@ -1,0 +1,43 @@
+#pragma once
+// The "cdc" config section: which Kafka Connect workers and connectors to pause around a backup.
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nightjar {
+
+class JsonFields;
+
+struct KafkaConnectAuth {
+    std::string user;  // basic auth user
+    std::string
+        password_file;  // file whose first line is the password (the password never enters the config)
+};
+
+// One Kafka Connect cluster. `urls` are workers of that cluster: a request that gets no answer from one
+// worker goes to the next.
+struct KafkaConnectClusterConfig {
+    std::vector<std::string> urls;         // "http://127.0.0.1:8083"; at least one
+    std::vector<std::string> connectors;   // names to pause; empty when all_connectors
+    bool all_connectors = false;           // "connectors": "all": every connector GET /connectors lists
+    std::optional<KafkaConnectAuth> auth;  // basic auth, when the worker requires it
+    double request_timeout_s = 10;         // one HTTP request, connect included
+};
+
+struct CdcRetryConfig {
+    double initial_backoff_s = 0.5;  // first wait after a transient error or between status polls
+    double max_backoff_s = 5;        // the wait doubles up to this
+};
+
+struct CdcConfig {
+    std::vector<KafkaConnectClusterConfig> clusters;  // "kafka_connect": one object, or a list of them
+    double pause_timeout_s = 120;                     // until every paused connector and task reports PAUSED
+    double resume_timeout_s = 120;           // until every resumed connector and task reports RUNNING
+    std::string on_pause_failure = "abort";  // "abort": no backup; "continue": back up unpaused
+    CdcRetryConfig retry;                    // backoff for retries and polls
+};
+
+// Parses the "cdc" object; Kind::Config errors name the JSON pointer.
+CdcConfig parse_cdc_config(const JsonFields& f);
+
+}  // namespace nightjar

@@ -1,0 +1,95 @@
+#pragma once
+// CDC coordination around a backup: pause the RUNNING connectors before the first component, record their
+// state and offsets, and resume exactly those afterwards, whatever happened in between. The crash journal
+// (state_file.hpp) lets the next run resume what a killed run left paused.
+#include <filesystem>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "nightjar/cdc/cdc_config.hpp"
+#include "nightjar/cdc/kafka_connect.hpp"
+#include "nightjar/cdc/state_file.hpp"
+
+namespace nightjar {
+
+struct CdcRunInfo {
+    std::filesystem::path backup_dir;  // where the state file lives
+    std::string backup_id;             // recorded in the state file ("" for --resume-cdc)
+};
+
+// What the run did to one connector; the manifest's cdc.connectors[] entries.
+struct CdcConnectorRecord {
+    std::string cluster;  // the first worker URL of its cluster
+    std::string name;
+    nlohmann::json status_before = nullptr;  // {"state", "tasks": [...], "trace"?} before we touched it
+    std::string action = "none";  // paused | left-alone (paused/stopped by someone else) | failed-left-alone
+    bool paused_by_us = false;    // we sent the pause (so we resume it)
+    std::string pause_requested_at;    // RFC 3339 UTC
+    std::string paused_at;             // when the connector and every task reported PAUSED
+    nlohmann::json offsets = nullptr;  // the offsets list read while paused, or "unavailable[: why]"
+    std::string resume_requested_at;
+    std::string resumed_at;                 // when the connector and every task reported RUNNING
+    nlohmann::json status_after = nullptr;  // after the resume
+    std::string problem;                    // why it failed to pause or resume ("" when fine)
+    nlohmann::json to_json() const;
+};
+
+struct CdcCheckReport {
+    std::vector<std::string> lines;     // states, what a run would do
+    std::vector<std::string> problems;  // a worker that does not answer, a connector that does not exist
+    std::vector<std::string> warnings;  // FAILED connectors, a leftover state file
+    nlohmann::json summary = nlohmann::json::array();
+};
+
+class CdcCoordinator {
+public:
+    CdcCoordinator(const CdcConfig& config, CdcRunInfo info);
+    ~CdcCoordinator();
+
+    // Resumes whatever the state file says a previous run left paused, loudly. Never throws for Kafka Connect
+    // errors: what cannot be resumed is kept in the state file and reported by resume_failures().
+    void heal_previous();
+    // Pauses every configured connector that is RUNNING and waits until it and its tasks are PAUSED. On
+    // failure with on_pause_failure "abort" it throws Kind::SourceUnavailable (call resume() afterwards);
+    // with "continue" it resumes what it paused at once and records that CDC was not paused. A signal while
+    // waiting throws Kind::Interrupted.
+    void pause();
+    // Resumes exactly the connectors we paused and waits for RUNNING (or FAILED). Idempotent; ignores
+    // signals; never throws for Kafka Connect errors.
+    void resume();
+    // The dry-run check: workers answer, connectors exist, their states. Pauses nothing.
+    CdcCheckReport check();
+
+    // Connectors that may still be paused or came back FAILED, one "name (url): why" each.
+    const std::vector<std::string>& resume_failures() const { return resume_failures_; }
+    bool paused() const { return paused_; }
+    // The manifest's "cdc" field.
+    nlohmann::json record() const;
+
+private:
+    struct Cluster;
+    struct Target;
+    KafkaConnectClient& client_for(const PausedConnector& p);
+    void resume_targets(std::vector<Target>& targets);
+    void save_state();
+    [[noreturn]] void pause_failed(const std::string& reason);
+
+    CdcConfig config_;
+    CdcRunInfo info_;
+    std::vector<std::unique_ptr<Cluster>> clusters_;
+    std::vector<std::unique_ptr<Cluster>> heal_clusters_;  // clients built from the state file's entries
+    CdcPauseState state_;                                  // what the state file says (kept in sync)
+    std::vector<CdcConnectorRecord> records_;
+    nlohmann::json healed_ = nlohmann::json::array();
+    std::vector<std::string> resume_failures_;
+    bool paused_ = false;
+    bool was_paused_ = false;  // connectors were held paused while the components ran
+    std::string pause_failure_;
+};
+
+// Reads the first line of a password file (Kind::Config when it cannot be read).
+std::string read_password_file(const std::string& path);
+
+}  // namespace nightjar

@@ -1,0 +1,41 @@
+#pragma once
+// The crash journal of CDC coordination: `<backup-dir>/.nightjar-cdc-paused.json` names every connector
+// nightjar has asked to pause and not yet resumed. It is written (atomically, fsynced) before the first pause
+// and removed once everything is resumed, so a run killed in between is healed by the next one.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace nightjar {
+
+inline constexpr const char* kCdcStateFile = ".nightjar-cdc-paused.json";
+
+// One connector nightjar paused: enough to resume it without the config that paused it.
+struct PausedConnector {
+    std::vector<std::string> urls;  // the cluster's worker URLs
+    std::string user;               // basic auth user ("" when none)
+    std::string password_file;      // where its password is read from ("" when none); never the password
+    std::string name;               // connector name
+    std::string paused_at;          // RFC 3339 UTC, when the pause was requested
+};
+
+struct CdcPauseState {
+    std::string owner = "backup";             // who paused: "backup" (a backup run) or "window" (cdc pause)
+    long pid = 0;                             // the process that wrote it
+    std::string backup_id;                    // the backup run, when owner is "backup"
+    std::string created_at;                   // RFC 3339 UTC
+    std::optional<std::string> window_until;  // RFC 3339 UTC, for a pause window
+    std::vector<PausedConnector> connectors;  // paused and not yet resumed
+};
+
+std::filesystem::path cdc_state_path(const std::filesystem::path& backup_dir);
+// nullopt when there is no state file. Kind::CdcResume when it exists but cannot be read or parsed: then
+// nobody knows what is paused, and an operator must look.
+std::optional<CdcPauseState> read_cdc_state(const std::filesystem::path& file);
+// tmp file, fsync, rename, fsync dir. Kind::Storage on failure.
+void write_cdc_state(const std::filesystem::path& file, const CdcPauseState& state);
+// Removes it (and fsyncs the dir); absent is fine.
+void remove_cdc_state(const std::filesystem::path& file);
+
+}  // namespace nightjar

@@ -1,0 +1,128 @@
+#include "nightjar/cdc/state_file.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "nightjar/error.hpp"
+#include "nightjar/json_fields.hpp"
+
+namespace nightjar {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+void sync_dir(const fs::path& dir) {
+    int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) throw_errno(Kind::Storage, "cannot open directory to fsync", dir.string());
+    int rc = ::fsync(fd);
+    ::close(fd);
+    if (rc != 0) throw_errno(Kind::Storage, "fsync failed", dir.string());
+}
+
+}  // namespace
+
+fs::path cdc_state_path(const fs::path& backup_dir) {
+    return backup_dir / kCdcStateFile;
+}
+
+std::optional<CdcPauseState> read_cdc_state(const fs::path& file) {
+    std::ifstream in(file);
+    if (!in) {
+        if (errno == ENOENT) return std::nullopt;
+        throw Error(Kind::CdcResume,
+                    "cdc state file: cannot read " + file.string() +
+                        ": connectors a previous run paused may still be paused; check its permissions");
+    }
+    std::stringstream ss;
+    ss << in.rdbuf();
+    std::string what = "cdc state file " + file.string();
+    try {
+        json j = json::parse(ss.str());
+        JsonFields f(j, what, Kind::CdcResume);
+        f.only({"version", "owner", "pid", "backup_id", "created_at", "window_until", "connectors"});
+        if (f.integer("version", 1, 1) != 1) f.fail("version", "unsupported");
+        CdcPauseState s;
+        s.owner = f.choice("owner", {"backup", "window"}, "backup");
+        s.pid = static_cast<long>(f.integer_or("pid", 0, 1LL << 31, 0));
+        s.backup_id = f.string_or("backup_id", "");
+        s.created_at = f.string_or("created_at", "");
+        if (f.has("window_until") && !j["window_until"].is_null()) s.window_until = f.string("window_until");
+        const json& list = f.array("connectors");
+        for (std::size_t i = 0; i < list.size(); ++i) {
+            JsonFields c = f.element("connectors", i);
+            c.only({"urls", "user", "password_file", "name", "paused_at"});
+            PausedConnector p;
+            p.urls = c.strings_or("urls", {});
+            if (p.urls.empty()) c.fail("urls", "expected at least one URL");
+            p.user = c.string_or("user", "");
+            p.password_file = c.string_or("password_file", "");
+            p.name = c.string("name");
+            p.paused_at = c.string_or("paused_at", "");
+            s.connectors.push_back(std::move(p));
+        }
+        return s;
+    } catch (const json::exception& e) {
+        throw Error(Kind::CdcResume,
+                    what + ": not valid JSON (" + e.what() +
+                        "): connectors a previous run paused may still be paused; inspect it by hand");
+    }
+}
+
+void write_cdc_state(const fs::path& file, const CdcPauseState& s) {
+    json j{{"version", 1},
+           {"owner", s.owner},
+           {"pid", s.pid},
+           {"backup_id", s.backup_id},
+           {"created_at", s.created_at},
+           {"connectors", json::array()}};
+    j["window_until"] = s.window_until ? json(*s.window_until) : json(nullptr);
+    for (const auto& c : s.connectors)
+        j["connectors"].push_back({{"urls", c.urls},
+                                   {"user", c.user},
+                                   {"password_file", c.password_file},
+                                   {"name", c.name},
+                                   {"paused_at", c.paused_at}});
+    std::string text = j.dump(2) + "\n";
+    fs::path tmp = file;
+    tmp += ".tmp";
+    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+    if (fd < 0) throw_errno(Kind::Storage, "cannot write the cdc state file", tmp.string());
+    std::size_t done = 0;
+    while (done < text.size()) {
+        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) {
+            int err = errno;
+            ::close(fd);
+            errno = err;
+            throw_errno(Kind::Storage, "cannot write the cdc state file", tmp.string());
+        }
+        done += static_cast<std::size_t>(n);
+    }
+    if (::fsync(fd) != 0) {
+        int err = errno;
+        ::close(fd);
+        errno = err;
+        throw_errno(Kind::Storage, "fsync failed", tmp.string());
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), file.c_str()) != 0) throw_errno(Kind::Storage, "rename failed", file.string());
+    sync_dir(file.parent_path());
+}
+
+void remove_cdc_state(const fs::path& file) {
+    if (::unlink(file.c_str()) != 0) {
+        if (errno == ENOENT) return;
+        throw_errno(Kind::Storage, "cannot remove the cdc state file", file.string());
+    }
+    sync_dir(file.parent_path());
+}
+
+}  // namespace nightjar

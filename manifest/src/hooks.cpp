@@ -1,0 +1,138 @@
+#include "nightjar/hooks.hpp"
+
+#include <signal.h>
+
+#include <thread>
+
+#include "nightjar/error.hpp"
+#include "nightjar/json_fields.hpp"
+#include "nightjar/log.hpp"
+#include "nightjar/process.hpp"
+#include "nightjar/signals.hpp"
+
+namespace nightjar {
+
+using nlohmann::json;
+
+namespace {
+
+std::vector<HookCommand> parse_stage(const JsonFields& f, std::string_view key) {
+    std::vector<HookCommand> out;
+    if (!f.has(key)) return out;
+    const json& list = f.array(key);
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        JsonFields c = f.element(key, i);
+        c.only({"argv", "timeout_s"});
+        HookCommand h;
+        h.argv = c.strings_or("argv", {});
+        if (!c.has("argv")) c.fail("argv", "required field is missing");
+        if (h.argv.empty() || h.argv[0].empty()) c.fail("argv", "expected a program and its arguments");
+        h.timeout_s = c.number_or("timeout_s", 0.1, 86400, h.timeout_s);
+        out.push_back(std::move(h));
+    }
+    return out;
+}
+
+std::string render(const std::vector<std::string>& argv) {
+    std::string s;
+    for (const auto& a : argv) s += (s.empty() ? "" : " ") + a;
+    return s;
+}
+
+void log_lines(const std::string& prefix, const std::string& text) {
+    std::size_t start = 0;
+    while (start < text.size()) {
+        std::size_t end = text.find('\n', start);
+        if (end == std::string::npos) end = text.size();
+        std::string line = text.substr(start, end - start);
+        if (!line.empty()) log::info(prefix, line);
+        start = end + 1;
+    }
+}
+
+}  // namespace
+
+HooksConfig parse_hooks_config(const JsonFields& f) {
+    f.only({"before_backup", "after_backup", "on_error"});
+    return HooksConfig{.before_backup = parse_stage(f, "before_backup"),
+                       .after_backup = parse_stage(f, "after_backup"),
+                       .on_error = parse_stage(f, "on_error")};
+}
+
+json HookRun::to_json() const {
+    json j{{"stage", stage}, {"argv", argv}, {"exit_code", exit_code}, {"seconds", seconds}};
+    if (timed_out) j["timed_out"] = true;
+    if (interrupted) j["interrupted"] = true;
+    return j;
+}
+
+std::vector<HookRun> run_hooks(std::string_view stage, const std::vector<HookCommand>& commands,
+                               const HookEnvironment& env, HookRunOptions options) {
+    std::vector<HookRun> runs;
+    for (std::size_t i = 0; i < commands.size(); ++i) {
+        const HookCommand& cmd = commands[i];
+        HookRun run{.stage = std::string(stage), .argv = cmd.argv};
+        std::string prefix = "hook " + std::string(stage) + "[" + std::to_string(i) + "]: ";
+        log::info(prefix, "running ", render(cmd.argv));
+        auto t0 = std::chrono::steady_clock::now();
+        SpawnOptions spawn;
+        spawn.env = {"NIGHTJAR_BACKUP_ID=" + env.backup_id, "NIGHTJAR_BACKUP_DIR=" + env.backup_dir,
+                     "NIGHTJAR_STATUS=" + env.status, "NIGHTJAR_MANIFEST=" + env.manifest,
+                     "NIGHTJAR_ERROR=" + env.error};
+        spawn.stdout_pipe = true;
+        spawn.capture_stderr = true;
+        // Its own group: a timeout or a signal stops the hook and whatever it started.
+        spawn.new_process_group = true;
+        try {
+            Subprocess p = Subprocess::spawn(cmd.argv, spawn);
+            std::string out;
+            std::thread reader([&] {
+                std::vector<std::byte> buf(8192);
+                try {
+                    while (std::size_t n = p.out().read(buf)) {
+                        if (out.size() < 256 * 1024) out.append(reinterpret_cast<const char*>(buf.data()), n);
+                    }
+                } catch (const std::exception&) {
+                }
+            });
+            auto deadline = t0 + std::chrono::milliseconds(static_cast<std::int64_t>(cmd.timeout_s * 1000));
+            std::optional<int> status;
+            while (!(status = p.wait_for(std::chrono::milliseconds(50)))) {
+                bool signalled = options.interruptible && interrupted_signal() != 0;
+                if (std::chrono::steady_clock::now() < deadline && !signalled) continue;
+                run.timed_out = !signalled;
+                run.interrupted = signalled;
+                ::kill(-p.pid(), SIGTERM);
+                if (!(status = p.wait_for(std::chrono::seconds(2)))) {
+                    ::kill(-p.pid(), SIGKILL);
+                    status = p.wait();
+                }
+                break;
+            }
+            ::kill(-p.pid(), SIGKILL);  // anything the hook left behind holding our pipe
+            reader.join();
+            run.exit_code = *status;
+            log_lines(prefix + "stdout: ", out);
+            log_lines(prefix + "stderr: ", p.stderr_text());
+        } catch (const Error& e) {
+            log::error(prefix, e.what());
+            run.exit_code = 127;
+        }
+        run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        if (run.timed_out)
+            log::error(prefix, render(cmd.argv), " timed out after ", cmd.timeout_s,
+                       " s (timeout_s) and was killed");
+        else if (run.interrupted)
+            log::warn(prefix, render(cmd.argv), " stopped: nightjar was interrupted");
+        else if (run.exit_code != 0)
+            log::error(prefix, render(cmd.argv), " failed with exit code ", run.exit_code);
+        else
+            log::info(prefix, "exit code 0");
+        runs.push_back(run);
+        if (!run.ok() && options.stop_at_failure) break;
+        if (run.interrupted) break;
+    }
+    return runs;
+}
+
+}  // namespace nightjar
