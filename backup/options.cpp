@@ -14,6 +14,9 @@ void BackupOptions::add_to(CLI::App& app) {
         ->check(CLI::Range(1, 19));
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
     app.add_option("--log-file", log_file, "Also append log lines to this file");
+    app.add_option("--redis-host", redis_host, "Redis host (overrides redis.host in the config)");
+    app.add_option("--redis-port", redis_port, "Redis port (overrides redis.port in the config)")
+        ->check(CLI::Range(1, 65535));
 }
 
 std::vector<std::string> BackupOptions::skipped_kinds() const {

@@ -16,6 +16,8 @@ struct BackupOptions {
     int compression_level = 0;                            // overrides config compression.level when > 0
     bool quiet = false;                                   // only warnings and errors on stderr
     std::string log_file;                                 // also append log lines here
+    std::string redis_host;                               // overrides redis.host (and enables Redis)
+    int redis_port = 0;                                   // overrides redis.port when > 0 (and enables Redis)
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;
