@@ -54,8 +54,8 @@ struct RestoreOptions {
     bool clean = false;                             // replace a non-empty target
     bool force = false;                             // overwrite an existing output file (redis file mode)
     std::string redis_mode = "live";                // redis: "live" into a running server, "file" for an operator
-    std::optional<std::filesystem::path> redis_rdb_path;  // redis file mode: where to write the RDB
-    std::optional<redis::Endpoint> redis_target;    // redis live mode: the server to load (default 127.0.0.1:6379)
+    std::optional<std::filesystem::path> redis_rdb_path = std::nullopt;  // redis file mode: where to write the RDB
+    std::optional<redis::Endpoint> redis_target = std::nullopt;  // redis live mode: the server to load (default 127.0.0.1:6379)
     nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
 };
 
