@@ -23,16 +23,21 @@ using nlohmann::json;
 
 namespace {
 
-int port_of(const char* env) { return std::stoi(test::required_env(env)); }
+int port_of(const char* env) {
+    return std::stoi(test::required_env(env));
+}
 
-redis::Connection connect(int port, std::optional<std::string> password = std::nullopt, std::string user = "") {
+redis::Connection connect(int port, std::optional<std::string> password = std::nullopt,
+                          std::string user = "") {
     redis::Endpoint ep;
     ep.port = port;
     ep.user = std::move(user);
     return redis::Connection(ep, password);
 }
 
-std::string digest(int port) { return connect(port).checked({"DEBUG", "DIGEST"}, "DEBUG DIGEST").str(); }
+std::string digest(int port) {
+    return connect(port).checked({"DEBUG", "DIGEST"}, "DEBUG DIGEST").str();
+}
 
 std::uint64_t dbsize(int port, int db) {
     auto c = connect(port);
@@ -58,10 +63,25 @@ struct OwnServer {
     Subprocess proc;
     OwnServer(const fs::path& dir, const std::string& file, std::vector<std::string> extra = {})
         : proc(Subprocess::spawn(args(dir, file, extra), {})) {}
-    std::vector<std::string> args(const fs::path& dir, const std::string& file, const std::vector<std::string>& extra) {
-        std::vector<std::string> a{"redis-server", "--port", std::to_string(port), "--bind", "127.0.0.1",
-                                   "--dir", dir.string(), "--dbfilename", file, "--save", "", "--appendonly", "no",
-                                   "--enable-debug-command", "local", "--logfile", (dir / "own.log").string()};
+    std::vector<std::string> args(const fs::path& dir, const std::string& file,
+                                  const std::vector<std::string>& extra) {
+        std::vector<std::string> a{"redis-server",
+                                   "--port",
+                                   std::to_string(port),
+                                   "--bind",
+                                   "127.0.0.1",
+                                   "--dir",
+                                   dir.string(),
+                                   "--dbfilename",
+                                   file,
+                                   "--save",
+                                   "",
+                                   "--appendonly",
+                                   "no",
+                                   "--enable-debug-command",
+                                   "local",
+                                   "--logfile",
+                                   (dir / "own.log").string()};
         a.insert(a.end(), extra.begin(), extra.end());
         return a;
     }
@@ -131,7 +151,9 @@ void seed_every_type(redis::Connection& c) {
     c.checked({"SELECT", "0"}, "SELECT");
 }
 
-void flush(int port) { connect(port).checked({"FLUSHALL"}, "FLUSHALL"); }
+void flush(int port) {
+    connect(port).checked({"FLUSHALL"}, "FLUSHALL");
+}
 
 }  // namespace
 
@@ -264,8 +286,8 @@ TEST_CASE("redis: a damaged snapshot fails the dry run with exit 4", "[integrati
     auto dry = test::restore({"latest", "--backup-dir", (other / "backups").string(), "--dry-run"});
     CHECK(dry.code == 4);
     CHECK_THAT(dry.err, Catch::Contains(expect) && Catch::Contains("redis.rdb.zst"));
-    auto real = test::restore({"latest", "--backup-dir", (other / "backups").string(), "--redis-port",
-                               std::to_string(f.target)});
+    auto real = test::restore(
+        {"latest", "--backup-dir", (other / "backups").string(), "--redis-port", std::to_string(f.target)});
     CHECK(real.code == 4);
     CHECK(dbsize(f.target, 0) == 0);
     flush(f.source);
@@ -304,8 +326,9 @@ TEST_CASE("redis: password errors and a server that is down give clear errors an
     // The right password, from a password file (REDISCLI_AUTH unset).
     test::write_file(f.dir / "pw", password + "\n");
     test::write_file(f.config, json{{"backup_dir", f.backups.string()},
-                                    {"redis", {{"port", port_of("NIGHTJAR_TEST_REDIS_AUTH_PORT")},
-                                               {"password_file", (f.dir / "pw").string()}}}}
+                                    {"redis",
+                                     {{"port", port_of("NIGHTJAR_TEST_REDIS_AUTH_PORT")},
+                                      {"password_file", (f.dir / "pw").string()}}}}
                                    .dump());
     auto ok = f.backup({"REDISCLI_AUTH="});
     INFO(ok.err);
@@ -361,8 +384,9 @@ TEST_CASE("redis: the shared RDB corpus round-trips through a server, over the s
     REQUIRE(fs::is_directory(corpus));
     const int target = port_of("NIGHTJAR_TEST_REDIS_TARGET_PORT");
     std::map<std::string, std::uint64_t> expected_keys{
-        {"encodings.rdb", 13},      {"list-quicklist.rdb", 2},  {"hash-ziplist.rdb", 1},       {"hash-zipmap.rdb", 1},
-        {"zset-ziplist.rdb", 1},    {"scriptbackup.rdb", 0},    {"corrupt_empty_keys.rdb", 0}, {"corrupt_ziplist.rdb", 0}};
+        {"encodings.rdb", 13},         {"list-quicklist.rdb", 2}, {"hash-ziplist.rdb", 1},
+        {"hash-zipmap.rdb", 1},        {"zset-ziplist.rdb", 1},   {"scriptbackup.rdb", 0},
+        {"corrupt_empty_keys.rdb", 0}, {"corrupt_ziplist.rdb", 0}};
     for (const auto& [name, keys] : expected_keys) {
         INFO(name);
         test::TempDir dir;

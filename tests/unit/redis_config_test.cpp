@@ -18,10 +18,11 @@ TEST_CASE("the redis config section", "[unit][redis][config]") {
         CHECK(c.redis->endpoint.commands.sync == "SYNC");
     }
     SECTION("every field") {
-        Config c = parse_config(R"({"backup_dir": "/b", "redis": {"host": "r1", "port": 7000, "user": "backup",
+        Config c =
+            parse_config(R"({"backup_dir": "/b", "redis": {"host": "r1", "port": 7000, "user": "backup",
             "password_file": "/etc/p", "socket": "/run/r.sock", "connect_timeout": 2, "io_timeout": 90,
             "fallback": "none", "bgsave_timeout": 30, "commands": {"sync": "SYNC_x", "config": "CFG"}}})",
-                                "t.json");
+                         "t.json");
         CHECK(c.redis->endpoint.describe() == "redis /run/r.sock");
         CHECK(c.redis->endpoint.user == "backup");
         CHECK(c.redis->endpoint.commands.sync == "SYNC_x");

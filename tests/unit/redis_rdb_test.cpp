@@ -1,8 +1,8 @@
 // Redis's CRC64, the streaming RDB check, the SYNC header parser and the end-mark scanner: no server needed.
 #include <catch2/catch.hpp>
 #include <cstring>
-#include <map>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -31,14 +31,18 @@ std::string le64(std::uint64_t v) {
 std::string make_rdb(int version = 10, bool checksum = true) {
     char magic[10];
     std::snprintf(magic, sizeof magic, "REDIS%04d", version);
-    std::string body = std::string(magic) + "\xfa\x09redis-ver\x06" "7.0.15" "\xfe\x00\xfb\x01\x00\x00\x01k\x01v\xff"s;
+    std::string body = std::string(magic) +
+                       "\xfa\x09redis-ver\x06"
+                       "7.0.15"
+                       "\xfe\x00\xfb\x01\x00\x00\x01k\x01v\xff"s;
     std::uint64_t crc = checksum ? io::crc64_redis(0, io::as_bytes(body)) : 0;
     return body + le64(crc);
 }
 
 RdbSummary check_in_pieces(const std::string& data, std::size_t piece) {
     RdbCheck c;
-    for (std::size_t i = 0; i < data.size(); i += piece) c.update(io::as_bytes(std::string_view(data).substr(i, piece)));
+    for (std::size_t i = 0; i < data.size(); i += piece)
+        c.update(io::as_bytes(std::string_view(data).substr(i, piece)));
     return c.summary();
 }
 
@@ -118,18 +122,22 @@ TEST_CASE("the RDB check reads header, EOF opcode and CRC64 in any chunking", "[
     }
 }
 
-TEST_CASE("the RDB check accepts every file of the shared corpus and rejects damaged copies", "[unit][redis]") {
+TEST_CASE("the RDB check accepts every file of the shared corpus and rejects damaged copies",
+          "[unit][redis]") {
     fs::path dir = test::shared_dir() / "corpus/redis-rdb";
     REQUIRE(fs::is_directory(dir));
-    std::map<std::string, std::string> crc{{"list-quicklist.rdb", "enabled"}, {"encodings.rdb", "none"},
-                                           {"hash-zipmap.rdb", "none"},       {"corrupt_ziplist.rdb", "disabled"}};
+    std::map<std::string, std::string> crc{{"list-quicklist.rdb", "enabled"},
+                                           {"encodings.rdb", "none"},
+                                           {"hash-zipmap.rdb", "none"},
+                                           {"corrupt_ziplist.rdb", "disabled"}};
     int files = 0;
     for (const auto& e : fs::directory_iterator(dir)) {
         std::string name = e.path().filename().string();
         INFO(name);
         std::string data = test::read_file(e.path());
         RdbSummary s = check_in_pieces(data, 64);
-        CHECK(s.ok());  // the corrupt_* files are damaged inside values, which this structural check does not parse
+        CHECK(s.ok());  // the corrupt_* files are damaged inside values, which this structural check does not
+                        // parse
         CHECK(s.version >= 3);
         if (crc[name] == "enabled") CHECK(s.checksum_enabled);
         if (crc[name] == "disabled") CHECK(s.crc_text() == "disabled");
@@ -163,8 +171,10 @@ TEST_CASE("SYNC headers: sized, end-mark, refusals", "[unit][redis]") {
     CHECK_THROWS_MATCHES(parse_sync_header("-NOPERM this user has no permissions to run the 'sync' command"),
                          Error, test::IsError(Kind::SourceUnavailable, "refused SYNC: NOPERM"));
     CHECK_THROWS_AS(parse_sync_header("-ERR x"), SyncRefused);
-    CHECK_THROWS_MATCHES(parse_sync_header("+OK"), Error, test::IsError(Kind::SourceUnavailable, "bulk header"));
-    CHECK_THROWS_MATCHES(parse_sync_header("$EOF:short"), Error, test::IsError(Kind::SourceUnavailable, "40 bytes"));
+    CHECK_THROWS_MATCHES(parse_sync_header("+OK"), Error,
+                         test::IsError(Kind::SourceUnavailable, "bulk header"));
+    CHECK_THROWS_MATCHES(parse_sync_header("$EOF:short"), Error,
+                         test::IsError(Kind::SourceUnavailable, "40 bytes"));
 }
 
 TEST_CASE("the end-mark scanner finds the mark across reads and drops it", "[unit][redis]") {
@@ -220,11 +230,13 @@ TEST_CASE("the sized SYNC form reads exactly its length", "[unit][redis]") {
     ChunkReader cut({"$" + std::to_string(rdb.size() + 10) + "\r\n" + rdb});
     StringWriter out;
     RdbCheck check;
-    CHECK_THROWS_MATCHES(stream_sync_payload(cut, out, check), Error, test::IsError(Kind::SourceUnavailable, "closed after"));
+    CHECK_THROWS_MATCHES(stream_sync_payload(cut, out, check), Error,
+                         test::IsError(Kind::SourceUnavailable, "closed after"));
 }
 
 TEST_CASE("INFO and keyspace parsing", "[unit][redis]") {
-    auto info = parse_info("# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=5\r\ndb12:keys=7,expires=0,avg_ttl=0\r\n");
+    auto info =
+        parse_info("# Keyspace\r\ndb0:keys=3,expires=1,avg_ttl=5\r\ndb12:keys=7,expires=0,avg_ttl=0\r\n");
     Keyspace ks = parse_keyspace(info);
     REQUIRE(ks.size() == 2);
     CHECK(ks[0].keys == 3);
