@@ -36,6 +36,9 @@ void BackupOptions::add_to(CLI::App& app) {
     app.add_flag("--resume-cdc", resume_cdc,
                  "Only resume the connectors a previous run left paused (its state file), then exit")
         ->excludes(skip);
+    app.add_option("--redis-host", redis_host, "Redis host (overrides redis.host in the config)");
+    app.add_option("--redis-port", redis_port, "Redis port (overrides redis.port in the config)")
+        ->check(CLI::Range(1, 65535));
 }
 
 RetentionPolicy BackupOptions::retention(RetentionPolicy p) const {

@@ -28,6 +28,8 @@ struct BackupOptions {
     int keep_monthly = -1;                               // overrides retention.keep_monthly when >= 0
     bool skip_cdc = false;                               // back up without touching Kafka Connect connectors
     bool resume_cdc = false;                             // only resume connectors a previous run left paused
+    std::string redis_host;                              // overrides redis.host (and enables Redis)
+    int redis_port = 0;                                  // overrides redis.port when > 0 (and enables Redis)
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;

@@ -375,6 +375,11 @@ int run_backup(const BackupOptions& options) {
     setup_logging(options);
     Config config = load_config(options.config);
     if (options.compression_level > 0) config.compression.level = options.compression_level;
+    if (!options.redis_host.empty() || options.redis_port > 0) {
+        if (!config.redis) config.redis.emplace();
+        if (!options.redis_host.empty()) config.redis->endpoint.host = options.redis_host;
+        if (options.redis_port > 0) config.redis->endpoint.port = options.redis_port;
+    }
     fs::path backup_dir = resolve_backup_dir(options, config);
     if (options.resume_cdc) return resume_cdc_only(config, backup_dir);
     if (options.prune_only) return prune_only(options, config, backup_dir);

@@ -17,6 +17,12 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_flag("--clean", clean, "Replace targets that are not empty");
     app.add_flag("--json", json, "Print a JSON summary on stdout");
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+    app.add_flag("--force", force, "Overwrite an existing file (--redis-rdb-path)");
+    app.add_option("--redis-mode", redis_mode, "Redis restore: live (into a running server) or file")
+        ->check(CLI::IsMember({"live", "file"}));
+    app.add_option("--redis-rdb-path", redis_rdb_path, "Redis file mode: write the RDB here");
+    app.add_option("--redis-host", redis_host, "Redis live mode: the target server's host");
+    app.add_option("--redis-port", redis_port, "Redis live mode: the target server's port")->check(CLI::Range(1, 65535));
 }
 
 std::vector<std::string> RestoreCliOptions::skipped_kinds() const {

@@ -19,6 +19,11 @@ struct RestoreCliOptions {
     bool clean = false;      // replace non-empty targets
     bool json = false;       // one JSON summary on stdout
     bool quiet = false;
+    bool force = false;            // overwrite an existing output file (redis file mode)
+    std::string redis_mode;        // "live" or "file"; default: file when --redis-rdb-path is given, else live
+    std::string redis_rdb_path;    // redis file mode: where to write the RDB
+    std::string redis_host;        // redis live mode target (default: the config's redis section, else 127.0.0.1)
+    int redis_port = 0;            // redis live mode target port when > 0
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;

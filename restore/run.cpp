@@ -110,6 +110,18 @@ int run_restore(const RestoreCliOptions& o) {
     ropts.backup_id = manifest.id;
     if (!o.target_dir.empty()) ropts.target_dir = fs::absolute(o.target_dir);
     ropts.clean = o.clean;
+    ropts.force = o.force;
+    ropts.redis_mode = !o.redis_mode.empty() ? o.redis_mode : o.redis_rdb_path.empty() ? "live" : "file";
+    if (!o.redis_rdb_path.empty()) ropts.redis_rdb_path = fs::absolute(o.redis_rdb_path);
+    if (!o.config.empty()) {
+        Config c = load_config(o.config);
+        if (c.redis) ropts.redis_target = c.redis->endpoint;
+    }
+    if (!o.redis_host.empty() || o.redis_port > 0) {
+        if (!ropts.redis_target) ropts.redis_target.emplace();
+        if (!o.redis_host.empty()) ropts.redis_target->host = o.redis_host;
+        if (o.redis_port > 0) ropts.redis_target->port = o.redis_port;
+    }
 
     json summary{{"id", manifest.id}, {"dry_run", o.dry_run}, {"artifacts", json::array()}};
     std::vector<std::unique_ptr<Component>> components;

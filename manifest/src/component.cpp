@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "nightjar/components/files.hpp"
+#include "nightjar/components/redis.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
 
@@ -19,11 +20,13 @@ std::vector<std::unique_ptr<Component>> make_components(const Config& config,
     std::vector<std::unique_ptr<Component>> out;
     if (config.files && !skipped(skip, "files"))
         out.push_back(std::make_unique<FilesComponent>(config.files));
+    if (config.redis && !skipped(skip, "redis")) out.push_back(std::make_unique<RedisComponent>(config.redis));
     return out;
 }
 
 std::unique_ptr<Component> make_restore_component(std::string_view kind) {
     if (kind == "files") return std::make_unique<FilesComponent>();
+    if (kind == "redis") return std::make_unique<RedisComponent>();
     throw Error(Kind::Verification, "unknown component kind in manifest: " + std::string(kind));
 }
 

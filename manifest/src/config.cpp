@@ -64,7 +64,7 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
         throw Error(Kind::Config, what + ": not valid JSON: " + e.what());
     }
     JsonFields f(j, what, Kind::Config);
-    f.only({"backup_dir", "compression", "files", "retention", "monitoring", "cdc", "hooks"});
+    f.only({"backup_dir", "compression", "files", "retention", "monitoring", "cdc", "hooks", "redis"});
     Config c;
     c.source = source;
     c.backup_dir = f.string_or("backup_dir", "");
@@ -78,6 +78,7 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
     if (auto monitoring = f.optional_object("monitoring")) c.monitoring = parse_monitoring(*monitoring);
     if (auto cdc = f.optional_object("cdc")) c.cdc = parse_cdc_config(*cdc);
     if (auto hooks = f.optional_object("hooks")) c.hooks = parse_hooks_config(*hooks);
+    if (auto redis = f.optional_object("redis")) c.redis = redis::parse_redis_config(*redis);
     return c;
 }
 

@@ -2,7 +2,11 @@
 # Throwaway PostgreSQL and Redis servers on loopback, in a temporary directory, on free ports.
 # Source this file, call `services_start`, and `services_stop` from a trap. Exports:
 #   NIGHTJAR_TEST_PGHOST, NIGHTJAR_TEST_PGPORT, NIGHTJAR_TEST_PGUSER, NIGHTJAR_TEST_PGPASSWORD,
-#   NIGHTJAR_TEST_PG_BINDIR, NIGHTJAR_TEST_REDIS_PORT, NIGHTJAR_TEST_RUNDIR
+#   NIGHTJAR_TEST_PG_BINDIR, NIGHTJAR_TEST_REDIS_PORT, NIGHTJAR_TEST_RUNDIR,
+#   NIGHTJAR_TEST_REDIS_TARGET_PORT (an empty server to restore into),
+#   NIGHTJAR_TEST_REDIS_AUTH_PORT + NIGHTJAR_TEST_REDIS_PASSWORD (requirepass),
+#   NIGHTJAR_TEST_REDIS_ACL_PORT + NIGHTJAR_TEST_REDIS_ACL_PASSWORD (users "nosync": everything but
+#   SYNC/PSYNC/REPLCONF; "weak": only PING and INFO)
 
 services_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -58,12 +62,49 @@ services_start_redis() {
   echo "services: redis $(redis-server --version | awk '{print $3}' | cut -d= -f2) on 127.0.0.1:$port"
 }
 
+# services_start_redis_extra NAME CONF-LINES...: a redis-server configured by a file in its own directory;
+# prints its port.
+services_redis_with_conf() {
+  local name=$1 port dir
+  shift
+  port=$(services_free_port)
+  dir="$NIGHTJAR_TEST_RUNDIR/redis-$name"
+  mkdir -p "$dir"
+  {
+    printf '%s\n' "port $port" "bind 127.0.0.1" 'save ""' "appendonly no" "dir $dir" "daemonize yes" \
+      "pidfile $dir/redis.pid" "logfile $dir/redis.log" "enable-debug-command local"
+    printf '%s\n' "$@"
+  } > "$dir/redis.conf"
+  chmod 600 "$dir/redis.conf"
+  redis-server "$dir/redis.conf" >/dev/null
+  for _ in $(seq 1 100); do
+    redis-cli -p "$port" ping 2>&1 | grep -q -e PONG -e NOAUTH && break
+    sleep 0.1
+  done
+  echo "$port"
+}
+
+services_start_redis_extra() {
+  NIGHTJAR_TEST_REDIS_TARGET_PORT=$(services_redis_with_conf target)
+  NIGHTJAR_TEST_REDIS_PASSWORD="pw-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+  NIGHTJAR_TEST_REDIS_AUTH_PORT=$(services_redis_with_conf auth "requirepass $NIGHTJAR_TEST_REDIS_PASSWORD")
+  NIGHTJAR_TEST_REDIS_ACL_PASSWORD="acl-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
+  NIGHTJAR_TEST_REDIS_ACL_PORT=$(services_redis_with_conf acl \
+    "user nosync on >$NIGHTJAR_TEST_REDIS_ACL_PASSWORD ~* &* +@all -sync -psync -replconf" \
+    "user weak on >$NIGHTJAR_TEST_REDIS_ACL_PASSWORD ~* +ping +info")
+  export NIGHTJAR_TEST_REDIS_TARGET_PORT NIGHTJAR_TEST_REDIS_PASSWORD NIGHTJAR_TEST_REDIS_AUTH_PORT
+  export NIGHTJAR_TEST_REDIS_ACL_PORT NIGHTJAR_TEST_REDIS_ACL_PASSWORD
+  echo "services: redis targets: restore 127.0.0.1:$NIGHTJAR_TEST_REDIS_TARGET_PORT," \
+    "password 127.0.0.1:$NIGHTJAR_TEST_REDIS_AUTH_PORT, ACL 127.0.0.1:$NIGHTJAR_TEST_REDIS_ACL_PORT"
+}
+
 services_start() {
   NIGHTJAR_TEST_RUNDIR=$(mktemp -d /tmp/nightjar-services-XXXXXX)
   chmod 755 "$NIGHTJAR_TEST_RUNDIR"
   export NIGHTJAR_TEST_RUNDIR
   services_start_postgres
   services_start_redis
+  services_start_redis_extra
 }
 
 services_stop() {

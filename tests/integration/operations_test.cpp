@@ -284,7 +284,7 @@ TEST_CASE("the systemd units verify and the timer runs at 01:50", "[integration]
     }
 }
 
-TEST_CASE("--log-file appends the same lines; --log-format json writes one object per line", "[integration][operations]") {
+TEST_CASE("log-file appends the same lines; log-format json writes one object per line", "[integration][operations]") {
     Setup s;
     fs::path log = s.dir / "logs/backup.log";
     fs::create_directories(log.parent_path());

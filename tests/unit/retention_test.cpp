@@ -38,7 +38,7 @@ const RetentionDecision& decision(const std::vector<RetentionDecision>& ds, cons
 
 }  // namespace
 
-TEST_CASE("--retention-days 30 over 60 daily backups keeps the last 30 days", "[retention]") {
+TEST_CASE("retention-days 30 over 60 daily backups keeps the last 30 days", "[retention]") {
     auto backups = daily(60);
     std::int64_t now = backups.back().time + 40 * 60;  // the run after the newest backup
     auto ds = plan_retention(backups, {.days = 30}, now);

@@ -12,6 +12,7 @@
 
 #include "nightjar/io/stream.hpp"
 #include "nightjar/manifest.hpp"
+#include "nightjar/redis/config.hpp"
 
 namespace nightjar {
 
@@ -50,7 +51,11 @@ struct VerifyOutcome {
 struct RestoreOptions {
     std::string backup_id;                            // the backup being restored (for replaced-file folders)
     std::optional<std::filesystem::path> target_dir;  // files: restore under this dir instead of "/"
-    bool clean = false;                               // replace a non-empty target
+    bool clean = false;                             // replace a non-empty target
+    bool force = false;                             // overwrite an existing output file (redis file mode)
+    std::string redis_mode = "live";                // redis: "live" into a running server, "file" for an operator
+    std::optional<std::filesystem::path> redis_rdb_path = std::nullopt;  // redis file mode: where to write the RDB
+    std::optional<redis::Endpoint> redis_target = std::nullopt;  // redis live mode: the server to load (default 127.0.0.1:6379)
     nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
 };
 

@@ -9,6 +9,7 @@
 #include "nightjar/hooks.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/retention.hpp"
+#include "nightjar/redis/config.hpp"
 
 namespace nightjar {
 
@@ -33,6 +34,7 @@ struct Config {
     MonitoringConfig monitoring;       // pings and metrics
     std::optional<CdcConfig> cdc;      // Kafka Connect connectors to pause, when configured
     HooksConfig hooks;                 // operator commands before/after the backup and on error
+    std::optional<redis::RedisConfig> redis;  // the Redis component, when configured
 };
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.
