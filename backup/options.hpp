@@ -16,6 +16,8 @@ struct BackupOptions {
     int compression_level = 0;                            // overrides config compression.level when > 0
     bool quiet = false;                                   // only warnings and errors on stderr
     std::string log_file;                                 // also append log lines here
+    std::string db_host;                                  // overrides postgres host (every database)
+    int db_port = 0;                                      // overrides postgres port when > 0
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nightjar/component.hpp"
+#include "nightjar/components/postgres.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
 #include "nightjar/log.hpp"
@@ -46,6 +47,20 @@ fs::path resolve_backup_dir(const RestoreCliOptions& o) {
     }
     if (!o.backup.empty() && fs::exists(o.backup)) return fs::absolute(o.backup).parent_path();
     throw Error(Kind::Usage, "which backup dir? pass --backup-dir DIR, a manifest path, or --config FILE");
+}
+
+void apply_postgres_options(const RestoreCliOptions& o, const Manifest& manifest, RestoreOptions& ropts) {
+    ropts.db_host = o.db_host;
+    ropts.db_port = o.db_port;
+    ropts.db_user = o.db_user;
+    ropts.jobs = o.jobs;
+    ropts.skip_globals = o.skip_globals;
+    for (const auto& spec : o.db_names) {
+        auto pair = parse_rename(spec);
+        if (!pair) throw Error(Kind::Usage, "--db-name " + spec + ": expected OLD=NEW");
+        ropts.db_rename[pair->first] = pair->second;
+    }
+    check_pg_renames(manifest, ropts);
 }
 
 int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
@@ -104,6 +119,7 @@ int run_restore(const RestoreCliOptions& o) {
     ropts.backup_id = manifest.id;
     if (!o.target_dir.empty()) ropts.target_dir = fs::absolute(o.target_dir);
     ropts.clean = o.clean;
+    apply_postgres_options(o, manifest, ropts);
 
     json summary{{"id", manifest.id}, {"dry_run", o.dry_run}, {"artifacts", json::array()}};
     std::vector<std::unique_ptr<Component>> components;

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "nightjar/components/files.hpp"
+#include "nightjar/components/postgres.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
 
@@ -17,11 +18,13 @@ bool skipped(const std::vector<std::string>& skip, std::string_view kind) {
 std::vector<std::unique_ptr<Component>> make_components(const Config& config, const std::vector<std::string>& skip) {
     std::vector<std::unique_ptr<Component>> out;
     if (config.files && !skipped(skip, "files")) out.push_back(std::make_unique<FilesComponent>(config.files));
+    if (config.postgres && !skipped(skip, "postgres")) out.push_back(std::make_unique<PostgresComponent>(config.postgres));
     return out;
 }
 
 std::unique_ptr<Component> make_restore_component(std::string_view kind) {
     if (kind == "files") return std::make_unique<FilesComponent>();
+    if (kind == "postgres") return std::make_unique<PostgresComponent>();
     throw Error(Kind::Verification, "unknown component kind in manifest: " + std::string(kind));
 }
 

@@ -38,7 +38,7 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
         throw Error(Kind::Config, what + ": not valid JSON: " + e.what());
     }
     JsonFields f(j, what, Kind::Config);
-    f.only({"backup_dir", "compression", "files"});
+    f.only({"backup_dir", "compression", "files", "postgres"});
     Config c;
     c.source = source;
     c.backup_dir = f.string_or("backup_dir", "");
@@ -48,6 +48,7 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
         c.compression.threads = static_cast<int>(comp->integer_or("threads", 0, 64, c.compression.threads));
     }
     if (auto files = f.optional_object("files")) c.files = parse_files(*files);
+    if (auto pg = f.optional_object("postgres")) c.postgres = parse_postgres_config(*pg);
     return c;
 }
 

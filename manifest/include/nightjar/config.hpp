@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "nightjar/io/zstd.hpp"
+#include "nightjar/postgres/config.hpp"
 
 namespace nightjar {
 
@@ -20,6 +21,7 @@ struct Config {
     std::filesystem::path backup_dir;   // where backups are published
     io::ZstdOptions compression;        // zstd level and threads for every artifact
     std::optional<FilesConfig> files;   // the config-files component, when configured
+    std::optional<PostgresConfig> postgres;  // the PostgreSQL component, when configured
 };
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.
