@@ -112,7 +112,9 @@ int run_restore(const RestoreCliOptions& o) {
     auto skip = o.skipped_kinds();
     std::vector<const Artifact*> selected;
     for (const auto& a : manifest.artifacts)
-        if (std::find(skip.begin(), skip.end(), a.component) == skip.end()) selected.push_back(&a);
+        if (std::find(skip.begin(), skip.end(), a.component) == skip.end() &&
+            !(o.skip_globals && a.format == kPgGlobalsFormat))
+            selected.push_back(&a);
     if (selected.empty()) throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest.id + " is skipped");
 
     RestoreOptions ropts;

@@ -16,7 +16,9 @@ using test::IsError;
 
 namespace {
 
-Config pg(const std::string& section) { return parse_config(R"({"postgres": )" + section + "}", "c.json"); }
+Config pg(const std::string& section) {
+    return parse_config(R"({"postgres": )" + section + "}", "c.json");
+}
 
 // Writes archive fields the way pg_dump's WriteInt/WriteStr do (sign byte + 4 bytes little-endian).
 struct ArchiveBytes {
@@ -107,7 +109,8 @@ TEST_CASE("postgres config section", "[postgres][config]") {
         CHECK(c.postgres->endpoint_for("app").host == "db1");
     }
     SECTION("--db-host/--db-port override every endpoint") {
-        Config c = pg(R"({"host": "db1", "port": 5432, "databases": ["a", "b"], "overrides": {"b": {"host": "db2"}}})");
+        Config c = pg(
+            R"({"host": "db1", "port": 5432, "databases": ["a", "b"], "overrides": {"b": {"host": "db2"}}})");
         c.postgres->override_endpoint("10.0.0.9", 7000);
         CHECK(c.postgres->endpoint_for("a").host == "10.0.0.9");
         CHECK(c.postgres->endpoint_for("b").host == "10.0.0.9");
@@ -118,16 +121,19 @@ TEST_CASE("postgres config section", "[postgres][config]") {
     SECTION("errors name the field") {
         REQUIRE_THROWS_MATCHES(pg(R"({"databases": ["a"], "password": "x"})"), Error,
                                IsError(Kind::Config, "/postgres/password: unknown field"));
-        REQUIRE_THROWS_MATCHES(pg(R"({"databases": ["a"], "port": "54x2"})"), Error,
-                               IsError(Kind::Config, "/postgres/port: expected integer 1-65535, got \"54x2\""));
+        REQUIRE_THROWS_MATCHES(
+            pg(R"({"databases": ["a"], "port": "54x2"})"), Error,
+            IsError(Kind::Config, "/postgres/port: expected integer 1-65535, got \"54x2\""));
         REQUIRE_THROWS_MATCHES(pg(R"({"host": "h"})"), Error,
                                IsError(Kind::Config, "/postgres/databases: required field is missing"));
-        REQUIRE_THROWS_MATCHES(pg(R"({"databases": []})"), Error,
-                               IsError(Kind::Config, "/postgres/databases: expected \"all\" or at least one"));
+        REQUIRE_THROWS_MATCHES(
+            pg(R"({"databases": []})"), Error,
+            IsError(Kind::Config, "/postgres/databases: expected \"all\" or at least one"));
         REQUIRE_THROWS_MATCHES(pg(R"({"databases": ["all", "x"]})"), Error,
                                IsError(Kind::Config, "/postgres/databases/0: \"all\" cannot be combined"));
-        REQUIRE_THROWS_MATCHES(pg(R"({"databases": ["a"], "overrides": {"b": {"port": 1}}})"), Error,
-                               IsError(Kind::Config, "/postgres/overrides/b: not one of the configured databases"));
+        REQUIRE_THROWS_MATCHES(
+            pg(R"({"databases": ["a"], "overrides": {"b": {"port": 1}}})"), Error,
+            IsError(Kind::Config, "/postgres/overrides/b: not one of the configured databases"));
         REQUIRE_THROWS_MATCHES(pg(R"({"databases": ["a"], "overrides": {"a": {"password": "x"}}})"), Error,
                                IsError(Kind::Config, "/postgres/overrides/a/password: unknown field"));
         REQUIRE_THROWS_MATCHES(pg(R"({"databases": ["a"], "passfile": "pgpass"})"), Error,
@@ -138,7 +144,8 @@ TEST_CASE("postgres config section", "[postgres][config]") {
 }
 
 TEST_CASE("--db-name OLD=NEW parsing", "[postgres]") {
-    CHECK(parse_rename("app=app_restored") == std::make_pair(std::string("app"), std::string("app_restored")));
+    CHECK(parse_rename("app=app_restored") ==
+          std::make_pair(std::string("app"), std::string("app_restored")));
     CHECK(parse_rename("a=b=c") == std::make_pair(std::string("a"), std::string("b=c")));
     CHECK_FALSE(parse_rename("app"));
     CHECK_FALSE(parse_rename("=x"));
@@ -175,8 +182,9 @@ TEST_CASE("custom archive header and TOC", "[postgres][archive]") {
             CHECK_FALSE(parse_pg_archive(io::as_bytes(std::string_view(bytes).substr(0, n)), "t"));
     }
     SECTION("garbage is refused, naming the artifact") {
-        REQUIRE_THROWS_MATCHES(parse_pg_archive(io::as_bytes(std::string("PK\x03\x04 not a dump")), "artifact x/db.zst"),
-                               Error, IsError(Kind::Verification, "artifact x/db.zst: not a readable pg_dump archive"));
+        REQUIRE_THROWS_MATCHES(
+            parse_pg_archive(io::as_bytes(std::string("PK\x03\x04 not a dump")), "artifact x/db.zst"), Error,
+            IsError(Kind::Verification, "artifact x/db.zst: not a readable pg_dump archive"));
         std::string future = sample_archive();
         future[6] = 40;  // 1.40
         REQUIRE_THROWS_MATCHES(parse_pg_archive(io::as_bytes(future), "t"), Error,
@@ -197,13 +205,16 @@ TEST_CASE("pg tools are chosen by server version", "[postgres][tools]") {
     CHECK(find_pg_tool("pg_dump", 14, PgToolPick::OldestFitting, "", root.path()).major == 15);
     CHECK(find_pg_tool("pg_dump", 15, PgToolPick::OldestFitting, "", root.path()).major == 15);
     CHECK(find_pg_tool("pg_dump", 12, PgToolPick::Newest, "", root.path()).major == 16);
-    CHECK(find_pg_tool("pg_dump", 14, PgToolPick::OldestFitting, "", root.path()).path == root / "15/bin/pg_dump");
+    CHECK(find_pg_tool("pg_dump", 14, PgToolPick::OldestFitting, "", root.path()).path ==
+          root / "15/bin/pg_dump");
     REQUIRE_THROWS_MATCHES(find_pg_tool("pg_dump", 17, PgToolPick::OldestFitting, "", root.path()), Error,
                            IsError(Kind::SourceUnavailable, "no pg_dump of version 17 or newer"));
-    REQUIRE_THROWS_MATCHES(find_pg_tool("pg_dump", 16, PgToolPick::OldestFitting, (root / "13/bin").string()), Error,
+    REQUIRE_THROWS_MATCHES(find_pg_tool("pg_dump", 16, PgToolPick::OldestFitting, (root / "13/bin").string()),
+                           Error,
                            IsError(Kind::SourceUnavailable, "is version 13, older than the server (16)"));
-    REQUIRE_THROWS_MATCHES(find_pg_tool("pg_restore", 15, PgToolPick::Newest, "", root.path(), Kind::Verification),
-                           Error, IsError(Kind::Verification, "no pg_restore of version 15"));
+    REQUIRE_THROWS_MATCHES(
+        find_pg_tool("pg_restore", 15, PgToolPick::Newest, "", root.path(), Kind::Verification), Error,
+        IsError(Kind::Verification, "no pg_restore of version 15"));
 }
 
 TEST_CASE("argv for the dump tools never holds a password", "[postgres][tools]") {
@@ -211,13 +222,15 @@ TEST_CASE("argv for the dump tools never holds a password", "[postgres][tools]")
     PgTarget t{{"db1", 5433, "backup", "/etc/nightjar/pgpass"}, "it's a db", 10, "require"};
     PgTool tool{"/usr/lib/postgresql/15/bin/pg_dump", 15};
     auto argv = pg_dump_argv(tool, t, "00000003-00000185-1");
-    CHECK(argv == std::vector<std::string>{"/usr/lib/postgresql/15/bin/pg_dump", "--format=custom", "--compress=0",
-                                           "--snapshot=00000003-00000185-1", "--host=db1", "--port=5433",
-                                           "--username=backup", "--no-password", "--dbname=dbname='it\\'s a db'"});
+    CHECK(argv == std::vector<std::string>{"/usr/lib/postgresql/15/bin/pg_dump", "--format=custom",
+                                           "--compress=0", "--snapshot=00000003-00000185-1", "--host=db1",
+                                           "--port=5433", "--username=backup", "--no-password",
+                                           "--dbname=dbname='it\\'s a db'"});
     auto env = t.child_env();
     CHECK(std::find(env.begin(), env.end(), "PGPASSFILE=/etc/nightjar/pgpass") != env.end());
     CHECK(std::find(env.begin(), env.end(), "PGSSLMODE=require") != env.end());
-    for (const auto& list : {argv, env, pg_dumpall_globals_argv(tool, t, false), pg_restore_argv(tool, t, 2, "/tmp/x")})
+    for (const auto& list :
+         {argv, env, pg_dumpall_globals_argv(tool, t, false), pg_restore_argv(tool, t, 2, "/tmp/x")})
         for (const auto& a : list) CHECK(a.find("s3cret") == std::string::npos);
     ::unsetenv("PGPASSWORD");
 

@@ -69,10 +69,18 @@ std::vector<TableRows> list_tables(PgConnection& conn) {
     return out;
 }
 
+// Runs beside pg_dump in the exporting transaction. A failing count must not abort that transaction: pg_dump
+// may not have imported the snapshot yet, and its own error says more than ours.
 void count_rows(PgConnection& conn, std::vector<TableRows>& tables) {
-    for (auto& t : tables)
-        t.rows = std::stoll(conn.scalar("SELECT count(*) FROM ONLY " + conn.quote_ident(t.schema) + "." +
-                                        conn.quote_ident(t.name)));
+    conn.exec("SAVEPOINT nightjar_counts");
+    try {
+        for (auto& t : tables)
+            t.rows = std::stoll(conn.scalar("SELECT count(*) FROM ONLY " + conn.quote_ident(t.schema) + "." +
+                                            conn.quote_ident(t.name)));
+    } catch (const Error&) {
+        conn.exec("ROLLBACK TO SAVEPOINT nightjar_counts");
+        throw;
+    }
 }
 
 json tables_json(const std::vector<TableRows>& tables) {
@@ -219,8 +227,15 @@ Artifact dump_database(const PostgresConfig& cfg, const std::string& database, D
     // Exact counts in the same snapshot, on our connection, while pg_dump streams on its own.
     auto counted = std::async(std::launch::async, [&conn, &tables] { count_rows(conn, tables); });
     StreamedDump s = stream_child(child, std::move(out), context, 1 << 20);
-    counted.get();
+    std::exception_ptr count_error;
+    try {
+        counted.get();
+    } catch (...) {
+        count_error = std::current_exception();
+    }
+    // pg_dump's own message says most about a failure, so it wins over a failed count.
     if (s.rc != 0) throw Error(Kind::SourceUnavailable, dump_failure("pg_dump", target, s.rc, s.err));
+    if (count_error) std::rethrow_exception(count_error);
     std::optional<PgArchive> archive;
     try {
         archive = parse_pg_archive(io::as_bytes(s.head), "pg_dump output for " + target.describe());
