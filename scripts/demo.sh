@@ -14,10 +14,18 @@ trap cleanup EXIT
 services_start
 
 step() { printf '\n== %s\n' "$*"; }
+# PostgreSQL: the sample database in the throwaway server; the password reaches nightjar through PGPASSWORD only.
+export PGPASSWORD=$NIGHTJAR_TEST_PGPASSWORD
+pg() { "$NIGHTJAR_TEST_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$NIGHTJAR_TEST_PGHOST" -p "$NIGHTJAR_TEST_PGPORT" \
+  -U "$NIGHTJAR_TEST_PGUSER" "$@"; }
+pg -d postgres -c "CREATE DATABASE shop"
+pg -d shop -f "$root/samples/postgres/seed.sql"
 cat > "$work/nightjar.json" <<JSON
 {
   "backup_dir": "$work/backups",
-  "files": { "paths": ["$root/samples/config-tree"], "exclude": ["*.swp"] }
+  "files": { "paths": ["$root/samples/config-tree"], "exclude": ["*.swp"] },
+  "postgres": { "host": "$NIGHTJAR_TEST_PGHOST", "port": $NIGHTJAR_TEST_PGPORT, "user": "$NIGHTJAR_TEST_PGUSER",
+                "databases": ["shop"], "globals": true }
 }
 JSON
 
@@ -31,15 +39,25 @@ step "list backups"
 "$bin/restore/nightjar-restore" --list --backup-dir "$work/backups"
 
 step "verify without touching anything (restore --dry-run)"
-"$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --dry-run --target-dir "$work/restored"
+"$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --dry-run --target-dir "$work/restored" \
+  --db-name shop=shop_restored
 
-step "restore into a scratch directory"
-"$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --target-dir "$work/restored"
+step "restore: files into a scratch directory, database shop into a new database shop_restored"
+"$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --target-dir "$work/restored" \
+  --db-name shop=shop_restored
 
 step "compare restored files with the source"
 restored="$work/restored$root/samples/config-tree"
 diff -r --no-dereference --exclude='*.swp' "$root/samples/config-tree" "$restored"
 echo "files: identical (content, symlinks)"
 [ "$(stat -c %a "$restored/app/app.env")" = "600" ] && echo "files: modes preserved (app.env is 600)"
+
+step "compare the restored database with the source (row counts per table)"
+counts() { pg -d "$1" -A -t -c "SELECT format('%s.%s %s', schemaname, relname, n) FROM (SELECT schemaname, relname,
+  (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', schemaname, relname), false, true,
+  '')))[1]::text AS n FROM pg_stat_user_tables) t ORDER BY 1"; }
+diff <(counts shop) <(counts shop_restored)
+counts shop_restored | sed 's/^/postgres: shop_restored /'
+echo "postgres: every table of shop_restored has the row count of shop"
 
 step "demo complete"
