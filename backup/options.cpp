@@ -15,7 +15,8 @@ void BackupOptions::add_to(CLI::App& app) {
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
     app.add_option("--log-file", log_file, "Also append log lines to this file");
     app.add_option("--db-host", db_host, "PostgreSQL host for every database (overrides the config)");
-    app.add_option("--db-port", db_port, "PostgreSQL port (overrides the config)")->check(CLI::Range(1, 65535));
+    app.add_option("--db-port", db_port, "PostgreSQL port (overrides the config)")
+        ->check(CLI::Range(1, 65535));
 }
 
 std::vector<std::string> BackupOptions::skipped_kinds() const {

@@ -153,11 +153,13 @@ int run_backup(const BackupOptions& options) {
             }
             result.details = std::move(dump.details);
             if (!dump.failures.empty()) {
-                // Some parts failed (one database of several): the component failed; its other artifacts stay.
+                // Some parts failed (one database of several): the component failed; its other artifacts
+                // stay.
                 for (auto& f : dump.failures) log::error(f);
                 result.status = "failed";
                 result.error = dump.failures.front();
-                for (std::size_t i = 1; i < dump.failures.size(); ++i) result.error += "; " + dump.failures[i];
+                for (std::size_t i = 1; i < dump.failures.size(); ++i)
+                    result.error += "; " + dump.failures[i];
                 ++failed;
                 if (!first_failure) first_failure = Error(Kind::SourceUnavailable, dump.failures.front());
             }

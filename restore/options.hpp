@@ -20,8 +20,8 @@ struct RestoreCliOptions {
     int db_port = 0;          // postgres: ... and this port
     std::string db_user;      // postgres: connect as this role
     std::vector<std::string> db_names;  // postgres: OLD=NEW renames
-    int jobs = 0;             // postgres: pg_restore jobs (0 = one per core, at most 4)
-    bool skip_globals = false;  // postgres: leave roles and tablespaces alone
+    int jobs = 0;                       // postgres: pg_restore jobs (0 = one per core, at most 4)
+    bool skip_globals = false;          // postgres: leave roles and tablespaces alone
     bool json = false;        // one JSON summary on stdout
     bool quiet = false;
 

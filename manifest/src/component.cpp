@@ -18,7 +18,8 @@ bool skipped(const std::vector<std::string>& skip, std::string_view kind) {
 std::vector<std::unique_ptr<Component>> make_components(const Config& config, const std::vector<std::string>& skip) {
     std::vector<std::unique_ptr<Component>> out;
     if (config.files && !skipped(skip, "files")) out.push_back(std::make_unique<FilesComponent>(config.files));
-    if (config.postgres && !skipped(skip, "postgres")) out.push_back(std::make_unique<PostgresComponent>(config.postgres));
+    if (config.postgres && !skipped(skip, "postgres"))
+        out.push_back(std::make_unique<PostgresComponent>(config.postgres));
     return out;
 }
 

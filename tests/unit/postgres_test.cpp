@@ -143,7 +143,7 @@ TEST_CASE("postgres config section", "[postgres][config]") {
     }
 }
 
-TEST_CASE("--db-name OLD=NEW parsing", "[postgres]") {
+TEST_CASE("database renames parse as OLD=NEW", "[postgres]") {
     CHECK(parse_rename("app=app_restored") ==
           std::make_pair(std::string("app"), std::string("app_restored")));
     CHECK(parse_rename("a=b=c") == std::make_pair(std::string("a"), std::string("b=c")));

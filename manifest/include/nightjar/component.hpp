@@ -35,8 +35,8 @@ struct DumpResult {
     std::vector<Artifact> artifacts;
     std::vector<std::string> warnings;
     nlohmann::json details = nlohmann::json::object();
-    std::vector<std::string> failures;  // parts that failed (one database): the component is recorded as failed,
-                                        // the artifacts of its other parts are kept
+    std::vector<std::string> failures;  // parts that failed (one database): the component is recorded as
+                                        // failed, the artifacts of its other parts are kept
 };
 
 enum class VerifyStatus { Ok, Missing, SizeMismatch, DigestMismatch, FormatInvalid };
@@ -54,12 +54,12 @@ struct RestoreOptions {
     std::optional<std::filesystem::path> target_dir;  // files: restore under this dir instead of "/"
     bool clean = false;                             // replace a non-empty target
     nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
-    std::string db_host = "";                       // postgres: restore to this server, not the recorded one
-    int db_port = 0;                                // postgres: its port (0 = the recorded one)
-    std::string db_user = "";                       // postgres: connect as this role ("" = the recorded one)
+    std::string db_host = "";  // postgres: restore to this server, not the recorded one
+    int db_port = 0;           // postgres: its port (0 = the recorded one)
+    std::string db_user = "";  // postgres: connect as this role ("" = the recorded one)
     std::map<std::string, std::string> db_rename = {};  // postgres: --db-name OLD=NEW, restore OLD into NEW
-    int jobs = 0;                                   // postgres: pg_restore jobs; 0 = one per core, at most 4
-    bool skip_globals = false;                      // postgres: do not restore roles and tablespaces
+    int jobs = 0;               // postgres: pg_restore jobs; 0 = one per core, at most 4
+    bool skip_globals = false;  // postgres: do not restore roles and tablespaces
 };
 
 // A dry-run preview of a restore.
