@@ -39,6 +39,9 @@ void BackupOptions::add_to(CLI::App& app) {
     app.add_option("--redis-host", redis_host, "Redis host (overrides redis.host in the config)");
     app.add_option("--redis-port", redis_port, "Redis port (overrides redis.port in the config)")
         ->check(CLI::Range(1, 65535));
+    app.add_option("--db-host", db_host, "PostgreSQL host for every database (overrides the config)");
+    app.add_option("--db-port", db_port, "PostgreSQL port (overrides the config)")
+        ->check(CLI::Range(1, 65535));
 }
 
 RetentionPolicy BackupOptions::retention(RetentionPolicy p) const {

@@ -30,6 +30,8 @@ struct BackupOptions {
     bool resume_cdc = false;                             // only resume connectors a previous run left paused
     std::string redis_host;                              // overrides redis.host (and enables Redis)
     int redis_port = 0;                                  // overrides redis.port when > 0 (and enables Redis)
+    std::string db_host;                                 // overrides postgres host (every database)
+    int db_port = 0;                                     // overrides postgres port when > 0
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;

@@ -251,11 +251,25 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
                     manifest.artifacts.push_back(std::move(a));
                 }
                 result.details = std::move(dump.details);
+                if (!dump.failures.empty()) {
+                    // Some parts failed (one database of several): the component failed; its other
+                    // artifacts stay.
+                    for (auto& f : dump.failures) log::error(f);
+                    result.status = "failed";
+                    result.error = dump.failures.front();
+                    for (std::size_t i = 1; i < dump.failures.size(); ++i) result.error += "; " + dump.failures[i];
+                    ++failed;
+                    if (!first_failure) first_failure = Error(Kind::SourceUnavailable, dump.failures.front());
+                }
             } catch (const Error& e) {
                 progress.done();
                 // A signal or a failing backup dir ends the whole run; a failing source only its component.
                 if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal)
                     throw;
+                if (c->fail_fast()) {
+                    log::error(c->kind(), ": fail_fast is set: the backup stops here and nothing is published");
+                    throw;
+                }
                 log::error(e.what());
                 result.status = "failed";
                 result.error = e.what();
@@ -270,7 +284,7 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
             manifest.components.push_back(std::move(result));
         }
         check_interrupted();
-        if (failed == static_cast<int>(components.size())) {
+        if (failed == static_cast<int>(components.size()) && manifest.artifacts.empty()) {
             log::error("every component failed: nothing was published");
             throw *first_failure;
         }
@@ -375,6 +389,7 @@ int run_backup(const BackupOptions& options) {
     setup_logging(options);
     Config config = load_config(options.config);
     if (options.compression_level > 0) config.compression.level = options.compression_level;
+    if (config.postgres) config.postgres->override_endpoint(options.db_host, options.db_port);
     if (!options.redis_host.empty() || options.redis_port > 0) {
         if (!config.redis) config.redis.emplace();
         if (!options.redis_host.empty()) config.redis->endpoint.host = options.redis_host;

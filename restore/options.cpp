@@ -12,9 +12,18 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_flag("--skip-config", skip_config, "Do not restore configuration files");
     app.add_flag("--skip-db", skip_db, "Do not restore PostgreSQL");
     app.add_flag("--skip-redis", skip_redis, "Do not restore Redis");
-    app.add_option("--target-dir", target_dir,
-                   "Restore files under this directory instead of their original paths");
-    app.add_flag("--clean", clean, "Replace targets that are not empty");
+    app.add_option("--target-dir", target_dir, "Restore files under this directory instead of their original paths");
+    app.add_flag("--clean", clean,
+                 "Replace targets that are not empty (postgres: drop and recreate the database)");
+    app.add_option("--db-host", db_host, "PostgreSQL host to restore to (default: the one backed up)");
+    app.add_option("--db-port", db_port, "PostgreSQL port to restore to")->check(CLI::Range(1, 65535));
+    app.add_option("--db-user", db_user,
+                   "PostgreSQL role to connect as (default: the one that took the backup)");
+    app.add_option("--db-name", db_names,
+                   "OLD=NEW: restore database OLD into NEW, leaving OLD untouched (repeatable)");
+    app.add_option("--jobs", jobs, "pg_restore parallel jobs (default: one per core, at most 4)")
+        ->check(CLI::Range(1, 64));
+    app.add_flag("--skip-globals", skip_globals, "Do not restore PostgreSQL roles and tablespaces");
     app.add_flag("--json", json, "Print a JSON summary on stdout");
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
     app.add_flag("--force", force, "Overwrite an existing file (--redis-rdb-path)");

@@ -15,9 +15,15 @@ struct RestoreCliOptions {
     bool skip_config = false;
     bool skip_db = false;
     bool skip_redis = false;
-    std::string target_dir;  // files: restore under this directory instead of the original paths
-    bool clean = false;      // replace non-empty targets
-    bool json = false;       // one JSON summary on stdout
+    std::string target_dir;   // files: restore under this directory instead of the original paths
+    bool clean = false;       // replace non-empty targets
+    std::string db_host;      // postgres: restore to this host instead of the recorded one
+    int db_port = 0;          // postgres: ... and this port
+    std::string db_user;      // postgres: connect as this role
+    std::vector<std::string> db_names;  // postgres: OLD=NEW renames
+    int jobs = 0;                       // postgres: pg_restore jobs (0 = one per core, at most 4)
+    bool skip_globals = false;          // postgres: leave roles and tablespaces alone
+    bool json = false;        // one JSON summary on stdout
     bool quiet = false;
     bool force = false;            // overwrite an existing output file (redis file mode)
     std::string redis_mode;        // "live" or "file"; default: file when --redis-rdb-path is given, else live

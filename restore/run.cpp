@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "nightjar/component.hpp"
+#include "nightjar/components/postgres.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
 #include "nightjar/log.hpp"
@@ -47,6 +48,20 @@ fs::path resolve_backup_dir(const RestoreCliOptions& o) {
     }
     if (!o.backup.empty() && fs::exists(o.backup)) return fs::absolute(o.backup).parent_path();
     throw Error(Kind::Usage, "which backup dir? pass --backup-dir DIR, a manifest path, or --config FILE");
+}
+
+void apply_postgres_options(const RestoreCliOptions& o, const Manifest& manifest, RestoreOptions& ropts) {
+    ropts.db_host = o.db_host;
+    ropts.db_port = o.db_port;
+    ropts.db_user = o.db_user;
+    ropts.jobs = o.jobs;
+    ropts.skip_globals = o.skip_globals;
+    for (const auto& spec : o.db_names) {
+        auto pair = parse_rename(spec);
+        if (!pair) throw Error(Kind::Usage, "--db-name " + spec + ": expected OLD=NEW");
+        ropts.db_rename[pair->first] = pair->second;
+    }
+    check_pg_renames(manifest, ropts);
 }
 
 int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
@@ -102,9 +117,10 @@ int run_restore(const RestoreCliOptions& o) {
     auto skip = o.skipped_kinds();
     std::vector<const Artifact*> selected;
     for (const auto& a : manifest.artifacts)
-        if (std::find(skip.begin(), skip.end(), a.component) == skip.end()) selected.push_back(&a);
-    if (selected.empty())
-        throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest.id + " is skipped");
+        if (std::find(skip.begin(), skip.end(), a.component) == skip.end() &&
+            !(o.skip_globals && a.format == kPgGlobalsFormat))
+            selected.push_back(&a);
+    if (selected.empty()) throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest.id + " is skipped");
 
     RestoreOptions ropts;
     ropts.backup_id = manifest.id;
@@ -122,6 +138,7 @@ int run_restore(const RestoreCliOptions& o) {
         if (!o.redis_host.empty()) ropts.redis_target->host = o.redis_host;
         if (o.redis_port > 0) ropts.redis_target->port = o.redis_port;
     }
+    apply_postgres_options(o, manifest, ropts);
 
     json summary{{"id", manifest.id}, {"dry_run", o.dry_run}, {"artifacts", json::array()}};
     std::vector<std::unique_ptr<Component>> components;

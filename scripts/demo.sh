@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# The first README command: installs, builds, and runs the main job on an embedded default: a backup of the
-# sample data, verified with a dry run, restored into a scratch directory, and compared with the source.
+# The first README command: installs, builds, and runs the main job on an embedded default: throwaway PostgreSQL
+# and Redis servers seeded with sample data plus a sample config tree, backed up, verified with a dry run,
+# restored (files to a scratch dir, Redis into a second server and as a file, the database under a new name),
+# and compared with the source.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
@@ -21,11 +23,19 @@ redis_target=$NIGHTJAR_TEST_REDIS_TARGET_PORT
 step "seed the throwaway Redis (127.0.0.1:$redis_port) with samples/redis/seed.txt"
 redis-cli -p "$redis_port" < "$root/samples/redis/seed.txt" >/dev/null
 redis-cli -p "$redis_port" info keyspace | grep '^db'
+# PostgreSQL: the sample database in the throwaway server; the password reaches nightjar through PGPASSWORD only.
+export PGPASSWORD=$NIGHTJAR_TEST_PGPASSWORD
+pg() { "$NIGHTJAR_TEST_PG_BINDIR/psql" -X -q -v ON_ERROR_STOP=1 -h "$NIGHTJAR_TEST_PGHOST" -p "$NIGHTJAR_TEST_PGPORT" \
+  -U "$NIGHTJAR_TEST_PGUSER" "$@"; }
+pg -d postgres -c "CREATE DATABASE shop"
+pg -d shop -f "$root/samples/postgres/seed.sql"
 cat > "$work/nightjar.json" <<JSON
 {
   "backup_dir": "$work/backups",
   "files": { "paths": ["$root/samples/config-tree"], "exclude": ["*.swp"] },
-  "redis": { "host": "127.0.0.1", "port": $redis_port }
+  "redis": { "host": "127.0.0.1", "port": $redis_port },
+  "postgres": { "host": "$NIGHTJAR_TEST_PGHOST", "port": $NIGHTJAR_TEST_PGPORT, "user": "$NIGHTJAR_TEST_PGUSER",
+                "databases": ["shop"], "globals": true }
 }
 JSON
 
@@ -40,14 +50,14 @@ step "list backups"
 
 step "verify without touching anything (restore --dry-run)"
 "$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --dry-run --target-dir "$work/restored" \
-  --redis-port "$redis_target"
+  --redis-port "$redis_target" --db-name shop=shop_restored
 
-step "restore: files into a scratch directory, Redis live into a second throwaway server (127.0.0.1:$redis_target)"
+step "restore: files into a scratch directory, Redis live into a second throwaway server (127.0.0.1:$redis_target), database shop into a new database shop_restored"
 "$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --target-dir "$work/restored" \
-  --redis-port "$redis_target"
+  --redis-port "$redis_target" --db-name shop=shop_restored
 
 step "restore Redis as a file for a stopped server (file mode)"
-"$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --skip-config --redis-rdb-path "$work/dump.rdb"
+"$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --skip-config --skip-db --redis-rdb-path "$work/dump.rdb"
 
 step "compare restored files with the source"
 restored="$work/restored$root/samples/config-tree"
@@ -66,5 +76,13 @@ src_digest=$(redis-cli -p "$redis_port" debug digest) dst_digest=$(redis-cli -p 
 echo "redis DEBUG DIGEST: source $src_digest, restored $dst_digest"
 [ "$src_digest" = "$dst_digest" ] && echo "redis: identical"
 echo "redis file mode: $(redis-check-rdb "$work/dump.rdb" | grep -a "looks OK")"
+
+step "compare the restored database with the source (row counts per table)"
+counts() { pg -d "$1" -A -t -c "SELECT format('%s.%s %s', schemaname, relname, n) FROM (SELECT schemaname, relname,
+  (xpath('/row/c/text()', query_to_xml(format('SELECT count(*) AS c FROM ONLY %I.%I', schemaname, relname), false, true,
+  '')))[1]::text AS n FROM pg_stat_user_tables) t ORDER BY 1"; }
+diff <(counts shop) <(counts shop_restored)
+counts shop_restored | sed 's/^/postgres: shop_restored /'
+echo "postgres: every table of shop_restored has the row count of shop"
 
 step "demo complete"

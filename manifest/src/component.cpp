@@ -4,6 +4,7 @@
 
 #include "nightjar/components/files.hpp"
 #include "nightjar/components/redis.hpp"
+#include "nightjar/components/postgres.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
 
@@ -20,6 +21,8 @@ std::vector<std::unique_ptr<Component>> make_components(const Config& config,
     std::vector<std::unique_ptr<Component>> out;
     if (config.files && !skipped(skip, "files"))
         out.push_back(std::make_unique<FilesComponent>(config.files));
+    if (config.postgres && !skipped(skip, "postgres"))
+        out.push_back(std::make_unique<PostgresComponent>(config.postgres));
     if (config.redis && !skipped(skip, "redis")) out.push_back(std::make_unique<RedisComponent>(config.redis));
     return out;
 }
@@ -27,6 +30,7 @@ std::vector<std::unique_ptr<Component>> make_components(const Config& config,
 std::unique_ptr<Component> make_restore_component(std::string_view kind) {
     if (kind == "files") return std::make_unique<FilesComponent>();
     if (kind == "redis") return std::make_unique<RedisComponent>();
+    if (kind == "postgres") return std::make_unique<PostgresComponent>();
     throw Error(Kind::Verification, "unknown component kind in manifest: " + std::string(kind));
 }
 

@@ -64,7 +64,8 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
         throw Error(Kind::Config, what + ": not valid JSON: " + e.what());
     }
     JsonFields f(j, what, Kind::Config);
-    f.only({"backup_dir", "compression", "files", "retention", "monitoring", "cdc", "hooks", "redis"});
+    f.only({"backup_dir", "compression", "files", "retention", "monitoring", "cdc", "hooks", "redis",
+            "postgres"});
     Config c;
     c.source = source;
     c.backup_dir = f.string_or("backup_dir", "");
@@ -79,6 +80,7 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
     if (auto cdc = f.optional_object("cdc")) c.cdc = parse_cdc_config(*cdc);
     if (auto hooks = f.optional_object("hooks")) c.hooks = parse_hooks_config(*hooks);
     if (auto redis = f.optional_object("redis")) c.redis = redis::parse_redis_config(*redis);
+    if (auto pg = f.optional_object("postgres")) c.postgres = parse_postgres_config(*pg);
     return c;
 }
 

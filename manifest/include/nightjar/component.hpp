@@ -36,6 +36,8 @@ struct DumpResult {
     std::vector<Artifact> artifacts;
     std::vector<std::string> warnings;
     nlohmann::json details = nlohmann::json::object();
+    std::vector<std::string> failures;  // parts that failed (one database): the component is recorded as
+                                        // failed, the artifacts of its other parts are kept
 };
 
 enum class VerifyStatus { Ok, Missing, SizeMismatch, DigestMismatch, FormatInvalid };
@@ -57,6 +59,12 @@ struct RestoreOptions {
     std::optional<std::filesystem::path> redis_rdb_path = std::nullopt;  // redis file mode: where to write the RDB
     std::optional<redis::Endpoint> redis_target = std::nullopt;  // redis live mode: the server to load (default 127.0.0.1:6379)
     nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
+    std::string db_host = "";  // postgres: restore to this server, not the recorded one
+    int db_port = 0;           // postgres: its port (0 = the recorded one)
+    std::string db_user = "";  // postgres: connect as this role ("" = the recorded one)
+    std::map<std::string, std::string> db_rename = {};  // postgres: --db-name OLD=NEW, restore OLD into NEW
+    int jobs = 0;               // postgres: pg_restore jobs; 0 = one per core, at most 4
+    bool skip_globals = false;  // postgres: do not restore roles and tablespaces
 };
 
 // A dry-run preview of a restore.
@@ -81,8 +89,9 @@ public:
     // Format-level check of an artifact's decompressed content, read to its end.
     virtual VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const = 0;
     virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const = 0;
-    virtual RestoreReport restore(const Artifact& artifact, io::Reader& content,
-                                  const RestoreOptions& options) = 0;
+    virtual RestoreReport restore(const Artifact& artifact, io::Reader& content, const RestoreOptions& options) = 0;
+    // A failure of this component ends the whole backup run (nothing is published).
+    virtual bool fail_fast() const { return false; }
 };
 
 // The components of a backup run, in order, minus the skipped kinds. Kinds not configured are left out.

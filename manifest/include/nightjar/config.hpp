@@ -10,6 +10,7 @@
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/retention.hpp"
 #include "nightjar/redis/config.hpp"
+#include "nightjar/postgres/config.hpp"
 
 namespace nightjar {
 
@@ -35,6 +36,7 @@ struct Config {
     std::optional<CdcConfig> cdc;      // Kafka Connect connectors to pause, when configured
     HooksConfig hooks;                 // operator commands before/after the backup and on error
     std::optional<redis::RedisConfig> redis;  // the Redis component, when configured
+    std::optional<PostgresConfig> postgres;   // the PostgreSQL component, when configured
 };
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.

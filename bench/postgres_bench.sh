@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# PostgreSQL backup/restore benchmark: nightjar against the standard tools, on the same data, in one run.
+#   data:    pgbench -i -s $BENCH_SCALE (default 20) + $BENCH_ROWS (default 1.5M) rows of random text/jsonb/bytea/
+#            timestamps (about 700 MB of table data at the defaults), in a throwaway cluster
+#   backup:  nightjar-backup | pg_dump -Fc | pg_dump -Fd -j2 | pg_dump -Fc -Z0 | zstd -T2 -3 | tee >(sha256sum)
+#   restore: nightjar-restore --db-name (verify + restore + row counts) | pg_restore -j2 of the pg_dump -Fc file
+# Prints wall time, peak RSS and size of each, and the ratios the targets are stated in. Everything it creates
+# (cluster, dumps, backups) is deleted at the end. Usage: bench/postgres_bench.sh   (after scripts/build.sh)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+bin=${NIGHTJAR_BUILD_DIR:-$root/build}
+scale=${BENCH_SCALE:-20}
+rows=${BENCH_ROWS:-1500000}
+[ -x "$bin/backup/nightjar-backup" ] || { echo "build first: scripts/build.sh" >&2; exit 2; }
+[ -x /usr/bin/time ] || { echo "needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
+
+# shellcheck source=../scripts/lib/services.sh
+. "$root/scripts/lib/services.sh"
+work=$(mktemp -d /tmp/nightjar-bench-XXXXXX)
+chmod 755 "$work"
+NIGHTJAR_TEST_RUNDIR="$work/run"
+mkdir -p "$NIGHTJAR_TEST_RUNDIR"
+export NIGHTJAR_TEST_RUNDIR
+cleanup() { services_stop; rm -rf "$work"; }
+trap cleanup EXIT
+services_start_postgres >&2
+pgbin=$NIGHTJAR_TEST_PG_BINDIR
+export PGHOST=$NIGHTJAR_TEST_PGHOST PGPORT=$NIGHTJAR_TEST_PGPORT PGUSER=$NIGHTJAR_TEST_PGUSER
+export PGPASSWORD=$NIGHTJAR_TEST_PGPASSWORD PGDATABASE=postgres
+out="$work/out"
+mkdir -p "$out"
+chmod 777 "$out"
+
+echo "bench: loading pgbench -s $scale and $rows random rows ..." >&2
+"$pgbin/createdb" bench
+"$pgbin/pgbench" -q -i -s "$scale" bench >/dev/null 2>&1
+"$pgbin/psql" -X -q -d bench -v ON_ERROR_STOP=1 <<SQL
+CREATE TABLE random_data AS
+SELECT g AS id,
+       md5(random()::text) || md5(random()::text) || md5(random()::text) AS txt,
+       jsonb_build_object('k', md5(random()::text), 'n', random(), 'arr', jsonb_build_array(random(), random())) AS doc,
+       decode(md5(random()::text) || md5(random()::text), 'hex') AS bin,
+       now() - random() * interval '3650 days' AS ts
+FROM generate_series(1, $rows) AS g;
+ALTER TABLE random_data ADD PRIMARY KEY (id);
+VACUUM ANALYZE;
+SQL
+dbsize=$("$pgbin/psql" -X -A -t -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
+echo "bench: database size $dbsize" >&2
+
+# measure NAME CMD...: wall seconds and peak RSS (KiB) of CMD (and its children: /usr/bin/time -v reports the max).
+declare -A wall rss
+measure() {
+  local name=$1; shift
+  sync
+  /usr/bin/time -v -o "$work/time.$name" "$@" >/dev/null 2>"$work/err.$name" || {
+    echo "bench: $name failed:" >&2; tail -5 "$work/err.$name" >&2; exit 1; }
+  wall[$name]=$(awk -F': ' '/Elapsed \(wall clock\)/ {n=split($2,p,":"); s=0; for(i=1;i<=n;i++) s=s*60+p[i]; print s}' "$work/time.$name")
+  rss[$name]=$(awk -F': ' '/Maximum resident set size/ {print $2}' "$work/time.$name")
+  echo "bench: $name ${wall[$name]} s, peak RSS $((rss[$name] / 1024)) MiB" >&2
+}
+size_of() { du -sb "$1" | cut -f1; }
+
+cat > "$work/nightjar.json" <<JSON
+{ "backup_dir": "$out/backups",
+  "compression": { "level": 3, "threads": 2 },
+  "postgres": { "host": "$PGHOST", "port": $PGPORT, "user": "$PGUSER", "databases": ["bench"] } }
+JSON
+
+measure nightjar_backup "$bin/backup/nightjar-backup" --config "$work/nightjar.json" -q
+measure pg_dump_Fc "$pgbin/pg_dump" -Fc -d bench -f "$out/bench.dump"
+measure pg_dump_Fd_j2 "$pgbin/pg_dump" -Fd -j2 -d bench -f "$out/bench.dir"
+measure hand_pipeline bash -c "set -o pipefail; '$pgbin/pg_dump' -Fc -Z0 -d bench | zstd -q -T2 -3 | tee >(sha256sum > '$out/hand.sha256') > '$out/hand.dump.zst'"
+
+nj_size=$(size_of "$out/backups/"2*/pg-bench.pgdump.zst)
+fc_size=$(size_of "$out/bench.dump")
+fd_size=$(size_of "$out/bench.dir")
+hand_size=$(size_of "$out/hand.dump.zst")
+
+measure nightjar_restore "$bin/restore/nightjar-restore" latest --backup-dir "$out/backups" --db-name bench=bench_nj \
+  --jobs 2 -q
+"$pgbin/createdb" bench_pr
+measure pg_restore_j2 "$pgbin/pg_restore" -j2 -d bench_pr "$out/bench.dump"
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+echo
+echo "PostgreSQL benchmark: pgbench -s $scale + $rows random rows, database $dbsize, $(nproc) cores"
+printf '%-18s %9s %12s %14s\n' "run" "seconds" "peak RSS MiB" "output bytes"
+for n in nightjar_backup pg_dump_Fc pg_dump_Fd_j2 hand_pipeline nightjar_restore pg_restore_j2; do
+  case $n in
+    nightjar_backup) s=$nj_size ;; pg_dump_Fc) s=$fc_size ;; pg_dump_Fd_j2) s=$fd_size ;; hand_pipeline) s=$hand_size ;;
+    *) s="-" ;;
+  esac
+  printf '%-18s %9s %12s %14s\n' "$n" "${wall[$n]}" "$((rss[$n] / 1024))" "$s"
+done
+echo
+echo "backup time  nightjar / hand pipeline : $(ratio "${wall[nightjar_backup]}" "${wall[hand_pipeline]}")  (target <= 1.05)"
+echo "backup time  pg_dump -Fc / nightjar   : $(ratio "${wall[pg_dump_Fc]}" "${wall[nightjar_backup]}")  (speed-up over pg_dump -Fc)"
+echo "backup time  pg_dump -Fd -j2 / nightjar: $(ratio "${wall[pg_dump_Fd_j2]}" "${wall[nightjar_backup]}")"
+echo "artifact size nightjar / hand pipeline: $(ratio "$nj_size" "$hand_size")  (target <= 1.00)"
+echo "restore time nightjar / pg_restore -j2: $(ratio "${wall[nightjar_restore]}" "${wall[pg_restore_j2]}")  (target <= 1.05)"
+echo "peak RSS     nightjar backup / restore : $((rss[nightjar_backup] / 1024)) / $((rss[nightjar_restore] / 1024)) MiB  (target < 100; for restore this is the max over nightjar and its pg_restore)"

@@ -1,0 +1,38 @@
+#pragma once
+// The PostgreSQL component: one pg_dump custom-format artifact per database, taken in a snapshot exported by
+// a libpq connection that also records what pg_dump does not tell (server version, LSN, exact row counts,
+// replication slots); optional globals (roles, tablespaces) as a plain SQL artifact.
+#include <optional>
+
+#include "nightjar/component.hpp"
+#include "nightjar/config.hpp"
+
+namespace nightjar {
+
+class PostgresComponent final : public Component {
+public:
+    explicit PostgresComponent(std::optional<PostgresConfig> config = std::nullopt)
+        : config_(std::move(config)) {}
+    std::string_view kind() const override { return "postgres"; }
+    CheckReport check() const override;
+    DumpResult dump(DumpContext& context, Staging& staging) override;
+    VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const override;
+    RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const override;
+    RestoreReport restore(const Artifact& artifact, io::Reader& content,
+                          const RestoreOptions& options) override;
+    bool fail_fast() const override { return config_ && config_->fail_fast; }
+
+private:
+    std::optional<PostgresConfig> config_;
+};
+
+// The artifact formats this component writes.
+inline constexpr const char* kPgDumpFormat = "pg_dump-custom";
+inline constexpr const char* kPgGlobalsFormat = "pg_dumpall-globals-sql";
+
+// A database name as a file name: [A-Za-z0-9_.-] kept, every other byte as %XX (so names stay distinct).
+std::string pg_file_name_part(const std::string& database);
+// Kind::Usage when --db-name names a database the manifest does not hold.
+void check_pg_renames(const Manifest& manifest, const RestoreOptions& options);
+
+}  // namespace nightjar

@@ -1,0 +1,765 @@
+#include "nightjar/components/postgres.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cctype>
+#include <climits>
+#include <csignal>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "nightjar/error.hpp"
+#include "nightjar/io/fd.hpp"
+#include "nightjar/json_fields.hpp"
+#include "nightjar/log.hpp"
+#include "nightjar/postgres/archive.hpp"
+#include "nightjar/postgres/connection.hpp"
+#include "nightjar/postgres/tools.hpp"
+#include "nightjar/process.hpp"
+#include "nightjar/repository.hpp"
+
+namespace nightjar {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+constexpr std::size_t kHeadLimit = 64 << 20;  // the TOC must fit in this many bytes for the entry check
+constexpr const char* kGlobalsName = "pg-globals";
+constexpr const char* kGlobalsHead = "--\n-- PostgreSQL database cluster dump\n--\n";
+constexpr const char* kGlobalsTail = "-- PostgreSQL database cluster dump complete";
+
+// User tables whose rows pg_dump writes as TABLE DATA: ordinary tables and leaf partitions, not temporary,
+// not owned by an extension (pg_dump leaves those to CREATE EXTENSION).
+constexpr const char* kTablesSql = R"(
+SELECT n.nspname, c.relname
+FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+WHERE c.relkind = 'r' AND c.relpersistence <> 't'
+  AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+  AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'
+  AND NOT EXISTS (SELECT 1 FROM pg_depend d
+                  WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')
+ORDER BY 1, 2)";
+
+struct TableRows {
+    std::string schema, name;
+    std::int64_t rows = 0;
+};
+
+std::string qualified(const TableRows& t) {
+    return t.schema + "." + t.name;
+}
+
+void ignore_sigpipe() {
+    // A child that exits early must surface as a write error on its pipe, not kill us.
+    static const bool once = [] {
+        std::signal(SIGPIPE, SIG_IGN);
+        return true;
+    }();
+    (void)once;
+}
+
+std::vector<TableRows> list_tables(PgConnection& conn) {
+    std::vector<TableRows> out;
+    PgResult r = conn.exec(kTablesSql);
+    for (int i = 0; i < r.rows(); ++i) out.push_back({r.value(i, 0), r.value(i, 1), 0});
+    return out;
+}
+
+// Runs beside pg_dump in the exporting transaction. A failing count must not abort that transaction: pg_dump
+// may not have imported the snapshot yet, and its own error says more than ours.
+void count_rows(PgConnection& conn, std::vector<TableRows>& tables) {
+    conn.exec("SAVEPOINT nightjar_counts");
+    try {
+        for (auto& t : tables)
+            t.rows = std::stoll(conn.scalar("SELECT count(*) FROM ONLY " + conn.quote_ident(t.schema) + "." +
+                                            conn.quote_ident(t.name)));
+    } catch (const Error&) {
+        conn.exec("ROLLBACK TO SAVEPOINT nightjar_counts");
+        throw;
+    }
+}
+
+json tables_json(const std::vector<TableRows>& tables) {
+    json list = json::array();
+    for (const auto& t : tables) list.push_back({{"schema", t.schema}, {"name", t.name}, {"rows", t.rows}});
+    return list;
+}
+
+std::vector<TableRows> tables_of(const Artifact& a) {
+    JsonFields source(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
+    std::vector<TableRows> out;
+    const json& list = source.array("tables");
+    for (std::size_t i = 0; i < list.size(); ++i) {
+        JsonFields t = source.element("tables", i);
+        out.push_back({t.string("schema"), t.string("name"), t.integer("rows", 0, INT64_MAX)});
+    }
+    return out;
+}
+
+json replication_slots(PgConnection& conn) {
+    const bool has_wal_status = conn.server_version() >= 130000;
+    PgResult r = conn.exec(std::string("SELECT slot_name, slot_type, database, active, restart_lsn::text, "
+                                       "confirmed_flush_lsn::text, ") +
+                           (has_wal_status ? "wal_status" : "NULL::text") +
+                           " FROM pg_replication_slots ORDER BY slot_name");
+    json slots = json::array();
+    auto opt = [&](int row, int col) -> json {
+        auto v = r.optional(row, col);
+        return v ? json(*v) : json(nullptr);
+    };
+    for (int i = 0; i < r.rows(); ++i)
+        slots.push_back({{"slot_name", r.value(i, 0)},
+                         {"slot_type", r.value(i, 1)},
+                         {"database", opt(i, 2)},
+                         {"active", r.value(i, 3) == "t"},
+                         {"restart_lsn", opt(i, 4)},
+                         {"confirmed_flush_lsn", opt(i, 5)},
+                         {"wal_status", opt(i, 6)}});
+    return slots;
+}
+
+// What libpq tells about the server and the database, read inside the exporting transaction.
+json server_state(PgConnection& conn) {
+    PgResult r = conn.exec(R"(
+SELECT pg_is_in_recovery(),
+       CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text ELSE pg_current_wal_lsn()::text END,
+       pg_database_size(current_database()), pg_encoding_to_char(d.encoding), d.datcollate, d.datctype,
+       txid_current_snapshot()::text, to_char(now() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+       current_setting('server_version')
+FROM pg_database d WHERE d.datname = current_database())");
+    if (r.rows() != 1)
+        throw Error(Kind::SourceUnavailable,
+                    "postgres: " + conn.target().describe() + ": not in pg_database");
+    const bool standby = r.value(0, 0) == "t";
+    return {{"server_version_num", conn.server_version()},
+            {"server_version", r.value(0, 8)},
+            {"in_recovery", standby},
+            {standby ? "wal_replay_lsn" : "wal_lsn", r.value(0, 1)},
+            {"database_size", std::stoll(r.value(0, 2))},
+            {"encoding", r.value(0, 3)},
+            {"collate", r.value(0, 4)},
+            {"ctype", r.value(0, 5)},
+            {"txid_snapshot", r.value(0, 6)},
+            {"snapshot_time", r.value(0, 7)}};
+}
+
+std::string tool_version(const PgTool& tool) {
+    RunResult r = run_capture({tool.path.string(), "--version"});
+    std::string line = first_line(r.out);
+    auto sp = line.rfind(") ");
+    return sp == std::string::npos ? line : line.substr(sp + 2);
+}
+
+std::string dump_failure(const std::string& tool, const PgTarget& target, int rc, const std::string& err) {
+    std::string quoted = err.empty() ? "(no message)" : err;
+    for (auto& c : quoted)
+        if (c == '\n') c = ' ';
+    return "postgres: " + tool + " failed for " + target.describe() + " (exit " + std::to_string(rc) +
+           "): " + quoted;
+}
+
+PgTarget target_for(const PostgresConfig& c, const std::string& database) {
+    return {c.endpoint_for(database), database, c.connect_timeout, c.sslmode};
+}
+
+std::vector<std::string> resolve_databases(const PostgresConfig& c) {
+    if (!c.all_databases()) return c.databases;
+    PgConnection conn(target_for(c, c.maintenance_db));
+    PgResult r =
+        conn.exec("SELECT datname FROM pg_database WHERE datallowconn AND NOT datistemplate ORDER BY 1");
+    std::vector<std::string> out;
+    for (int i = 0; i < r.rows(); ++i) out.push_back(r.value(i, 0));
+    return out;
+}
+
+// Streams a child's stdout into a new artifact; the artifact is discarded unless the child exits 0 with
+// output.
+struct StreamedDump {
+    std::unique_ptr<ArtifactWriter> out;
+    std::string head;  // the first bytes, for a format check
+    int rc = -1;
+    std::string err;
+};
+
+StreamedDump stream_child(Subprocess& child, std::unique_ptr<ArtifactWriter> out, DumpContext& context,
+                          std::size_t head_bytes) {
+    StreamedDump s;
+    std::vector<std::byte> buf(io::kChunkSize);
+    while (std::size_t n = child.out().read(buf)) {
+        if (context.check_interrupted) context.check_interrupted();
+        io::Bytes piece(buf.data(), n);
+        if (s.head.size() < head_bytes)
+            s.head.append(io::as_chars(piece.first(std::min(n, head_bytes - s.head.size()))));
+        out->write(piece);
+    }
+    s.rc = child.wait();
+    s.err = child.stderr_text();
+    s.out = std::move(out);
+    return s;
+}
+
+Artifact dump_database(const PostgresConfig& cfg, const std::string& database, DumpContext& context,
+                       Staging& staging, json& details) {
+    PgTarget target = target_for(cfg, database);
+    PgConnection conn(target);
+    PgTool pg_dump =
+        find_pg_tool("pg_dump", conn.server_version() / 10000, PgToolPick::OldestFitting, cfg.bin_dir);
+    // The snapshot pg_dump will import; this transaction stays open until the dump has ended.
+    conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
+    const std::string snapshot = conn.scalar("SELECT pg_export_snapshot()");
+    json source = server_state(conn);
+    source["replication_slots"] = replication_slots(conn);
+    std::vector<TableRows> tables = list_tables(conn);
+
+    const std::string file = "pg-" + pg_file_name_part(database) + ".pgdump.zst";
+    const std::string label = "db-" + database;
+    auto out = staging.artifact(file, [&context, label](std::uint64_t n) {
+        if (context.progress) context.progress(label, n);
+    });
+    SpawnOptions spawn;
+    spawn.env = target.child_env();
+    spawn.stdout_pipe = true;
+    Subprocess child = Subprocess::spawn(pg_dump_argv(pg_dump, target, snapshot), spawn);
+    // Exact counts in the same snapshot, on our connection, while pg_dump streams on its own.
+    auto counted = std::async(std::launch::async, [&conn, &tables] { count_rows(conn, tables); });
+    StreamedDump s = stream_child(child, std::move(out), context, 1 << 20);
+    std::exception_ptr count_error;
+    try {
+        counted.get();
+    } catch (...) {
+        count_error = std::current_exception();
+    }
+    // pg_dump's own message says most about a failure, so it wins over a failed count.
+    if (s.rc != 0) throw Error(Kind::SourceUnavailable, dump_failure("pg_dump", target, s.rc, s.err));
+    if (count_error) std::rethrow_exception(count_error);
+    std::optional<PgArchive> archive;
+    try {
+        archive = parse_pg_archive(io::as_bytes(s.head), "pg_dump output for " + target.describe());
+    } catch (const Error& e) {
+        throw Error(Kind::SourceUnavailable, e.what());
+    }
+    if (s.head.empty())
+        throw Error(Kind::SourceUnavailable, "postgres: pg_dump wrote nothing for " + target.describe());
+    s.out->finish();
+    conn.exec("COMMIT");
+
+    std::int64_t rows = 0;
+    for (const auto& t : tables) rows += t.rows;
+    Artifact a = s.out->artifact("postgres", label, kPgDumpFormat);
+    source["database"] = database;
+    source["host"] = target.endpoint.host;
+    source["port"] = target.endpoint.port;
+    source["user"] = target.endpoint.user;
+    if (!target.endpoint.passfile.empty()) source["passfile"] = target.endpoint.passfile;
+    source["snapshot"] = snapshot;
+    source["pg_dump"] = pg_dump.path.string();
+    source["pg_dump_version"] = tool_version(pg_dump);
+    source["pg_dump_major"] = pg_dump.major;
+    if (archive) source["archive_version"] = archive->version();
+    source["tables"] = tables_json(tables);
+    source["total_rows"] = rows;
+    a.source = std::move(source);
+    details = {
+        {"status", "ok"}, {"tables", tables.size()}, {"rows", rows}, {"content_bytes", a.content_size}};
+    return a;
+}
+
+Artifact dump_globals(const PostgresConfig& cfg, DumpContext& context, Staging& staging) {
+    PgTarget target = target_for(cfg, cfg.maintenance_db);
+    PgConnection conn(target);
+    const bool superuser = conn.scalar("SELECT rolsuper FROM pg_roles WHERE rolname = current_user") == "t";
+    PgTool tool =
+        find_pg_tool("pg_dumpall", conn.server_version() / 10000, PgToolPick::OldestFitting, cfg.bin_dir);
+    auto out = staging.artifact("pg-globals.sql.zst", [&context](std::uint64_t n) {
+        if (context.progress) context.progress(kGlobalsName, n);
+    });
+    SpawnOptions spawn;
+    spawn.env = target.child_env();
+    spawn.stdout_pipe = true;
+    Subprocess child = Subprocess::spawn(pg_dumpall_globals_argv(tool, target, superuser), spawn);
+    StreamedDump s = stream_child(child, std::move(out), context, 64);
+    if (s.rc != 0)
+        throw Error(Kind::SourceUnavailable, dump_failure("pg_dumpall --globals-only", target, s.rc, s.err));
+    if (s.head.rfind(kGlobalsHead, 0) != 0)
+        throw Error(Kind::SourceUnavailable,
+                    "postgres: pg_dumpall --globals-only wrote no cluster dump for " + target.describe());
+    s.out->finish();
+    Artifact a = s.out->artifact("postgres", kGlobalsName, kPgGlobalsFormat);
+    a.source = {{"database", cfg.maintenance_db},
+                {"host", target.endpoint.host},
+                {"port", target.endpoint.port},
+                {"user", target.endpoint.user},
+                {"server_version_num", conn.server_version()},
+                {"superuser", superuser},
+                {"role_passwords", superuser},
+                {"pg_dumpall", tool.path.string()},
+                {"pg_dumpall_version", tool_version(tool)},
+                {"pg_dump_major", tool.major}};
+    if (!target.endpoint.passfile.empty()) a.source["passfile"] = target.endpoint.passfile;
+    return a;
+}
+
+// ---- restore side ----
+
+// Where an artifact goes back to: the recorded server unless the options name another.
+PgTarget restore_target(const Artifact& a, const RestoreOptions& o, const std::string& database) {
+    JsonFields s(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
+    PgTarget t;
+    t.endpoint.host = o.db_host.empty() ? s.string_or("host", "") : o.db_host;
+    t.endpoint.port = o.db_port ? o.db_port : static_cast<int>(s.integer_or("port", 0, 65535, 0));
+    t.endpoint.user = o.db_user.empty() ? s.string_or("user", "") : o.db_user;
+    t.endpoint.passfile = s.string_or("passfile", "");
+    if (!t.endpoint.passfile.empty() && !fs::exists(t.endpoint.passfile)) t.endpoint.passfile.clear();
+    t.database = database;
+    return t;
+}
+
+std::string source_database(const Artifact& a) {
+    return JsonFields(a.source, "manifest artifact " + a.name, Kind::Verification, "/source")
+        .string("database");
+}
+
+std::string renamed(const std::string& database, const RestoreOptions& o) {
+    auto it = o.db_rename.find(database);
+    return it == o.db_rename.end() ? database : it->second;
+}
+
+struct TargetState {
+    bool exists = false;
+    std::int64_t tables = 0;
+    int server_version = 0;
+};
+
+TargetState inspect_target(const PgTarget& admin_target, const std::string& database) {
+    PgConnection admin(admin_target);
+    TargetState st;
+    st.server_version = admin.server_version();
+    st.exists = admin.exec("SELECT 1 FROM pg_database WHERE datname = $1", {database}).rows() == 1;
+    if (!st.exists) return st;
+    PgTarget db_target = admin_target;
+    db_target.database = database;
+    PgConnection db(db_target);
+    st.tables = std::stoll(
+        db.scalar("SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                  "WHERE c.relkind IN ('r', 'p') AND n.nspname NOT IN ('pg_catalog', 'information_schema') "
+                  "AND n.nspname !~ '^pg_toast' AND n.nspname !~ '^pg_temp'"));
+    return st;
+}
+
+std::string maintenance_db(const Artifact& a) {
+    JsonFields s(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
+    return a.format == kPgGlobalsFormat ? s.string("database") : "postgres";
+}
+
+std::string refusal(const PgTarget& t, std::int64_t tables, const std::string& original) {
+    return "postgres: " + t.describe() + " already has " + std::to_string(tables) +
+           " table(s): restore refused, nothing was written: pass --clean to drop and recreate it, or "
+           "--db-name " +
+           original + "=NEWNAME to restore into a new database";
+}
+
+int jobs_for(const RestoreOptions& o) {
+    if (o.jobs > 0) return o.jobs;
+    return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
+}
+
+// A temporary file removed on scope exit: pg_restore --jobs needs a seekable archive.
+class SpoolFile {
+public:
+    SpoolFile() {
+        std::string tmpl = (fs::temp_directory_path() / "nightjar-pgrestore-XXXXXX").string();
+        int fd = ::mkstemp(tmpl.data());
+        if (fd < 0) throw_errno(Kind::RestoreFailed, "cannot create a spool file for pg_restore", tmpl);
+        fd_ = io::UniqueFd(fd);
+        path_ = tmpl;
+    }
+    ~SpoolFile() { ::unlink(path_.c_str()); }
+    void fill(io::Reader& content) {
+        io::FdWriter w(fd_.get(), path_.string());
+        io::pump(content, w);
+        if (::close(fd_.release()) != 0)
+            throw_errno(Kind::RestoreFailed, "cannot write the spool file", path_.string());
+    }
+    const fs::path& path() const { return path_; }
+
+private:
+    io::UniqueFd fd_;
+    fs::path path_;
+};
+
+// Feeds `content` to a child's stdin; a child that stops reading early is not an error here (its exit says).
+void feed(Subprocess& child, io::Reader& content) {
+    ignore_sigpipe();
+    std::vector<std::byte> buf(io::kChunkSize);
+    bool open = true;
+    while (std::size_t n = content.read(buf)) {
+        if (!open) continue;  // keep reading: the digests are judged at the end of the content
+        try {
+            child.in().write(io::Bytes(buf.data(), n));
+        } catch (const Error&) {
+            open = false;
+        }
+    }
+    child.close_in();
+}
+
+RestoreReport restore_globals(const Artifact& a, io::Reader& content, const RestoreOptions& o) {
+    RestoreReport report;
+    if (o.skip_globals) {
+        io::drain(content);
+        report.lines.push_back("postgres: globals (roles, tablespaces) skipped (--skip-globals)");
+        return report;
+    }
+    JsonFields s(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
+    PgTarget target = restore_target(a, o, s.string("database"));
+    PgConnection probe(target);  // a clear connection error before psql runs
+    PgTool psql = find_pg_tool("psql", static_cast<int>(s.integer_or("pg_dump_major", 0, 1000, 0)),
+                               PgToolPick::Newest, "", "/usr/lib/postgresql", Kind::RestoreFailed);
+    std::vector<std::string> argv{psql.path.string(), "-X", "-q", "-v", "ON_ERROR_STOP=0"};
+    auto conn = pg_connection_args(target);
+    argv.insert(argv.end(), conn.begin(), conn.end());
+    argv.push_back("--dbname=dbname=" + conninfo_quote(target.database));
+    SpawnOptions spawn;
+    spawn.env = target.child_env();
+    spawn.stdin_pipe = true;
+    Subprocess child = Subprocess::spawn(argv, spawn);
+    feed(child, content);
+    int rc = child.wait();
+    std::string err = child.stderr_text();
+    int existing = 0;
+    std::vector<std::string> errors;
+    for (const auto& line : pg_error_lines(err, 1000)) {
+        if (line.find("already exists") != std::string::npos)
+            ++existing;
+        else
+            errors.push_back(line);
+    }
+    if (rc != 0)
+        report.problems.push_back("psql exited " + std::to_string(rc) +
+                                  " restoring globals: " + first_line(err));
+    for (std::size_t i = 0; i < errors.size() && i < 5; ++i)
+        report.problems.push_back("globals: " + errors[i]);
+    if (errors.size() > 5)
+        report.problems.push_back("globals: and " + std::to_string(errors.size() - 5) + " more errors");
+    report.lines.push_back("postgres: globals restored into " + target.describe() + " (" +
+                           std::to_string(existing) +
+                           " role(s)/tablespace(s) already existed and were altered in place)");
+    report.summary = {
+        {"target", target.describe()}, {"already_existed", existing}, {"errors", errors.size()}};
+    return report;
+}
+
+}  // namespace
+
+std::string pg_file_name_part(const std::string& database) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : database) {
+        if (std::isalnum(c) || c == '_' || c == '-' || (c == '.' && !out.empty())) {
+            out.push_back(static_cast<char>(c));
+        } else {
+            out.push_back('%');
+            out.push_back(hex[c >> 4]);
+            out.push_back(hex[c & 15]);
+        }
+    }
+    return out;
+}
+
+void check_pg_renames(const Manifest& manifest, const RestoreOptions& options) {
+    for (const auto& [from, to] : options.db_rename) {
+        bool found = false;
+        for (const auto& a : manifest.artifacts)
+            if (a.component == "postgres" && a.format == kPgDumpFormat && source_database(a) == from)
+                found = true;
+        if (!found)
+            throw Error(Kind::Usage, "--db-name " + from + "=" + to + ": backup " + manifest.id +
+                                         " holds no database named \"" + from + "\"");
+    }
+}
+
+CheckReport PostgresComponent::check() const {
+    CheckReport report;
+    if (!config_) return report;
+    std::vector<std::string> databases;
+    try {
+        databases = resolve_databases(*config_);
+    } catch (const Error& e) {
+        report.problems.push_back(e.what());
+        return report;
+    }
+    for (const auto& db : databases) {
+        try {
+            PgTarget target = target_for(*config_, db);
+            PgConnection conn(target);
+            PgTool tool = find_pg_tool("pg_dump", conn.server_version() / 10000, PgToolPick::OldestFitting,
+                                       config_->bin_dir);
+            auto size = static_cast<std::uint64_t>(
+                std::stoll(conn.scalar("SELECT pg_database_size(current_database())")));
+            std::string denied =
+                conn.scalar(std::string("SELECT count(*) FROM (") + kTablesSql +
+                            ") t WHERE NOT has_table_privilege(quote_ident(t.nspname) || '.' || "
+                            "quote_ident(t.relname), 'SELECT')");
+            if (denied != "0")
+                report.problems.push_back("postgres: " + target.describe() + ": no SELECT privilege on " +
+                                          denied +
+                                          " table(s): pg_dump would fail; grant pg_read_all_data or SELECT");
+            report.estimated_bytes += size;
+            report.plan.push_back("postgres: " + target.describe() + " (server " +
+                                  pg_version_string(conn.server_version()) + ", " + log::human_bytes(size) +
+                                  ") with " + tool.path.string());
+        } catch (const Error& e) {
+            if (e.kind() != Kind::SourceUnavailable) throw;
+            report.problems.push_back(e.what());
+        }
+    }
+    if (config_->globals)
+        report.plan.push_back("postgres: globals (roles, tablespaces) with pg_dumpall --globals-only");
+    return report;
+}
+
+DumpResult PostgresComponent::dump(DumpContext& context, Staging& staging) {
+    if (!config_) throw Error(Kind::Internal, "postgres component has no configuration");
+    DumpResult result;
+    json databases = json::object();
+    auto attempt = [&](const std::string& name, const std::function<Artifact(json&)>& body) {
+        json detail;
+        try {
+            result.artifacts.push_back(body(detail));
+            databases[name] = detail.is_null() ? json{{"status", "ok"}} : detail;
+        } catch (const Error& e) {
+            if (e.kind() != Kind::SourceUnavailable || config_->fail_fast) throw;
+            result.failures.push_back(e.what());
+            databases[name] = {{"status", "failed"}, {"error", e.what()}};
+        }
+    };
+    if (config_->globals)
+        attempt(kGlobalsName, [&](json&) { return dump_globals(*config_, context, staging); });
+    for (const auto& db : resolve_databases(*config_))
+        attempt(db, [&](json& d) { return dump_database(*config_, db, context, staging, d); });
+    result.details = {{"databases", databases}};
+    if (result.artifacts.empty()) {
+        std::string msg =
+            result.failures.empty() ? "postgres: no database to back up" : result.failures.front();
+        if (result.failures.size() > 1)
+            msg += " (and " + std::to_string(result.failures.size() - 1) + " more)";
+        throw Error(Kind::SourceUnavailable, msg);
+    }
+    return result;
+}
+
+VerifyOutcome PostgresComponent::verify(const Artifact& artifact, io::Reader& content) const {
+    std::vector<std::byte> buf(io::kChunkSize);
+    if (artifact.format == kPgGlobalsFormat) {
+        std::string head, tail;
+        while (std::size_t n = content.read(buf)) {
+            std::string_view piece = io::as_chars(io::Bytes(buf.data(), n));
+            if (head.size() < 64) head.append(piece.substr(0, 64 - head.size()));
+            tail.append(piece);
+            if (tail.size() > 4096) tail.erase(0, tail.size() - 4096);
+        }
+        if (head.rfind(kGlobalsHead, 0) != 0)
+            return {VerifyStatus::FormatInvalid, "not a pg_dumpall cluster dump"};
+        if (tail.find(kGlobalsTail) == std::string::npos)
+            return {VerifyStatus::FormatInvalid,
+                    "the globals dump is cut short (no \"dump complete\" trailer)"};
+        return {};
+    }
+    if (artifact.format != kPgDumpFormat)
+        return {VerifyStatus::FormatInvalid, "unknown postgres artifact format \"" + artifact.format + "\""};
+    const std::string what = "artifact " + artifact.path;
+    std::vector<TableRows> tables = tables_of(artifact);
+    JsonFields source(artifact.source, "manifest artifact " + artifact.name, Kind::Verification, "/source");
+    PgTool tool = find_pg_tool("pg_restore", static_cast<int>(source.integer_or("pg_dump_major", 0, 1000, 0)),
+                               PgToolPick::Newest, "", "/usr/lib/postgresql", Kind::Verification);
+    // pg_restore reads every block of the archive from its stdin and writes the SQL to /dev/null: no server.
+    ignore_sigpipe();
+    SpawnOptions spawn;
+    spawn.stdin_pipe = true;
+    Subprocess reader = Subprocess::spawn(pg_restore_check_argv(tool), spawn);
+    std::string head;
+    std::optional<PgArchive> archive;
+    bool open = true;
+    while (std::size_t n = content.read(buf)) {
+        io::Bytes piece(buf.data(), n);
+        if (!archive && head.size() < kHeadLimit) {
+            head.append(io::as_chars(piece));
+            archive = parse_pg_archive(io::as_bytes(head), what);
+            if (archive) head.clear();
+        }
+        if (!open) continue;
+        try {
+            reader.in().write(piece);
+        } catch (const Error&) {
+            open = false;
+        }
+    }
+    reader.close_in();
+    int rc = reader.wait();
+    if (!archive) return {VerifyStatus::FormatInvalid, "the archive ends before its table of contents does"};
+    if (rc != 0)
+        return {VerifyStatus::FormatInvalid,
+                "pg_restore cannot read the archive to its end: " + first_line(reader.stderr_text())};
+    std::set<std::pair<std::string, std::string>> data_entries;
+    for (const auto& e : archive->toc)
+        if (e.desc == "TABLE DATA") data_entries.emplace(e.schema, e.tag);
+    std::vector<std::string> missing;
+    for (const auto& t : tables)
+        if (!data_entries.count({t.schema, t.name})) missing.push_back(qualified(t));
+    if (!missing.empty()) {
+        std::string detail =
+            "the archive has no data for table " + missing.front() + " that the manifest counted";
+        if (missing.size() > 1) detail += " (and " + std::to_string(missing.size() - 1) + " more)";
+        return {VerifyStatus::FormatInvalid, detail};
+    }
+    return {};
+}
+
+RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const RestoreOptions& options) const {
+    RestorePlan plan;
+    const bool globals = artifact.format == kPgGlobalsFormat;
+    if (globals && options.skip_globals) {
+        plan.lines.push_back("postgres: globals: skipped (--skip-globals)");
+        return plan;
+    }
+    const std::string original = globals ? "" : source_database(artifact);
+    const std::string database = globals ? maintenance_db(artifact) : renamed(original, options);
+    PgTarget target = restore_target(artifact, options, database);
+    PgTarget admin = restore_target(artifact, options, maintenance_db(artifact));
+    if (globals) {
+        plan.lines.push_back("postgres: would restore roles and tablespaces first, through " +
+                             admin.describe());
+        plan.summary = {{"target", admin.describe()}};
+        return plan;
+    }
+    std::int64_t rows = 0;
+    auto tables = tables_of(artifact);
+    for (const auto& t : tables) rows += t.rows;
+    std::string what = "postgres: would restore database \"" + original + "\" (" +
+                       std::to_string(tables.size()) + " tables, " + std::to_string(rows) + " rows) into " +
+                       target.describe();
+    plan.summary = {
+        {"database", original}, {"target", target.describe()}, {"tables", tables.size()}, {"rows", rows}};
+    try {
+        TargetState st = inspect_target(admin, database);
+        plan.summary["target_exists"] = st.exists;
+        plan.summary["target_tables"] = st.tables;
+        if (!st.exists)
+            plan.lines.push_back(what + ": it does not exist and would be created");
+        else if (st.tables == 0)
+            plan.lines.push_back(what + ": it exists and has no tables");
+        else if (options.clean)
+            plan.lines.push_back(what + ": it has " + std::to_string(st.tables) +
+                                 " table(s) and would be dropped and recreated (--clean)");
+        else
+            plan.refusals.push_back(refusal(target, st.tables, original));
+    } catch (const Error& e) {
+        if (e.kind() != Kind::SourceUnavailable) throw;
+        plan.lines.push_back(what + ": the target could not be checked: " + e.what());
+    }
+    return plan;
+}
+
+RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& content,
+                                         const RestoreOptions& options) {
+    if (artifact.format == kPgGlobalsFormat) return restore_globals(artifact, content, options);
+    if (artifact.format != kPgDumpFormat)
+        throw Error(Kind::RestoreFailed, "postgres: unknown artifact format \"" + artifact.format + "\"");
+    RestoreReport report;
+    const std::string original = source_database(artifact);
+    const std::string database = renamed(original, options);
+    PgTarget target = restore_target(artifact, options, database);
+    PgTarget admin_target = restore_target(artifact, options, maintenance_db(artifact));
+    JsonFields source(artifact.source, "manifest artifact " + artifact.name, Kind::Verification, "/source");
+    PgTool pg_restore =
+        find_pg_tool("pg_restore", static_cast<int>(source.integer_or("pg_dump_major", 0, 1000, 0)),
+                     PgToolPick::Newest, "", "/usr/lib/postgresql", Kind::RestoreFailed);
+
+    TargetState st = inspect_target(admin_target, database);
+    if (st.exists && st.tables > 0 && !options.clean)
+        throw Error(Kind::RestoreFailed, refusal(target, st.tables, original));
+    {
+        PgConnection admin(admin_target);
+        const std::string name = admin.quote_ident(database);
+        if (st.exists && options.clean) {
+            admin.exec("DROP DATABASE " + name + (st.server_version >= 130000 ? " WITH (FORCE)" : ""));
+            report.lines.push_back("postgres: dropped " + target.describe() + " (--clean)");
+        }
+        if (!st.exists || options.clean) {
+            std::string sql = "CREATE DATABASE " + name + " TEMPLATE template0";
+            if (source.has("encoding")) sql += " ENCODING " + admin.quote_literal(source.string("encoding"));
+            if (source.has("collate")) sql += " LC_COLLATE " + admin.quote_literal(source.string("collate"));
+            if (source.has("ctype")) sql += " LC_CTYPE " + admin.quote_literal(source.string("ctype"));
+            admin.exec(sql);
+        }
+    }
+
+    const int jobs = jobs_for(options);
+    SpawnOptions spawn;
+    spawn.env = target.child_env();
+    int rc = 0;
+    std::string err;
+    if (jobs > 1) {
+        SpoolFile spool;
+        spool.fill(content);  // reads to the end: the digests are proven before pg_restore starts
+        Subprocess child =
+            Subprocess::spawn(pg_restore_argv(pg_restore, target, jobs, spool.path().string()), spawn);
+        rc = child.wait();
+        err = child.stderr_text();
+    } else {
+        spawn.stdin_pipe = true;
+        Subprocess child = Subprocess::spawn(pg_restore_argv(pg_restore, target, 1, ""), spawn);
+        feed(child, content);
+        rc = child.wait();
+        err = child.stderr_text();
+    }
+    if (rc != 0) {
+        int ignored = pg_restore_ignored_errors(err);
+        if (ignored > 0)
+            report.problems.push_back("pg_restore carried on past " + std::to_string(ignored) +
+                                      " error(s) restoring into " + target.describe() +
+                                      ": the restore is not clean");
+        else
+            report.problems.push_back("pg_restore failed (exit " + std::to_string(rc) + ") restoring into " +
+                                      target.describe() + ": " + first_line(err));
+        for (const auto& line : pg_error_lines(err, 5)) report.problems.push_back("pg_restore: " + line);
+    }
+
+    // Proof: every table the manifest counted holds the same number of rows again.
+    auto tables = tables_of(artifact);
+    PgConnection db(target, Kind::RestoreFailed);
+    std::int64_t rows = 0;
+    int mismatched = 0;
+    for (const auto& t : tables) {
+        std::int64_t now = -1;
+        try {
+            now = std::stoll(db.scalar("SELECT count(*) FROM ONLY " + db.quote_ident(t.schema) + "." +
+                                       db.quote_ident(t.name)));
+        } catch (const Error& e) {
+            report.problems.push_back("table " + qualified(t) +
+                                      " cannot be counted after the restore: " + e.what());
+            ++mismatched;
+            continue;
+        }
+        rows += now;
+        if (now != t.rows) {
+            ++mismatched;
+            report.problems.push_back("row count of " + qualified(t) + " is " + std::to_string(now) +
+                                      " after the restore, the manifest recorded " + std::to_string(t.rows));
+        }
+    }
+    report.lines.push_back("postgres: restored \"" + original + "\" into " + target.describe() + " with " +
+                           pg_restore.path.filename().string() + " --jobs=" + std::to_string(jobs) + "; " +
+                           std::to_string(tables.size() - static_cast<std::size_t>(mismatched)) + " of " +
+                           std::to_string(tables.size()) + " tables match the manifest's row counts (" +
+                           std::to_string(rows) + " rows)");
+    report.summary = {{"database", original}, {"target", target.describe()},     {"tables", tables.size()},
+                      {"rows", rows},         {"mismatched_tables", mismatched}, {"pg_restore_exit", rc}};
+    return report;
+}
+
+}  // namespace nightjar

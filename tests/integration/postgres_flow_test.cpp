@@ -1,0 +1,426 @@
+// The PostgreSQL flow through the real binaries against the throwaway server of scripts/test.sh: round trip,
+// source failures, corrupted dumps, and the restore's refusals.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <map>
+#include <random>
+#include <sstream>
+
+#include "nightjar/components/postgres.hpp"
+#include "nightjar/manifest.hpp"
+#include "nightjar/postgres/archive.hpp"
+#include "nightjar/repository.hpp"
+#include "nightjar/verify.hpp"
+#include "support/commands.hpp"
+#include "support/corrupt.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace nightjar;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+struct Server {
+    std::string host = test::required_env("NIGHTJAR_TEST_PGHOST");
+    std::string port = test::required_env("NIGHTJAR_TEST_PGPORT");
+    std::string user = test::required_env("NIGHTJAR_TEST_PGUSER");
+    std::string password = test::required_env("NIGHTJAR_TEST_PGPASSWORD");
+    std::string bindir = test::required_env("NIGHTJAR_TEST_PG_BINDIR");
+
+    std::vector<std::string> env() const { return {"PGPASSWORD=" + password}; }
+    // psql as the test superuser; fails the test on any SQL error.
+    std::string psql(const std::string& db, const std::string& sql, const std::string& user_override = "",
+                     const std::string& password_override = "") const {
+        auto r =
+            test::run({bindir + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p",
+                       port, "-U", user_override.empty() ? user : user_override, "-d", db, "-c", sql},
+                      {"PGPASSWORD=" + (password_override.empty() ? password : password_override)});
+        INFO("psql " << db << ": " << sql << "\n" << r.err);
+        REQUIRE(r.code == 0);
+        std::string out = r.out;
+        while (!out.empty() && out.back() == '\n') out.pop_back();
+        return out;
+    }
+    void psql_file(const std::string& db, const fs::path& file) const {
+        auto r = test::run({bindir + "/psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", host, "-p", port,
+                            "-U", user, "-d", db, "-f", file.string()},
+                           env());
+        INFO(r.err);
+        REQUIRE(r.code == 0);
+    }
+    // The schema as pg_dump prints it, without the per-run \restrict keys of patched releases.
+    std::string schema(const std::string& db) const {
+        auto r = test::run(
+            {bindir + "/pg_dump", "--schema-only", "-h", host, "-p", port, "-U", user, "-d", db}, env());
+        REQUIRE(r.code == 0);
+        std::string out, line;
+        std::istringstream in(r.out);
+        while (std::getline(in, line))
+            if (line.rfind("\\restrict", 0) != 0 && line.rfind("\\unrestrict", 0) != 0) out += line + "\n";
+        return out;
+    }
+};
+
+std::string unique_name(const std::string& prefix) {
+    static std::mt19937_64 rng{std::random_device{}()};
+    return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(rng() % 1000000);
+}
+
+// A database that exists for one test and is dropped afterwards, with any copies the test made.
+struct Database {
+    const Server& server;
+    std::string name;
+    std::vector<std::string> also_drop;
+    Database(const Server& s, const std::string& prefix) : server(s), name(unique_name(prefix)) {
+        server.psql("postgres", "CREATE DATABASE " + name);
+    }
+    ~Database() {
+        also_drop.push_back(name);
+        for (const auto& db : also_drop)
+            test::run(
+                {server.bindir + "/psql", "-X", "-q", "-h", server.host, "-p", server.port, "-U", server.user,
+                 "-d", "postgres", "-c", "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)"},
+                server.env());
+    }
+};
+
+struct Flow {
+    Server server;
+    test::TempDir dir;
+    fs::path backups = dir / "backups";
+    fs::path config = dir / "nightjar.json";
+
+    void write_config(json postgres, json extra = json::object()) const {
+        postgres["host"] = server.host;
+        postgres["port"] = std::stoi(server.port);
+        postgres["user"] = server.user;
+        json j{{"backup_dir", backups.string()}, {"postgres", postgres}};
+        j.update(extra);
+        test::write_file(config, j.dump(2));
+    }
+    test::Outcome backup(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
+        std::vector<std::string> args{"--config", config.string()};
+        args.insert(args.end(), extra.begin(), extra.end());
+        if (env.empty()) env = server.env();
+        return test::backup(args, env);
+    }
+    test::Outcome restore(std::vector<std::string> extra) const {
+        std::vector<std::string> args{"latest", "--backup-dir", backups.string()};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return test::restore(args, server.env());
+    }
+    std::vector<fs::path> manifests() const {
+        std::vector<fs::path> out;
+        if (!fs::exists(backups)) return out;
+        for (auto& e : fs::directory_iterator(backups))
+            if (e.path().filename().string().rfind("manifest_", 0) == 0) out.push_back(e.path());
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+    json manifest() const { return json::parse(test::read_file(manifests().back())); }
+    json artifact(const std::string& name) const {
+        json m = manifest();
+        for (const auto& a : m["artifacts"])
+            if (a["name"] == name) return a;
+        FAIL("no artifact " << name);
+        return {};
+    }
+};
+
+// Per-table digests of the data, plus the sequence position and the large object.
+std::map<std::string, std::string> data_digests(const Server& s, const std::string& db) {
+    std::map<std::string, std::string> out;
+    std::string tables = s.psql(db,
+                                "SELECT string_agg(format('%I.%I', schemaname, tablename), ' ' ORDER BY 1) "
+                                "FROM pg_tables WHERE schemaname = 'shop'");
+    std::istringstream in(tables);
+    std::string t;
+    while (in >> t)
+        out[t] = s.psql(
+            db, "SELECT md5(coalesce(string_agg(x::text, '|' ORDER BY x::text), '')) FROM " + t + " x");
+    out["sequence"] = s.psql(db, "SELECT last_value FROM shop.order_no");
+    out["large object"] = s.psql(db, "SELECT md5(lo_get(body)) FROM shop.documents");
+    out["view"] = s.psql(db, "SELECT count(*) FROM shop.big_spenders");
+    return out;
+}
+
+int free_port() {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
+    socklen_t len = sizeof a;
+    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
+    ::close(fd);
+    return ntohs(a.sin_port);
+}
+
+}  // namespace
+
+TEST_CASE("a database round-trips: schema and every table's data equal the source",
+          "[integration][postgres]") {
+    Flow f;
+    Database src(f.server, "nj_src");
+    const std::string copy = src.name + "_copy";
+    src.also_drop.push_back(copy);
+    f.server.psql_file(src.name, test::source_dir() / "samples/postgres/seed.sql");
+    f.write_config({{"databases", {src.name}}, {"globals", true}});
+
+    auto b = f.backup({"--json"});
+    INFO(b.err);
+    REQUIRE(b.code == 0);
+    CHECK(json::parse(b.out)["status"] == "complete");
+    json a = f.artifact("db-" + src.name);
+    CHECK(a["format"] == "pg_dump-custom");
+    CHECK(a["compression"] == "zstd");
+    json source = a["source"];
+    CHECK(source["database"] == src.name);
+    CHECK(source["server_version_num"].get<int>() >= 150000);
+    CHECK(source["in_recovery"] == false);
+    CHECK(source["wal_lsn"].get<std::string>().find('/') != std::string::npos);
+    CHECK(source["snapshot"].get<std::string>().size() > 5);
+    CHECK(source["encoding"] == "UTF8");
+    CHECK(source["database_size"].get<std::int64_t>() > 0);
+    CHECK(source["replication_slots"].is_array());
+    std::map<std::string, std::int64_t> rows;
+    for (const auto& t : source["tables"])
+        rows[t["schema"].get<std::string>() + "." + t["name"].get<std::string>()] = t["rows"];
+    CHECK(rows == std::map<std::string, std::int64_t>{{"shop.customers", 500},
+                                                      {"shop.documents", 1},
+                                                      {"shop.empty_table", 0},
+                                                      {"shop.orders_2023", 729},
+                                                      {"shop.orders_2024", 471}});
+    CHECK(f.artifact("pg-globals")["format"] == "pg_dumpall-globals-sql");
+    const std::string manifest_text = test::read_file(f.manifests().back());
+    CHECK(manifest_text.find(f.server.password) ==
+          std::string::npos);  // the password is nowhere in the manifest
+    CHECK(b.err.find(f.server.password) == std::string::npos);
+
+    auto dry = f.restore({"--dry-run", "--db-name", src.name + "=" + copy});
+    INFO(dry.err);
+    CHECK(dry.code == 0);
+    CHECK_THAT(dry.err, Catch::Contains("does not exist and would be created"));
+    CHECK(f.server.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = '" + copy + "'") ==
+          "0");
+
+    auto before = data_digests(f.server, src.name);
+    auto r = f.restore({"--db-name", src.name + "=" + copy});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.err, Catch::Contains("globals restored") && Catch::Contains("5 of 5 tables match"));
+    CHECK(f.server.schema(copy) == f.server.schema(src.name));
+    CHECK(data_digests(f.server, copy) == before);
+    CHECK(data_digests(f.server, src.name) == before);  // --db-name left the original untouched
+
+    SECTION("restoring over a database that has tables is refused without --clean, naming it") {
+        f.server.psql(copy, "INSERT INTO shop.empty_table VALUES (42)");
+        auto refused = f.restore({"--db-name", src.name + "=" + copy, "--skip-globals"});
+        CHECK(refused.code == 7);
+        CHECK_THAT(refused.err, Catch::Contains("database \"" + copy + "\"") && Catch::Contains("--clean"));
+        CHECK(f.server.psql(copy, "SELECT count(*) FROM shop.empty_table") == "1");  // nothing was written
+        auto plan = f.restore({"--db-name", src.name + "=" + copy, "--dry-run"});
+        CHECK(plan.code == 7);
+        CHECK_THAT(plan.err, Catch::Contains("would refuse"));
+
+        auto clean =
+            f.restore({"--db-name", src.name + "=" + copy, "--skip-globals", "--clean", "--jobs", "1"});
+        INFO(clean.err);
+        CHECK(clean.code == 0);
+        CHECK(f.server.psql(copy, "SELECT count(*) FROM shop.empty_table") == "0");
+        CHECK(data_digests(f.server, copy) == before);
+    }
+    SECTION("a table that lost rows after the restore is a failed check") {
+        // The same dump under a manifest that recorded one row less: the post-restore count must object.
+        PosixStorage storage(f.backups);
+        RepositoryWriter repo(storage);
+        Manifest m = repo.load(repo.find("latest"));
+        auto lock = repo.lock();
+        Staging staging = repo.begin("20200101_000000", {});
+        const Artifact* art = m.find("db-" + src.name);
+        REQUIRE(art);
+        auto content = open_verified_content(repo, *art);
+        auto w = staging.artifact("pg.pgdump.zst");
+        io::pump(*content, *w);
+        w->finish();
+        Artifact edited = w->artifact("postgres", art->name, art->format);
+        edited.source = art->source;
+        for (auto& t : edited.source["tables"])
+            if (t["name"] == "customers") t["rows"] = 499;
+        m.artifacts = {edited};
+        m.id = staging.id();
+        repo.publish(std::move(staging), m);
+        auto r2 = test::restore({(f.backups / "manifest_20200101_000000.json").string(), "--skip-globals",
+                                 "--db-name", src.name + "=" + copy, "--clean"},
+                                f.server.env());
+        CHECK(r2.code == 7);
+        CHECK_THAT(r2.err,
+                   Catch::Contains(
+                       "row count of shop.customers is 500 after the restore, the manifest recorded 499"));
+    }
+}
+
+TEST_CASE("a source that cannot be dumped fails clearly and is never claimed", "[integration][postgres]") {
+    Flow f;
+    Database good(f.server, "nj_good");
+    f.server.psql(good.name, "CREATE TABLE t AS SELECT g FROM generate_series(1, 10) g");
+
+    SECTION("wrong password") {
+        f.write_config({{"databases", {good.name}}});
+        auto r = f.backup({}, {"PGPASSWORD=wrong-password"});
+        CHECK(r.code == 3);
+        CHECK_THAT(r.err, Catch::Contains("database \"" + good.name + "\"") &&
+                              Catch::Contains("password authentication failed"));
+        CHECK(r.err.find("wrong-password") == std::string::npos);
+        CHECK(f.manifests().empty());
+    }
+    SECTION("unknown database") {
+        f.write_config({{"databases", {"nj_no_such_db"}}});
+        auto r = f.backup();
+        CHECK(r.code == 3);
+        CHECK_THAT(r.err, Catch::Contains("database \"nj_no_such_db\" does not exist"));
+        CHECK(f.manifests().empty());
+        CHECK(f.backup({"--dry-run"}).code == 3);
+    }
+    SECTION("server down") {
+        f.write_config({{"databases", {good.name}}, {"connect_timeout", 3}});
+        json cfg = json::parse(test::read_file(f.config));
+        cfg["postgres"]["port"] = free_port();  // nothing listens there
+        test::write_file(f.config, cfg.dump());
+        auto r = f.backup();
+        CHECK(r.code == 3);
+        CHECK_THAT(r.err, Catch::Contains("cannot connect to database \"" + good.name + "\"") &&
+                              Catch::Contains("Connection refused"));
+        CHECK(f.manifests().empty());
+    }
+    SECTION("one bad database of two: partial backup, the good one kept, the bad one named") {
+        f.write_config({{"databases", {good.name, "nj_no_such_db"}}});
+        auto r = f.backup();
+        CHECK(r.code == 6);
+        REQUIRE(f.manifests().size() == 1);
+        json m = f.manifest();
+        CHECK(m["status"] == "partial");
+        REQUIRE(m["artifacts"].size() == 1);
+        CHECK(m["artifacts"][0]["name"] == "db-" + good.name);
+        CHECK(m["components"][0]["status"] == "failed");
+        CHECK_THAT(m["components"][0]["error"].get<std::string>(), Catch::Contains("nj_no_such_db"));
+        CHECK(m["components"][0]["details"]["databases"]["nj_no_such_db"]["status"] == "failed");
+        CHECK(f.restore({"--dry-run"}).code ==
+              7);  // restoring over the good database (it has a table) is refused
+    }
+    SECTION("other components still run; fail_fast stops the whole run") {
+        test::write_file(f.dir / "etc/app.conf", "x = 1\n");
+        json files{{"files", {{"paths", {(f.dir / "etc").string()}}}}};
+        f.write_config({{"databases", {"nj_no_such_db"}}}, files);
+        auto r = f.backup();
+        CHECK(r.code == 6);
+        REQUIRE(f.manifests().size() == 1);
+        CHECK(f.manifest()["status"] == "partial");
+        CHECK(f.manifest()["artifacts"].size() == 1);
+        CHECK(f.manifest()["artifacts"][0]["component"] == "files");
+
+        f.write_config({{"databases", {"nj_no_such_db"}}, {"fail_fast", true}}, files);
+        auto ff = f.backup();
+        CHECK(ff.code == 3);
+        CHECK_THAT(ff.err, Catch::Contains("fail_fast"));
+        CHECK(f.manifests().size() == 1);  // no second backup was published
+    }
+    SECTION("pg_dump itself fails: its stderr is quoted and the database named") {
+        const std::string role = unique_name("nj_reader");
+        f.server.psql("postgres", "CREATE ROLE " + role + " LOGIN PASSWORD 'reader-pw'");
+        f.server.psql(good.name, "GRANT USAGE ON SCHEMA public TO " + role);
+        json cfg{{"databases", {good.name}}};
+        f.write_config(cfg);
+        json j = json::parse(test::read_file(f.config));
+        j["postgres"]["user"] = role;
+        test::write_file(f.config, j.dump());
+        auto r = f.backup({}, {"PGPASSWORD=reader-pw"});
+        f.server.psql(good.name, "REVOKE ALL ON SCHEMA public FROM " + role);
+        f.server.psql("postgres", "DROP ROLE " + role);
+        CHECK(r.code == 3);
+        CHECK_THAT(r.err, Catch::Contains("pg_dump failed for database \"" + good.name + "\"") &&
+                              Catch::Contains("permission denied for table t"));
+        CHECK(f.manifests().empty());
+    }
+}
+
+TEST_CASE("a corrupted dump is caught by the dry run", "[integration][postgres]") {
+    Flow f;
+    Database src(f.server, "nj_corrupt");
+    f.server.psql_file(src.name, test::source_dir() / "samples/postgres/seed.sql");
+    f.write_config({{"databases", {src.name}}});
+    REQUIRE(f.backup().code == 0);
+    json a = f.artifact("db-" + src.name);
+    fs::path file = f.backups / a["path"].get<std::string>();
+
+    SECTION("a flipped byte on disk") {
+        test::flip_byte(file, static_cast<std::int64_t>(fs::file_size(file) / 2));
+        auto r = f.restore({"--dry-run"});
+        CHECK(r.code == 4);
+        CHECK_THAT(r.err, Catch::Contains(a["path"].get<std::string>()) && Catch::Contains("digest"));
+    }
+    SECTION("a truncated file on disk") {
+        test::truncate_to(file, fs::file_size(file) * 2 / 3);
+        auto r = f.restore({"--dry-run"});
+        CHECK(r.code == 4);
+        CHECK_THAT(r.err, Catch::Contains(a["path"].get<std::string>()));
+    }
+    // The next two rewrite the artifact with matching digests, so only the format check can catch them.
+    auto republish = [&](const std::string& id,
+                         const std::function<std::string(const std::string&)>& edit_bytes,
+                         const std::function<void(json&)>& edit_source) {
+        PosixStorage storage(f.backups);
+        RepositoryWriter repo(storage);
+        Manifest m = repo.load(repo.find("latest"));
+        Artifact original = m.artifacts.at(0);
+        std::string content;
+        {
+            auto in = open_verified_content(repo, original);
+            std::vector<std::byte> buf(1 << 16);
+            while (std::size_t n = in->read(buf)) content.append(io::as_chars(io::Bytes(buf.data(), n)));
+        }
+        auto lock = repo.lock();
+        Staging staging = repo.begin(id, {});
+        auto w = staging.artifact("db.pgdump.zst");
+        w->write(io::as_bytes(edit_bytes(content)));
+        w->finish();
+        Artifact edited = w->artifact("postgres", original.name, original.format);
+        edited.source = original.source;
+        edit_source(edited.source);
+        Manifest copy = m;
+        copy.id = id;
+        copy.artifacts = {edited};
+        repo.publish(std::move(staging), copy);
+        return test::restore({(f.backups / manifest_file_name(id)).string(), "--dry-run"}, f.server.env());
+    };
+    SECTION("truncated past the table of contents, digests recomputed") {
+        std::string kept;
+        auto r = republish(
+            "20200101_000001",
+            [&](const std::string& content) {
+                auto archive = parse_pg_archive(io::as_bytes(content), "test");
+                REQUIRE(archive);
+                std::size_t cut = archive->toc_end + (content.size() - archive->toc_end) / 2;
+                REQUIRE(cut > archive->toc_end);
+                return kept = content.substr(0, cut);
+            },
+            [](json&) {});
+        CHECK(r.code == 4);
+        CHECK_THAT(r.err, Catch::Contains("pg_restore cannot read the archive to its end"));
+        // The table of contents is intact, so pg_restore --list alone would have called it fine.
+        CHECK(parse_pg_archive(io::as_bytes(kept), "t"));
+    }
+    SECTION("a table the manifest counted is missing from the archive") {
+        auto r = republish(
+            "20200101_000002", [](const std::string& content) { return content; },
+            [](json& source) {
+                source["tables"].push_back({{"schema", "shop"}, {"name", "ghost"}, {"rows", 3}});
+            });
+        CHECK(r.code == 4);
+        CHECK_THAT(r.err, Catch::Contains("no data for table shop.ghost"));
+    }
+}
