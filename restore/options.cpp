@@ -26,6 +26,8 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_flag("--skip-globals", skip_globals, "Do not restore PostgreSQL roles and tablespaces");
     app.add_flag("--json", json, "Print a JSON summary on stdout");
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+    app.add_flag("--redis-flush", redis_flush,
+                 "Redis live mode: empty the target first (FLUSHALL); without it, keys not in the backup stay");
     app.add_flag("--force", force, "Overwrite an existing file (--redis-rdb-path)");
     app.add_option("--redis-mode", redis_mode, "Redis restore: live (into a running server) or file")
         ->check(CLI::IsMember({"live", "file"}));

@@ -25,6 +25,7 @@ struct RestoreCliOptions {
     bool skip_globals = false;          // postgres: leave roles and tablespaces alone
     bool json = false;        // one JSON summary on stdout
     bool quiet = false;
+    bool redis_flush = false;      // redis live mode: empty the target first
     bool force = false;            // overwrite an existing output file (redis file mode)
     std::string redis_mode;        // "live" or "file"; default: file when --redis-rdb-path is given, else live
     std::string redis_rdb_path;    // redis file mode: where to write the RDB

@@ -127,6 +127,7 @@ int run_restore(const RestoreCliOptions& o) {
     if (!o.target_dir.empty()) ropts.target_dir = fs::absolute(o.target_dir);
     ropts.clean = o.clean;
     ropts.force = o.force;
+    ropts.redis_flush = o.redis_flush || o.clean;
     ropts.redis_mode = !o.redis_mode.empty() ? o.redis_mode : o.redis_rdb_path.empty() ? "live" : "file";
     if (!o.redis_rdb_path.empty()) ropts.redis_rdb_path = fs::absolute(o.redis_rdb_path);
     if (!o.config.empty()) {

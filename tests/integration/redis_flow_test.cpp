@@ -210,14 +210,20 @@ TEST_CASE("redis: every type, TTLs, several dbs, 200k keys and a 50 MB value rou
     CHECK(pttl <= 3600000);
     CHECK(dbsize(f.target, 5) == 1);
 
-    SECTION("a non-empty target is refused without --clean, emptied with it") {
-        auto refused = f.restore({"--redis-port", std::to_string(f.target)});
-        CHECK(refused.code == 7);
-        CHECK_THAT(refused.err, Catch::Contains("already holds") && Catch::Contains("--clean"));
+    SECTION("into a non-empty target: keys not in the backup stay unless --redis-flush") {
         connect(f.target).checked({"SET", "stray", "x"}, "SET");
-        auto clean = f.restore({"--redis-port", std::to_string(f.target), "--clean"});
-        INFO(clean.err);
-        CHECK(clean.code == 0);
+        connect(f.target).checked({"SET", "str", "changed since the backup"}, "SET");
+        auto merged = f.restore({"--redis-port", std::to_string(f.target)});
+        INFO(merged.err);
+        CHECK(merged.code == 0);
+        CHECK_THAT(merged.err, Catch::Contains("replaced by the backup's, 1 not in the backup left alone"));
+        CHECK(connect(f.target).checked({"GET", "stray"}, "GET").str() == "x");
+        CHECK(connect(f.target).checked({"GET", "str"}, "GET").str() == "hello");  // the backup's value won
+        CHECK(digest(f.target) != source_digest);  // the stray key is still there
+        auto flushed = f.restore({"--redis-port", std::to_string(f.target), "--redis-flush"});
+        INFO(flushed.err);
+        CHECK(flushed.code == 0);
+        CHECK_THAT(flushed.err, Catch::Contains("FLUSHALL"));
         CHECK(digest(f.target) == source_digest);
     }
     SECTION("file mode writes an RDB a stock redis-server loads, and never overwrites without --force") {

@@ -54,6 +54,7 @@ struct RestoreOptions {
     std::string backup_id;                            // the backup being restored (for replaced-file folders)
     std::optional<std::filesystem::path> target_dir;  // files: restore under this dir instead of "/"
     bool clean = false;                             // replace a non-empty target
+    bool redis_flush = false;  // redis live mode: FLUSHALL the target first (else keys not in the backup stay)
     bool force = false;                             // overwrite an existing output file (redis file mode)
     std::string redis_mode = "live";                // redis: "live" into a running server, "file" for an operator
     std::optional<std::filesystem::path> redis_rdb_path = std::nullopt;  // redis file mode: where to write the RDB

@@ -244,9 +244,10 @@ RestorePlan RedisComponent::plan_restore(const Artifact& artifact, const Restore
     plan.lines.push_back(
         "redis: load the snapshot (" + what + ") into " + ep.describe() +
         " through a temporary redis-server" +
-        (options.clean ? ", after FLUSHALL (--clean)" : "; refused if the target holds keys"));
+        (options.redis_flush ? ", after FLUSHALL (--redis-flush)"
+                             : "; keys of the target that are not in the backup are left alone"));
     plan.summary = {
-        {"mode", "live"}, {"target", ep.describe()}, {"keys", total_keys(ks)}, {"flush", options.clean}};
+        {"mode", "live"}, {"target", ep.describe()}, {"keys", total_keys(ks)}, {"flush", options.redis_flush}};
     return plan;
 }
 
@@ -290,19 +291,16 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
     const redis::Endpoint ep = target_of(options);
     redis::Connection target(ep, redis::resolve_password(ep));
     Keyspace existing = target.keyspace();
-    if (total_keys(existing) > 0 && !options.clean)
-        throw Error(Kind::RestoreFailed,
-                    "redis: the target " + ep.describe() + " already holds " +
-                        std::to_string(total_keys(existing)) +
-                        " keys: pass --clean to empty it first (FLUSHALL), or use --redis-mode file");
     ScratchDir scratch;
     const fs::path rdb = scratch.path() / "dump.rdb";
     redis::RdbSummary s = write_rdb(content, rdb);
     if (!s.ok()) throw Error(Kind::RestoreFailed, "redis: the snapshot fails its check: " + s.problem);
-    if (options.clean && total_keys(existing) > 0) {
+    const bool flush = options.redis_flush && total_keys(existing) > 0;
+    if (flush) {
         target.checked({"FLUSHALL"}, "FLUSHALL");
-        report.lines.push_back("redis: emptied " + ep.describe() + " (FLUSHALL): it held " +
+        report.lines.push_back("redis: emptied " + ep.describe() + " (FLUSHALL, --redis-flush): it held " +
                                std::to_string(total_keys(existing)) + " keys");
+        existing.clear();
     }
     redis::LiveLoadResult r = redis::load_live(rdb, s.version, target, {});
     Keyspace after = target.keyspace();
@@ -315,8 +313,24 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
     Keyspace expected = stable ? keyspace_from(artifact) : r.loaded;
     for (auto& p : compare_keyspace(expected, r.loaded, "the manifest"))
         report.problems.push_back("snapshot " + p);
-    for (auto& p : compare_keyspace(expected, after, stable ? "the manifest" : "the snapshot"))
+    // What the target must hold now: what it held, plus the backup's keys, minus those it already had.
+    Keyspace expected_after = expected;
+    std::uint64_t kept_alone = 0, replaced = 0;
+    for (const auto& [db, e] : existing) {
+        std::uint64_t rep = r.replaced.count(db) ? r.replaced.at(db) : 0;
+        expected_after[db].keys += e.keys - std::min(rep, e.keys);
+        expected_after[db].expires += e.expires;
+        kept_alone += e.keys - std::min(rep, e.keys);
+        replaced += rep;
+    }
+    for (auto& p : compare_keyspace(expected_after, after,
+                                    std::string(stable ? "the manifest" : "the snapshot") +
+                                        (existing.empty() ? "" : " plus the keys it held before")))
         report.problems.push_back("target " + p);
+    if (!existing.empty())
+        report.lines.push_back("redis: the target held " + std::to_string(total_keys(existing)) + " keys before: " +
+                               std::to_string(replaced) + " replaced by the backup's, " +
+                               std::to_string(kept_alone) + " not in the backup left alone (--redis-flush empties it first)");
     report.lines.push_back("redis: restored " + std::to_string(r.keys_copied) + " keys into " +
                            ep.describe() + " (" + std::to_string(total_keys(after)) + " now; " +
                            std::to_string(r.keys_expired) + " expired in between; " +
@@ -327,7 +341,9 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
                       {"keys_expired", r.keys_expired},
                       {"functions", r.functions},
                       {"keyspace", keyspace_json(after)},
-                      {"flushed", options.clean && total_keys(existing) > 0}};
+                      {"flushed", flush},
+                      {"replaced", replaced},
+                      {"left_alone", kept_alone}};
     return report;
 }
 

@@ -59,13 +59,17 @@ void note_error(LiveLoadResult& r, const std::string& e) {
     ++r.error_count;
 }
 
-void drain(Connection& target, std::size_t& pending, LiveLoadResult& r) {
+// Each pending key has two replies: EXISTS (did the target hold it already?) and RESTORE.
+void drain(Connection& target, std::size_t& pending, int db, LiveLoadResult& r) {
     for (; pending > 0; --pending) {
+        Reply existed = target.get_reply();
         Reply rep = target.get_reply();
-        if (rep.is_error())
+        if (rep.is_error()) {
             note_error(r, "RESTORE refused: " + rep.str());
-        else
-            ++r.keys_copied;
+            continue;
+        }
+        ++r.keys_copied;
+        if (!existed.is_error() && existed.integer() == 1) ++r.replaced[db];
     }
 }
 
@@ -98,6 +102,7 @@ void copy_db(Connection& src, Connection& target, int db, bool absolute_ttl, con
                 continue;
             }
             std::string t = ttl.integer() > 0 ? std::to_string(ttl.integer()) : "0";
+            target.append({"EXISTS", keys.element(i).view()});
             if (absolute_ttl)
                 target.append({"RESTORE", keys.element(i).view(), t, dump.view(), "REPLACE", "ABSTTL"});
             else
@@ -105,11 +110,11 @@ void copy_db(Connection& src, Connection& target, int db, bool absolute_ttl, con
             ++pending;
             pending_bytes += dump.view().size();
             if (pending_bytes > o.batch_bytes) {
-                drain(target, pending, r);
+                drain(target, pending, db, r);
                 pending_bytes = 0;
             }
         }
-        drain(target, pending, r);
+        drain(target, pending, db, r);
     } while (cursor != "0");
 }
 

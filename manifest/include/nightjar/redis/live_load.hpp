@@ -3,6 +3,7 @@
 // appendonly no, no saves) loads the file in a private directory, then every key is copied into the target
 // with DUMP + PEXPIRETIME -> RESTORE ... REPLACE ABSTTL in pipelined batches, so expiry times stay absolute.
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,6 +21,7 @@ struct LiveLoadOptions {
 struct LiveLoadResult {
     Keyspace loaded;                  // what the temporary server held after loading the file
     std::uint64_t keys_copied = 0;    // RESTOREs the target accepted
+    std::map<int, std::uint64_t> replaced;  // per db: keys the target already held that the backup replaced
     std::uint64_t keys_expired = 0;   // keys that expired before they could be copied
     std::uint64_t functions = 0;      // function libraries restored (Redis 7+)
     std::string temp_server_version;  // of the temporary redis-server
