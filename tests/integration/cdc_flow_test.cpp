@@ -189,8 +189,10 @@ TEST_CASE("SIGTERM in the middle of a component resumes the connectors and exits
     CHECK_FALSE(fs::exists(f.state_file()));
 }
 
-TEST_CASE("a slow pause is waited for until every task is PAUSED", "[integration][cdc]") {
-    CdcFlow f({.connectors = {kA, kB}, .tasks = 2, .transition_delay_s = 2});
+TEST_CASE("a slow pause (10 s) is waited for until every task is PAUSED", "[integration][cdc]") {
+    CdcFlow f({.connectors = {kA, kB}, .tasks = 2, .transition_delay_s = 10});
+    f.cfg["cdc"]["pause_timeout_s"] = 30;
+    f.cfg["cdc"]["resume_timeout_s"] = 30;
     f.cfg["hooks"] = {{"before_backup", {f.hook("before")}}};
     auto b = f.backup();
     INFO(b.err);
