@@ -114,18 +114,22 @@ WindowOutcome open_window(const CdcConfig& config, const fs::path& backup_dir,
     CdcCoordinator cdc(config,
                        {.backup_dir = backup_dir, .backup_id = "", .owner = "window", .window_until = until});
     cdc.heal_previous();  // stale pauses are resumed; an open window is adopted and extended
+    auto failed = [&]() {
+        return Error(
+            Kind::SourceUnavailable,
+            "cdc pause: pausing the connectors failed: " + cdc.record()["pause_failure"].get<std::string>() +
+                ": what was paused is resumed again and no window is open for it; fix Kafka Connect "
+                "(or cdc.kafka_connect) and run it again");
+    };
     try {
         cdc.pause();
-    } catch (...) {
+    } catch (const Error& e) {
         cdc.resume();
+        if (e.kind() == Kind::SourceUnavailable && cdc.record().contains("pause_failure")) throw failed();
         throw;
     }
-    auto record = cdc.record();
-    if (record.contains("pause_failure"))  // on_pause_failure "continue" resumed what it had paused
-        throw Error(
-            Kind::SourceUnavailable,
-            "cdc pause: pausing the connectors failed: " + record["pause_failure"].get<std::string>() +
-                ": no window is open for them; fix Kafka Connect and run it again");
+    // on_pause_failure "continue" has resumed what it had paused.
+    if (cdc.record().contains("pause_failure")) throw failed();
     // Even when nothing new was paused, an adopted window gets its new end.
     auto file = cdc_state_path(backup_dir);
     WindowOutcome out;
