@@ -1,3 +1,4 @@
+#include "cdc_command.hpp"
 #include "nightjar/cli_main.hpp"
 #include "options.hpp"
 #include "run.hpp"
@@ -6,5 +7,9 @@ int main(int argc, char** argv) {
     CLI::App app{"nightjar-backup: back up PostgreSQL, Redis and configuration files into a verified backup"};
     nightjar::BackupOptions options;
     options.add_to(app);
-    return nightjar::cli_main(app, argc, argv, [&] { return nightjar::run_backup(options); });
+    nightjar::CdcCommandOptions cdc;
+    cdc.add_to(app);
+    return nightjar::cli_main(app, argc, argv, [&] {
+        return cdc.selected() ? nightjar::run_cdc_command(cdc, options) : nightjar::run_backup(options);
+    });
 }

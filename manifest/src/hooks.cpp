@@ -14,9 +14,7 @@ namespace nightjar {
 
 using nlohmann::json;
 
-namespace {
-
-std::vector<HookCommand> parse_stage(const JsonFields& f, std::string_view key) {
+std::vector<HookCommand> parse_hook_commands(const JsonFields& f, std::string_view key) {
     std::vector<HookCommand> out;
     if (!f.has(key)) return out;
     const json& list = f.array(key);
@@ -32,6 +30,8 @@ std::vector<HookCommand> parse_stage(const JsonFields& f, std::string_view key) 
     }
     return out;
 }
+
+namespace {
 
 std::string render(const std::vector<std::string>& argv) {
     std::string s;
@@ -54,9 +54,9 @@ void log_lines(const std::string& prefix, const std::string& text) {
 
 HooksConfig parse_hooks_config(const JsonFields& f) {
     f.only({"before_backup", "after_backup", "on_error"});
-    return HooksConfig{.before_backup = parse_stage(f, "before_backup"),
-                       .after_backup = parse_stage(f, "after_backup"),
-                       .on_error = parse_stage(f, "on_error")};
+    return HooksConfig{.before_backup = parse_hook_commands(f, "before_backup"),
+                       .after_backup = parse_hook_commands(f, "after_backup"),
+                       .on_error = parse_hook_commands(f, "on_error")};
 }
 
 json HookRun::to_json() const {
@@ -79,6 +79,7 @@ std::vector<HookRun> run_hooks(std::string_view stage, const std::vector<HookCom
         spawn.env = {"NIGHTJAR_BACKUP_ID=" + env.backup_id, "NIGHTJAR_BACKUP_DIR=" + env.backup_dir,
                      "NIGHTJAR_STATUS=" + env.status, "NIGHTJAR_MANIFEST=" + env.manifest,
                      "NIGHTJAR_ERROR=" + env.error};
+        spawn.env.insert(spawn.env.end(), env.extra.begin(), env.extra.end());
         spawn.stdout_pipe = true;
         spawn.capture_stderr = true;
         // Its own group: a timeout or a signal stops the hook and whatever it started.

@@ -53,6 +53,9 @@ void Pinger::success(const std::string& summary) const {
 void Pinger::failure(const std::string& summary) const {
     ping("/fail", summary);
 }
+void Pinger::log_event(const std::string& text) const {
+    ping("/log", text);
+}
 
 std::string render_metrics(const RunMetrics& m, std::int64_t last_success) {
     std::ostringstream out;

@@ -250,8 +250,8 @@ TEST_CASE("two concurrent runs: the second exits with the lock-held code", "[int
 
 TEST_CASE("the systemd units verify and the timer runs at 01:50", "[integration][operations]") {
     test::TempDir units;
-    for (const char* u :
-         {"nightjar-backup.service", "nightjar-backup.timer", "nightjar-backup-failed@.service"}) {
+    for (const char* u : {"nightjar-backup.service", "nightjar-backup.timer",
+                          "nightjar-backup-failed@.service", "nightjar-cdc-watch.service"}) {
         std::string text = test::read_file(test::source_dir() / "scripts/systemd" / u);
         text = std::regex_replace(text, std::regex("/usr/local/bin/nightjar-backup"), NIGHTJAR_BACKUP_BIN);
         test::write_file(units / u, text);
@@ -261,18 +261,22 @@ TEST_CASE("the systemd units verify and the timer runs at 01:50", "[integration]
     std::string service = test::read_file(units / "nightjar-backup.service");
     CHECK_THAT(service, Catch::Contains("Type=oneshot") && Catch::Contains("OnFailure=") &&
                             Catch::Contains("ProtectSystem=") && Catch::Contains("IOSchedulingClass=idle"));
+    std::string watch = test::read_file(units / "nightjar-cdc-watch.service");
+    CHECK_THAT(watch, Catch::Contains("Restart=always") && Catch::Contains(" cdc watch --config ") &&
+                          Catch::Contains("ProtectSystem=") && Catch::Contains("NoNewPrivileges=true"));
     if (fs::exists("/usr/bin/systemd-analyze")) {
         SpawnOptions o;
         o.cwd = units.path();
-        RunResult r = run_capture({"systemd-analyze", "verify", "nightjar-backup.service",
-                                   "nightjar-backup.timer", "nightjar-backup-failed@.service"},
-                                  o);
+        RunResult r =
+            run_capture({"systemd-analyze", "verify", "nightjar-backup.service", "nightjar-backup.timer",
+                         "nightjar-backup-failed@.service", "nightjar-cdc-watch.service"},
+                        o);
         INFO(r.err);
         CHECK(r.status == 0);
         CHECK(r.err.empty());
     } else {
         // No systemd here: check the sections and keys are well formed at least.
-        for (const auto& text : {timer, service}) {
+        for (const auto& text : {timer, service, watch}) {
             std::regex line(R"(^(\[[A-Za-z]+\]|[A-Za-z]+=.*|#.*|)$)");
             std::size_t pos = 0;
             while (pos < text.size()) {

@@ -40,7 +40,10 @@ Control API (JSON in and out; these requests are not journalled and never faulte
                                    "message_500"?: str, "apply_change"?: bool}  -> active rules
     DELETE /_emulator/faults      clear all fault rules
     POST   /_emulator/refuse      {"seconds": S}  close the listener for S seconds
-    POST   /_emulator/fail        {"connector": n, "task"?: int, "trace"?: str}
+    POST   /_emulator/fail        {"connector": n, "task"?: int, "trace"?: str, "after_resume"?: bool}
+                                  after_resume: the task does not fail now but at its first
+                                  transition to RUNNING after a resume (the deferred Debezium
+                                  error of spec §0.5; a relapse)
     POST   /_emulator/offsets     {"connector": n, "offsets": [{"partition", "offset"}, ...]}
     GET    /_emulator/requests    journal of non-control requests, oldest first
     DELETE /_emulator/requests    clear the journal
@@ -153,6 +156,7 @@ class Task:
         self.state = state
         self.trace = ""
         self.worker_id = worker_id
+        self.fail_on_resume = ""  # a trace to fail with at the next transition to RUNNING
 
     def status(self) -> dict:
         body = {"id": self.id, "state": self.state, "worker_id": self.worker_id}
@@ -399,6 +403,9 @@ class Emulator:
 
     def _converge_task(self, c: Connector, task: Task, generation: int) -> None:
         if c.generation != generation or task not in c.tasks or task.state == "FAILED":
+            return
+        if task.fail_on_resume and c.target == "STARTED":
+            task.state, task.trace, task.fail_on_resume = "FAILED", task.fail_on_resume, ""
             return
         task.state = TARGET_TO_STATE[c.target]
         task.trace = ""
@@ -682,7 +689,10 @@ class Emulator:
             match = [t for t in c.tasks if t.id == task]
             if not match:
                 raise ApiError(404, f"Unknown task: {name}-{task}")
-            match[0].state, match[0].trace = "FAILED", trace
+            if p.get("after_resume"):
+                match[0].fail_on_resume = trace
+            else:
+                match[0].state, match[0].trace = "FAILED", trace
         return c.status()
 
 

@@ -235,6 +235,19 @@ class KafkaConnectEmulatorTest(unittest.TestCase):
         self.assertEqual(self.states("halfbroken"), ("PAUSED", ["FAILED", "PAUSED"]))
         self.assertIn("ConnectException", self.status("halfbroken")["tasks"][0]["trace"])
 
+    def test_failure_after_resume_is_deferred_until_the_task_runs_again(self):
+        self.add("relapse", tasks=2, state="PAUSED")
+        self.call("POST", "/_emulator/fail", {"connector": "relapse", "task": 1, "trace": "late",
+                                              "after_resume": True})
+        self.assertEqual(self.states("relapse"), ("PAUSED", ["PAUSED", "PAUSED"]))
+        self.assertEqual(self.call("PUT", "/connectors/relapse/resume")[0], 202)
+        self.wait_settled("relapse")
+        self.assertEqual(self.states("relapse"), ("RUNNING", ["RUNNING", "FAILED"]))
+        self.assertEqual(self.status("relapse")["tasks"][1]["trace"], "late")
+        # Only once: after a restart it runs.
+        self.call("POST", "/connectors/relapse/tasks/1/restart")
+        self.wait_for(lambda: self.states("relapse") == ("RUNNING", ["RUNNING", "RUNNING"]))
+
     def test_restart_only_failed_task_of_paused_connector_comes_up_paused(self):
         self.add("revive", tasks=2, state="PAUSED")
         self.call("POST", "/_emulator/fail", {"connector": "revive", "task": 1, "trace": "boom"})

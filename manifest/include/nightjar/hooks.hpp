@@ -26,14 +26,17 @@ struct HooksConfig {
 
 // Parses the "hooks" object; Kind::Config errors name the JSON pointer.
 HooksConfig parse_hooks_config(const JsonFields& f);
+// The list of commands at `key` (absent: none), for other hook points such as cdc.watch.on_alert.
+std::vector<HookCommand> parse_hook_commands(const JsonFields& f, std::string_view key);
 
 // The environment every hook gets.
 struct HookEnvironment {
-    std::string backup_id;   // NIGHTJAR_BACKUP_ID
-    std::string backup_dir;  // NIGHTJAR_BACKUP_DIR
-    std::string status;      // NIGHTJAR_STATUS: running | complete | partial | failed | interrupted
-    std::string manifest;    // NIGHTJAR_MANIFEST: where the manifest is (or will be) published
-    std::string error;       // NIGHTJAR_ERROR: the error message, when the run failed
+    std::string backup_id;           // NIGHTJAR_BACKUP_ID
+    std::string backup_dir;          // NIGHTJAR_BACKUP_DIR
+    std::string status;              // NIGHTJAR_STATUS: running | complete | partial | failed | interrupted
+    std::string manifest;            // NIGHTJAR_MANIFEST: where the manifest is (or will be) published
+    std::string error;               // NIGHTJAR_ERROR: the error message, when the run failed
+    std::vector<std::string> extra;  // more NAME=value entries (the watchdog's NIGHTJAR_CDC_*)
 };
 
 struct HookRun {

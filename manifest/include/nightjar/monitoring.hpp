@@ -18,6 +18,8 @@ public:
     void start() const;
     void success(const std::string& summary) const;
     void failure(const std::string& summary) const;
+    // `<url>/log`: an event that changes nothing (a CDC recovery notice on the backup's own check).
+    void log_event(const std::string& text) const;
 
 private:
     void ping(const std::string& suffix, const std::string& body) const;

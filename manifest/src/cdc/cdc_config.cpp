@@ -52,7 +52,7 @@ KafkaConnectClusterConfig parse_cluster(const JsonFields& f) {
 }  // namespace
 
 CdcConfig parse_cdc_config(const JsonFields& f) {
-    f.only({"kafka_connect", "pause_timeout_s", "resume_timeout_s", "on_pause_failure", "retry"});
+    f.only({"kafka_connect", "pause_timeout_s", "resume_timeout_s", "on_pause_failure", "retry", "watch"});
     CdcConfig c;
     if (!f.has("kafka_connect")) f.fail("kafka_connect", "required field is missing");
     const auto& kc = f.raw()["kafka_connect"];
@@ -74,6 +74,7 @@ CdcConfig parse_cdc_config(const JsonFields& f) {
         if (c.retry.max_backoff_s < c.retry.initial_backoff_s)
             retry->fail("max_backoff_s", "must not be less than initial_backoff_s");
     }
+    if (auto watch = f.optional_object("watch")) c.watch = parse_watch_config(*watch);
     return c;
 }
 

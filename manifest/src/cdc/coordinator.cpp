@@ -6,6 +6,7 @@
 #include <fstream>
 
 #include "nightjar/cdc/retry.hpp"
+#include "nightjar/cdc/window.hpp"
 #include "nightjar/failpoint.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
@@ -16,6 +17,12 @@ using nlohmann::json;
 using std::chrono::milliseconds;
 
 namespace {
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
+}
 
 std::string now_rfc3339() {
     return rfc3339_utc(
@@ -103,6 +110,8 @@ CdcCoordinator::CdcCoordinator(const CdcConfig& config, CdcRunInfo info)
     }
     state_.pid = static_cast<long>(::getpid());
     state_.backup_id = info_.backup_id;
+    state_.owner = info_.owner;
+    state_.window_until = info_.window_until;
 }
 
 CdcCoordinator::~CdcCoordinator() = default;
@@ -145,25 +154,63 @@ void CdcCoordinator::heal_previous() {
     std::string names;
     for (const auto& p : previous->connectors)
         names += (names.empty() ? "" : ", ") + label(p.name, p.urls.at(0));
-    log::warn("cdc: a previous run (", previous->owner,
-              previous->backup_id.empty() ? "" : " " + previous->backup_id, ", pid ", previous->pid, ", ",
-              previous->created_at, ") left connectors paused and did not resume them: ", names,
-              ": resuming them now");
-    state_.connectors = previous->connectors;
+    const std::int64_t now = unix_now();
+    if (previous->owner == "window" && window_active(*previous, now)) {
+        if (info_.owner == "window") {
+            state_.connectors = previous->connectors;
+            state_.created_at = previous->created_at;
+            log::info("cdc: a pause window until ", previous->window_until.value_or("?"), " already holds ",
+                      names, " paused: it now lasts until ", info_.window_until.value_or("?"));
+        } else {
+            window_held_ = *previous;
+            log::info("cdc: a pause window (nightjar-backup cdc pause) holds ", names, " paused until ",
+                      previous->window_until.value_or("?"),
+                      ": this run leaves CDC to that window and pauses or resumes nothing itself");
+        }
+        return;
+    }
+    if (previous->owner == "window")
+        log::warn("cdc: the pause window opened ", previous->created_at, " (pid ", previous->pid,
+                  ") ended at ", previous->window_until.value_or("an unreadable time"),
+                  " and nobody ran `nightjar-backup cdc resume`: ", names,
+                  " are still paused: resuming them now");
+    else
+        log::warn("cdc: a previous run (", previous->owner,
+                  previous->backup_id.empty() ? "" : " " + previous->backup_id, ", pid ", previous->pid, ", ",
+                  previous->created_at, ") left connectors paused and did not resume them: ", names,
+                  ": resuming them now");
+    resume_listed(*previous);
+}
+
+void CdcCoordinator::end_window() {
+    auto previous = read_cdc_state(cdc_state_path(info_.backup_dir));
+    if (!previous || previous->connectors.empty()) return;
+    if (previous->owner != "window") {
+        heal_previous();
+        return;
+    }
+    log::info("cdc: ending the pause window opened ", previous->created_at, " (until ",
+              previous->window_until.value_or("?"), "): resuming ", previous->connectors.size(),
+              " connector(s)");
+    resume_listed(*previous);
+}
+
+void CdcCoordinator::resume_listed(const CdcPauseState& previous) {
+    state_.connectors = previous.connectors;
     std::vector<Target> targets;
-    for (const auto& p : previous->connectors) {
+    for (const auto& p : previous.connectors) {
         healed_.push_back({{"name", p.name},
                            {"cluster", p.urls.at(0)},
                            {"paused_at", p.paused_at},
-                           {"left_by", previous->backup_id},
+                           {"left_by", previous.owner == "window" ? "window" : previous.backup_id},
                            {"result", nullptr}});
     }
-    for (std::size_t i = 0; i < previous->connectors.size(); ++i) {
-        const auto& p = previous->connectors[i];
+    for (std::size_t i = 0; i < previous.connectors.size(); ++i) {
+        const auto& p = previous.connectors[i];
         Target t;
         t.name = p.name;
         t.url = p.urls.at(0);
-        t.healed = &healed_[i];
+        t.healed = &healed_[healed_.size() - previous.connectors.size() + i];
         try {
             t.client = &client_for(p);
         } catch (const Error& e) {
@@ -174,7 +221,9 @@ void CdcCoordinator::heal_previous() {
     resume_targets(targets);
     for (const auto& t : targets)
         if (t.done && t.failure.empty())
-            log::warn("cdc: resumed ", label(t.name, t.url), ", which a previous run had left paused");
+            log::warn("cdc: resumed ", label(t.name, t.url),
+                      previous.owner == "window" ? ", which the pause window held paused"
+                                                 : ", which a previous run had left paused");
 }
 
 void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
@@ -268,6 +317,7 @@ void CdcCoordinator::pause_failed(const std::string& reason) {
 }
 
 void CdcCoordinator::pause() {
+    if (window_held_) return;  // heal_previous() said so
     const auto deadline = SteadyClock::now() + ms(config_.pause_timeout_s);
     auto options = [&](const std::string& what) {
         return RetryOptions{.deadline = deadline,
@@ -452,8 +502,13 @@ CdcCheckReport CdcCoordinator::check() {
         std::string names;
         for (const auto& p : previous->connectors)
             names += (names.empty() ? "" : ", ") + label(p.name, p.urls.at(0));
-        report.warnings.push_back("a previous run left connectors paused: " + names +
-                                  ": the next backup (or nightjar-backup --resume-cdc) resumes them");
+        if (previous->owner == "window" && window_active(*previous, unix_now()))
+            report.lines.push_back("cdc: a pause window holds " + names + " paused until " +
+                                   previous->window_until.value_or("?") +
+                                   ": a backup now would leave CDC to it");
+        else
+            report.warnings.push_back("a previous run left connectors paused: " + names +
+                                      ": the next backup (or nightjar-backup --resume-cdc) resumes them");
     }
     for (auto& cluster : clusters_) {
         auto& client = *cluster->client;
@@ -506,6 +561,14 @@ json CdcCoordinator::record() const {
            {"on_pause_failure", config_.on_pause_failure},
            {"connectors", json::array()}};
     if (!pause_failure_.empty()) j["pause_failure"] = pause_failure_;
+    if (window_held_) {
+        j["mode"] = "window";
+        j["paused"] = true;
+        j["window_until"] = window_held_->window_until.value_or("");
+        j["window_connectors"] = json::array();
+        for (const auto& p : window_held_->connectors)
+            j["window_connectors"].push_back({{"name", p.name}, {"cluster", p.urls.at(0)}});
+    }
     for (const auto& r : records_) j["connectors"].push_back(r.to_json());
     if (!healed_.empty()) j["resumed_from_previous_run"] = healed_;
     j["resume_failures"] = resume_failures_;

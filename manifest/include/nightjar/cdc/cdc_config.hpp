@@ -4,6 +4,8 @@
 #include <string>
 #include <vector>
 
+#include "nightjar/cdc/watch_config.hpp"
+
 namespace nightjar {
 
 class JsonFields;
@@ -35,6 +37,7 @@ struct CdcConfig {
     double resume_timeout_s = 120;           // until every resumed connector and task reports RUNNING
     std::string on_pause_failure = "abort";  // "abort": no backup; "continue": back up unpaused
     CdcRetryConfig retry;                    // backoff for retries and polls
+    WatchConfig watch;                       // the watchdog (`cdc watch`); defaults when absent
 };
 
 // Parses the "cdc" object; Kind::Config errors name the JSON pointer.

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -17,6 +18,8 @@ namespace nightjar {
 struct CdcRunInfo {
     std::filesystem::path backup_dir;  // where the state file lives
     std::string backup_id;             // recorded in the state file ("" for --resume-cdc)
+    std::string owner = "backup";      // the state file's owner: "backup" (a run) or "window" (cdc pause)
+    std::optional<std::string> window_until;  // RFC 3339 UTC end of a pause window (owner "window")
 };
 
 // What the run did to one connector; the manifest's cdc.connectors[] entries.
@@ -50,7 +53,11 @@ public:
 
     // Resumes whatever the state file says a previous run left paused, loudly. Never throws for Kafka Connect
     // errors: what cannot be resumed is kept in the state file and reported by resume_failures().
+    // A window that is still open is not healed: a backup run leaves its connectors to it (and pauses
+    // nothing itself), a window being opened again adopts its connectors.
     void heal_previous();
+    // `cdc resume`: resumes every connector the state file names, as the planned end of a window.
+    void end_window();
     // Pauses every configured connector that is RUNNING and waits until it and its tasks are PAUSED. On
     // failure with on_pause_failure "abort" it throws Kind::SourceUnavailable (call resume() afterwards);
     // with "continue" it resumes what it paused at once and records that CDC was not paused. A signal while
@@ -73,6 +80,7 @@ private:
     struct Target;
     KafkaConnectClient& client_for(const PausedConnector& p);
     void resume_targets(std::vector<Target>& targets);
+    void resume_listed(const CdcPauseState& previous);
     void save_state();
     [[noreturn]] void pause_failed(const std::string& reason);
 
@@ -87,6 +95,7 @@ private:
     bool paused_ = false;
     bool was_paused_ = false;  // connectors were held paused while the components ran
     std::string pause_failure_;
+    std::optional<CdcPauseState> window_held_;  // an open window holds the connectors (a backup defers to it)
 };
 
 // Reads the first line of a password file (Kind::Config when it cannot be read).

@@ -10,6 +10,9 @@
 namespace nightjar {
 
 inline constexpr const char* kCdcStateFile = ".nightjar-cdc-paused.json";
+// The watchdog's journal of the FAILED connectors it holds paused (same format, owner "watch"): a restarted
+// watchdog takes them over instead of mistaking them for connectors someone else paused.
+inline constexpr const char* kCdcWatchStateFile = ".nightjar-cdc-watch.json";
 
 // One connector nightjar paused: enough to resume it without the config that paused it.
 struct PausedConnector {
@@ -21,10 +24,11 @@ struct PausedConnector {
 };
 
 struct CdcPauseState {
-    std::string owner = "backup";             // who paused: "backup" (a backup run) or "window" (cdc pause)
-    long pid = 0;                             // the process that wrote it
-    std::string backup_id;                    // the backup run, when owner is "backup"
-    std::string created_at;                   // RFC 3339 UTC
+    std::string owner = "backup";  // who paused: "backup" (a backup run), "window" (cdc pause), "watch" (the
+                                   // watchdog's own journal, a separate file: kCdcWatchStateFile)
+    long pid = 0;                  // the process that wrote it
+    std::string backup_id;         // the backup run, when owner is "backup"
+    std::string created_at;        // RFC 3339 UTC
     std::optional<std::string> window_until;  // RFC 3339 UTC, for a pause window
     std::vector<PausedConnector> connectors;  // paused and not yet resumed
 };

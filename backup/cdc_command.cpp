@@ -1,0 +1,124 @@
+#include "cdc_command.hpp"
+
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "nightjar/cdc/status_report.hpp"
+#include "nightjar/cdc/watchdog.hpp"
+#include "nightjar/cdc/window.hpp"
+#include "nightjar/config.hpp"
+#include "nightjar/error.hpp"
+#include "nightjar/log.hpp"
+#include "nightjar/signals.hpp"
+
+namespace nightjar {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+void CdcCommandOptions::add_to(CLI::App& app) {
+    CLI::App* cdc =
+        app.add_subcommand("cdc", "Kafka Connect connectors: status, backup windows, the watchdog");
+    cdc->require_subcommand(1);
+    cdc->fallthrough();
+    CLI::App* status = cdc->add_subcommand("status",
+                                           "Every configured connector's state, its tasks, traces, "
+                                           "and whether nightjar holds it paused");
+    status->add_flag("--json", json, "Print one JSON document on stdout");
+    CLI::App* pause = cdc->add_subcommand(
+        "pause", "Pause the connectors for a backup nightjar does not run, for at most --window");
+    pause->add_option("--window", window, "How long the window lasts at most (e.g. 40m, 2h, 1h30m)")
+        ->required();
+    CLI::App* resume =
+        cdc->add_subcommand("resume", "End the window: resume exactly what `cdc pause` paused");
+    CLI::App* watch = cdc->add_subcommand(
+        "watch", "Run the watchdog: pause FAILED connectors, probe their source, restart and resume them");
+    for (CLI::App* sub : {status, pause, resume, watch}) {
+        sub->fallthrough();
+        sub->callback([this, sub] { action = sub->get_name(); });
+    }
+}
+
+namespace {
+
+Error cdc_failures(const std::string& what, const std::vector<std::string>& failures) {
+    std::string list;
+    for (const auto& f : failures) list += (list.empty() ? "" : "; ") + f;
+    return Error(Kind::CdcResume, "cdc " + what + ": connectors may still be paused: " + list +
+                                      ": resume them by hand (PUT <url>/connectors/<name>/resume) or run "
+                                      "nightjar-backup cdc resume again");
+}
+
+void heal_loudly(const CdcConfig& cdc, const fs::path& backup_dir) {
+    HealOutcome heal = heal_stale_pauses(cdc, backup_dir);
+    if (!heal.resume_failures.empty())
+        for (const auto& f : heal.resume_failures) log::error("cdc: still paused: ", f);
+}
+
+}  // namespace
+
+int run_cdc_command(const CdcCommandOptions& cdc, const BackupOptions& options) {
+    log::configure({.min_level = log::Level::Info,
+                    .format = options.log_format == "json" ? log::Format::Json : log::Format::Text,
+                    .quiet = options.quiet});
+    if (!options.log_file.empty()) log::set_file(options.log_file);
+    Config config = load_config(options.config);
+    if (!config.cdc)
+        throw Error(Kind::Config,
+                    "config " + config.source.string() +
+                        ": /cdc: required field is missing (nightjar-backup cdc needs the Kafka "
+                        "Connect workers and connectors)");
+    fs::path dir = !options.backup_dir.empty() ? fs::path(options.backup_dir) : config.backup_dir;
+    if (dir.empty())
+        throw Error(Kind::Config,
+                    "config " + config.source.string() +
+                        ": /backup_dir: required field is missing (or pass --backup-dir): the cdc "
+                        "state file lives there");
+    const fs::path backup_dir = fs::absolute(dir);
+    const CdcConfig& c = *config.cdc;
+
+    if (cdc.action == "status") {
+        heal_loudly(c, backup_dir);
+        CdcStatusReport r = cdc_status(c, backup_dir);
+        if (cdc.json)
+            std::cout << json{{"connectors", r.connectors}, {"problems", r.problems}}.dump(2) << std::endl;
+        else
+            for (const auto& line : r.lines) std::cout << line << "\n";
+        std::cout.flush();
+        for (const auto& p : r.problems) log::error("cdc status: ", p);
+        return r.problems.empty() ? 0 : exit_code(Kind::SourceUnavailable);
+    }
+    if (cdc.action == "pause") {
+        auto duration = parse_duration(cdc.window);
+        WindowOutcome w = open_window(c, backup_dir, duration);
+        if (w.paused.empty()) {
+            log::info("cdc pause: no connector needed pausing (none is RUNNING): no window is open");
+        } else {
+            std::string names;
+            for (const auto& p : w.paused) names += (names.empty() ? "" : ", ") + p;
+            log::info("cdc pause: ", names, " paused until ", w.window_until,
+                      ": run `nightjar-backup cdc resume` when the backup is done (if nobody does, the next "
+                      "cdc command, backup run or the watchdog resumes them after that time)");
+        }
+        if (!w.resume_failures.empty()) throw cdc_failures("pause", w.resume_failures);
+        return 0;
+    }
+    if (cdc.action == "resume") {
+        WindowOutcome w = close_window(c, backup_dir);
+        if (!w.resume_failures.empty()) throw cdc_failures("resume", w.resume_failures);
+        if (w.paused.empty())
+            log::info("cdc resume: no pause window is open and nothing was left paused: nothing to resume");
+        else
+            log::info("cdc resume: ", w.paused.size(), " connector(s) resumed");
+        return 0;
+    }
+    if (cdc.action == "watch") {
+        install_interrupt_handlers();
+        CdcWatchdog watchdog(c, {.backup_dir = backup_dir, .monitoring = config.monitoring});
+        watchdog.run();
+        return 0;
+    }
+    throw Error(Kind::Usage, "cdc: expected a subcommand: status, pause, resume or watch");
+}
+
+}  // namespace nightjar
