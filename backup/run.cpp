@@ -9,6 +9,7 @@
 
 #include "nightjar/cdc/coordinator.hpp"
 #include "nightjar/cdc/state_file.hpp"
+#include "nightjar/cdc/window.hpp"
 #include "nightjar/component.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
@@ -138,6 +139,11 @@ int resume_cdc_only(const Config& config, const fs::path& backup_dir) {
     auto state = read_cdc_state(cdc_state_path(backup_dir));
     if (!state || state->connectors.empty()) {
         log::info("cdc: no state file in ", backup_dir.string(), ": nothing was left paused");
+        return 0;
+    }
+    if (state->owner == "window" && !window_expired(*state, now_seconds())) {
+        log::info("cdc: the connectors in ", cdc_state_path(backup_dir).string(), " are held by a pause window until ",
+                  state->window_until.value_or("?"), ": left paused (end it early with nightjar-backup cdc resume)");
         return 0;
     }
     CdcCoordinator cdc(config.cdc.value_or(CdcConfig{}), {.backup_dir = backup_dir, .backup_id = ""});
