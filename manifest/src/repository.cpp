@@ -19,14 +19,12 @@ namespace fs = std::filesystem;
 ArtifactWriter::ArtifactWriter(std::unique_ptr<io::Writer> file, io::ZstdOptions zstd, std::string path,
                                std::function<void(std::uint64_t)> on_progress)
     : file_(std::move(file)),
-      compress_(stored_chain_.add<io::ZstdCompressFilter>(zstd)),
-      stored_sha_(stored_chain_.add<io::Sha256Filter>()),
-      stored_size_(stored_chain_.add<io::SizeFilter>()),
-      stored_writer_(stored_chain_, *file_),
-      handoff_(stored_writer_),
-      content_sha_(content_chain_.add<io::Sha256Filter>()),
-      content_size_(content_chain_.add<io::SizeFilter>()),
-      writer_(content_chain_, handoff_),
+      content_sha_(chain_.add<io::Sha256Filter>()),
+      content_size_(chain_.add<io::SizeFilter>()),
+      compress_(chain_.add<io::ZstdCompressFilter>(zstd)),
+      stored_sha_(chain_.add<io::Sha256Filter>()),
+      stored_size_(chain_.add<io::SizeFilter>()),
+      writer_(chain_, *file_),
       path_(std::move(path)),
       on_progress_(std::move(on_progress)) {}
 

@@ -9,7 +9,6 @@
 
 #include "nightjar/io/filter.hpp"
 #include "nightjar/io/sha256.hpp"
-#include "nightjar/io/threaded_writer.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/manifest.hpp"
 #include "nightjar/storage.hpp"
@@ -29,9 +28,7 @@ struct StoredDigest {
     std::string content_sha256;
 };
 
-// The one write pipeline: content -> sha256 + size -> zstd -> sha256 + size -> atomic file. The content side
-// runs on the caller's thread; compression, the stored digest and the file writes run on a thread of their own
-// behind a bounded hand-off, so the producer (a pipe from pg_dump, a tar walk) is not held up meanwhile.
+// The one write pipeline: content -> sha256 + size -> zstd -> sha256 + size -> atomic file.
 class ArtifactWriter final : public io::Writer {
 public:
     ArtifactWriter(std::unique_ptr<io::Writer> file, io::ZstdOptions zstd, std::string path,
@@ -46,15 +43,12 @@ public:
 
 private:
     std::unique_ptr<io::Writer> file_;
-    io::FilterChain stored_chain_;
+    io::FilterChain chain_;
+    io::Sha256Filter& content_sha_;
+    io::SizeFilter& content_size_;
     io::ZstdCompressFilter& compress_;
     io::Sha256Filter& stored_sha_;
     io::SizeFilter& stored_size_;
-    io::FilteredWriter stored_writer_;
-    io::ThreadedWriter handoff_;  // declared after what its thread uses, so it stops first
-    io::FilterChain content_chain_;
-    io::Sha256Filter& content_sha_;
-    io::SizeFilter& content_size_;
     io::FilteredWriter writer_;
     std::string path_;
     std::function<void(std::uint64_t)> on_progress_;
