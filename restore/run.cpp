@@ -143,10 +143,19 @@ int run_restore(const RestoreCliOptions& o) {
 
     json summary{{"id", manifest.id}, {"dry_run", o.dry_run}, {"artifacts", json::array()}};
     std::vector<std::unique_ptr<Component>> components;
+    std::vector<bool> kept(selected.size(), false);  // the component kept a verified copy for its restore
     int bad = 0;
-    for (const Artifact* a : selected) {
+    for (std::size_t i = 0; i < selected.size(); ++i) {
+        const Artifact* a = selected[i];
         components.push_back(make_restore_component(a->component));
-        VerifyOutcome v = verify_artifact(repo, *a, *components.back());
+        Component& component = *components.back();
+        // A dry run checks each format in full; a real restore lets the component prepare from the same pass.
+        VerifyOutcome v = o.dry_run ? verify_artifact(repo, *a, component)
+                                    : verify_artifact(repo, *a, [&](io::Reader& content) {
+                                          PreparedRestore p = component.prepare_restore(*a, content, ropts);
+                                          kept[i] = p.kept;
+                                          return p.outcome;
+                                      });
         if (v.ok())
             log::info("verify ", a->name, " (", a->path, "): OK");
         else
@@ -191,8 +200,9 @@ int run_restore(const RestoreCliOptions& o) {
         const Artifact& a = *selected[i];
         try {
             check_interrupted();
-            auto content = open_verified_content(repo, a);
-            RestoreReport report = components[i]->restore(a, *content, ropts);
+            io::EmptyReader nothing;
+            auto content = kept[i] ? nullptr : open_verified_content(repo, a);
+            RestoreReport report = components[i]->restore(a, content ? *content : nothing, ropts);
             for (const auto& line : report.lines) log::info(line);
             for (const auto& p : report.problems) log::error(a.name, ": ", p);
             summary["artifacts"][i]["restore"] = report.summary;

@@ -95,6 +95,12 @@ std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, 
 
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
                               const Component& component) {
+    return verify_artifact(repo, artifact,
+                           [&](io::Reader& content) { return component.verify(artifact, content); });
+}
+
+VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
+                              const std::function<VerifyOutcome(io::Reader&)>& check) {
     auto st = repo.stat_artifact(artifact);
     if (!st || st->is_dir)
         return {VerifyStatus::Missing, "artifact file is missing: " + repo.storage().describe(artifact.path)};
@@ -104,7 +110,7 @@ VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& arti
     VerifiedContent content(repo.open_artifact(artifact), artifact);
     VerifyOutcome format;
     try {
-        format = component.verify(artifact, content);
+        format = check(content);
         io::drain(content);  // the component may stop early; the digests need every byte
     } catch (const Error& e) {
         if (e.kind() != Kind::Verification) throw;

@@ -1,12 +1,16 @@
 // The pure parts of the PostgreSQL component: its config section, the custom-archive reader, tool choice and
 // the argv/env given to pg_dump and pg_restore (never a password).
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include "nightjar/components/postgres.hpp"
 #include "nightjar/config.hpp"
+#include "nightjar/io/fd.hpp"
 #include "nightjar/postgres/archive.hpp"
+#include "nightjar/postgres/archive_walker.hpp"
 #include "nightjar/postgres/tools.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
@@ -267,4 +271,122 @@ TEST_CASE("database names become distinct, safe file names", "[postgres]") {
     CHECK(pg_file_name_part("a_b") != pg_file_name_part("a b"));
     CHECK(pg_file_name_part("../etc") == "%2E.%2Fetc");  // no ".." and no "/" survive
     CHECK(pg_file_name_part("Ünï") == "%C3%9Cn%C3%AF");
+}
+
+namespace {
+
+// sample_archive() followed by its one data block (entry 2: two chunks), as pg_dump writes it to a pipe.
+std::string archive_with_data() {
+    ArchiveBytes a;
+    a.b = sample_archive();
+    a.byte(1);  // BLK_DATA
+    a.integer(2);
+    a.integer(5);
+    a.b += "1\tAda";
+    a.integer(8);
+    a.b += "2\tGrace\n";
+    a.integer(0);
+    return a.b;
+}
+
+std::string walk(const std::string& bytes, std::size_t step) {
+    PgArchiveWalker w("artifact x/db.zst", 1 << 20);
+    for (std::size_t pos = 0; pos < bytes.size(); pos += step)
+        w.feed(io::as_bytes(std::string_view(bytes).substr(pos, step)));
+    return w.finish();
+}
+
+}  // namespace
+
+TEST_CASE("the archive walker frames every data block and finds its offset", "[postgres][archive]") {
+    const std::string bytes = archive_with_data();
+    const std::size_t block = sample_archive().size();
+    SECTION("whole, or a byte at a time, the walk is the same") {
+        for (std::size_t step : {bytes.size(), std::size_t{1}, std::size_t{3}}) {
+            PgArchiveWalker w("t", 1 << 20);
+            for (std::size_t pos = 0; pos < bytes.size(); pos += step)
+                w.feed(io::as_bytes(std::string_view(bytes).substr(pos, step)));
+            CHECK(w.finish() == "");
+            REQUIRE(w.archive());
+            CHECK(w.block_offsets() == std::map<int, std::uint64_t>{{2, block}});
+        }
+    }
+    SECTION("a large-object block: (oid, chunks) pairs ended by oid 0") {
+        ArchiveBytes a;
+        a.b = bytes;
+        // Turn entry 3 into the BLOBS entry: rebuild with a data state of 1 for it.
+        std::string head = sample_archive();
+        auto at = head.rfind(std::string("\x03", 1) + std::string(8, '\0'));
+        REQUIRE(at != std::string::npos);
+        a.b[at] = '\x01';
+        a.byte(3);  // BLK_BLOBS
+        a.integer(3);
+        a.integer(16400);  // oid
+        a.integer(4);
+        a.b += "blob";
+        a.integer(0);
+        a.integer(0);  // no more blobs
+        CHECK(walk(a.b, 5) == "");
+        PgArchiveWalker w("t", 1 << 20);
+        w.feed(io::as_bytes(a.b));
+        CHECK(w.block_offsets().at(3) == bytes.size());
+    }
+    SECTION("what pg_restore would stumble on is named") {
+        CHECK(walk(sample_archive().substr(0, 40), 7) ==
+              "the archive ends before its table of contents does");
+        CHECK(walk(bytes.substr(0, bytes.size() - 1), 4) ==
+              "the archive is cut short inside the data block of entry 2");
+        CHECK(walk(bytes.substr(0, bytes.size() - 9), 4) ==
+              "the archive is cut short inside the data block of entry 2");
+        CHECK(walk(sample_archive(), 4) ==
+              "the archive has no data block for TABLE DATA shop.customers (entry 2)");
+        ArchiveBytes other;
+        other.b = bytes;
+        other.byte(1);
+        other.integer(3);  // entry 3 (an INDEX) has no data
+        REQUIRE_THROWS_MATCHES(walk(other.b, 4), Error,
+                               IsError(Kind::Verification, "belongs to entry 3, which has no data"));
+        ArchiveBytes twice;
+        twice.b = bytes + bytes.substr(block);
+        REQUIRE_THROWS_MATCHES(walk(twice.b, 4), Error,
+                               IsError(Kind::Verification, "entry 2 has two data blocks"));
+        std::string bad_type = bytes;
+        bad_type[block] = '\x07';
+        REQUIRE_THROWS_MATCHES(walk(bad_type, 4), Error,
+                               IsError(Kind::Verification,
+                                       "artifact x/db.zst: not a readable pg_dump archive: "
+                                       "unknown data block type 7"));
+    }
+}
+
+TEST_CASE("block offsets are written into the TOC the way pg_dump writes them", "[postgres][archive]") {
+    test::TempDir dir;
+    const std::string bytes = archive_with_data();
+    PgArchiveWalker w("t", 1 << 20);
+    w.feed(io::as_bytes(bytes));
+    REQUIRE(w.finish() == "");
+    const auto file = dir.path() / "db.pgdump";
+    io::UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+    REQUIRE(fd);
+    io::write_all(fd.get(), io::as_bytes(bytes), file.string());
+    write_pg_block_offsets(fd.get(), *w.archive(), w.block_offsets(), file.string(), Kind::RestoreFailed);
+    std::string patched(bytes.size(), '\0');
+    REQUIRE(::pread(fd.get(), patched.data(), patched.size(), 0) == static_cast<ssize_t>(patched.size()));
+    auto a = parse_pg_archive(io::as_bytes(patched), "t");
+    REQUIRE(a);
+    const PgTocEntry& data = a->toc.at(1);
+    CHECK(data.data_state == 2);
+    std::uint64_t offset = 0;
+    for (int b = 0; b < 8; ++b)
+        offset |= static_cast<std::uint64_t>(static_cast<unsigned char>(patched[data.offset_pos + 1 + b]))
+                  << (8 * b);
+    CHECK(offset == sample_archive().size());
+    CHECK(a->toc.at(0).data_state == 3);  // entries without data keep "no data"
+    CHECK(a->toc.at(2).data_state == 3);
+    // Only the offset fields changed.
+    std::size_t changed = 0;
+    for (std::size_t i = 0; i < bytes.size(); ++i) changed += bytes[i] != patched[i];
+    CHECK(changed >= 2);
+    CHECK(changed <= 9);
+    CHECK(patched.substr(sample_archive().size()) == bytes.substr(sample_archive().size()));
 }

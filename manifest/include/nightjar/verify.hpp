@@ -1,4 +1,6 @@
 #pragma once
+#include <functional>
+
 #include "nightjar/component.hpp"
 #include "nightjar/repository.hpp"
 
@@ -8,6 +10,10 @@ namespace nightjar {
 // The stored digest is judged first, then the content; a bad artifact is a returned outcome, not a throw.
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
                               const Component& component);
+
+// The same chain with `check` in place of component.verify() (the verify pass of a real restore).
+VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
+                              const std::function<VerifyOutcome(io::Reader&)>& check);
 
 // Opens an artifact's decompressed content; at end of stream its stored and content digests are checked
 // and a mismatch throws Kind::Verification naming the artifact.

@@ -13,9 +13,11 @@
 
 #include "nightjar/error.hpp"
 #include "nightjar/io/fd.hpp"
+#include "nightjar/io/threaded_writer.hpp"
 #include "nightjar/json_fields.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/postgres/archive.hpp"
+#include "nightjar/postgres/archive_walker.hpp"
 #include "nightjar/postgres/connection.hpp"
 #include "nightjar/postgres/tools.hpp"
 #include "nightjar/process.hpp"
@@ -303,6 +305,20 @@ Artifact dump_globals(const PostgresConfig& cfg, DumpContext& context, Staging& 
     return a;
 }
 
+// "" when the archive holds a TABLE DATA entry for every table the manifest counted, else which are missing.
+std::string missing_table_data(const PgArchive& archive, const std::vector<TableRows>& tables) {
+    std::set<std::pair<std::string, std::string>> data_entries;
+    for (const auto& e : archive.toc)
+        if (e.desc == "TABLE DATA") data_entries.emplace(e.schema, e.tag);
+    std::vector<std::string> missing;
+    for (const auto& t : tables)
+        if (!data_entries.count({t.schema, t.name})) missing.push_back(qualified(t));
+    if (missing.empty()) return "";
+    std::string detail = "the archive has no data for table " + missing.front() + " that the manifest counted";
+    if (missing.size() > 1) detail += " (and " + std::to_string(missing.size() - 1) + " more)";
+    return detail;
+}
+
 // ---- restore side ----
 
 // Where an artifact goes back to: the recorded server unless the options name another.
@@ -367,30 +383,6 @@ int jobs_for(const RestoreOptions& o) {
     return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 }
 
-// A temporary file removed on scope exit: pg_restore --jobs needs a seekable archive.
-class SpoolFile {
-public:
-    SpoolFile() {
-        std::string tmpl = (fs::temp_directory_path() / "nightjar-pgrestore-XXXXXX").string();
-        int fd = ::mkstemp(tmpl.data());
-        if (fd < 0) throw_errno(Kind::RestoreFailed, "cannot create a spool file for pg_restore", tmpl);
-        fd_ = io::UniqueFd(fd);
-        path_ = tmpl;
-    }
-    ~SpoolFile() { ::unlink(path_.c_str()); }
-    void fill(io::Reader& content) {
-        io::FdWriter w(fd_.get(), path_.string());
-        io::pump(content, w);
-        if (::close(fd_.release()) != 0)
-            throw_errno(Kind::RestoreFailed, "cannot write the spool file", path_.string());
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    io::UniqueFd fd_;
-    fs::path path_;
-};
-
 // Feeds `content` to a child's stdin; a child that stops reading early is not an error here (its exit says).
 void feed(Subprocess& child, io::Reader& content) {
     ignore_sigpipe();
@@ -454,6 +446,46 @@ RestoreReport restore_globals(const Artifact& a, io::Reader& content, const Rest
 }
 
 }  // namespace
+
+// A temporary file removed on destruction: pg_restore --jobs needs a seekable archive.
+class PostgresComponent::SpoolFile {
+public:
+    SpoolFile() {
+        std::string tmpl = (fs::temp_directory_path() / "nightjar-pgrestore-XXXXXX").string();
+        int fd = ::mkstemp(tmpl.data());
+        if (fd < 0) throw_errno(Kind::RestoreFailed, "cannot create a spool file for pg_restore", tmpl);
+        fd_ = io::UniqueFd(fd);
+        path_ = tmpl;
+    }
+    ~SpoolFile() { ::unlink(path_.c_str()); }
+    // Copies `content` to the end of its stream; `observe` sees every piece on the way. The file is written on
+    // a thread of its own, so reading, decompressing and hashing go on meanwhile.
+    template <typename Observe>
+    void fill(io::Reader& content, Observe&& observe) {
+        io::FdWriter file(fd_.get(), path_.string());
+        io::ThreadedWriter w(file);
+        std::vector<std::byte> buf(io::kChunkSize);
+        while (std::size_t n = content.read(buf)) {
+            io::Bytes piece(buf.data(), n);
+            observe(piece);
+            w.write(piece);
+        }
+        w.finish();
+    }
+    int fd() const { return fd_.get(); }
+    void close() {
+        if (::close(fd_.release()) != 0)
+            throw_errno(Kind::RestoreFailed, "cannot write the spool file", path_.string());
+    }
+    const fs::path& path() const { return path_; }
+
+private:
+    io::UniqueFd fd_;
+    fs::path path_;
+};
+
+PostgresComponent::PostgresComponent(std::optional<PostgresConfig> config) : config_(std::move(config)) {}
+PostgresComponent::~PostgresComponent() = default;
 
 std::string pg_file_name_part(const std::string& database) {
     static const char* hex = "0123456789ABCDEF";
@@ -604,19 +636,31 @@ VerifyOutcome PostgresComponent::verify(const Artifact& artifact, io::Reader& co
     if (rc != 0)
         return {VerifyStatus::FormatInvalid,
                 "pg_restore cannot read the archive to its end: " + first_line(reader.stderr_text())};
-    std::set<std::pair<std::string, std::string>> data_entries;
-    for (const auto& e : archive->toc)
-        if (e.desc == "TABLE DATA") data_entries.emplace(e.schema, e.tag);
-    std::vector<std::string> missing;
-    for (const auto& t : tables)
-        if (!data_entries.count({t.schema, t.name})) missing.push_back(qualified(t));
-    if (!missing.empty()) {
-        std::string detail =
-            "the archive has no data for table " + missing.front() + " that the manifest counted";
-        if (missing.size() > 1) detail += " (and " + std::to_string(missing.size() - 1) + " more)";
-        return {VerifyStatus::FormatInvalid, detail};
-    }
+    std::string missing = missing_table_data(*archive, tables);
+    if (!missing.empty()) return {VerifyStatus::FormatInvalid, missing};
     return {};
+}
+
+PreparedRestore PostgresComponent::prepare_restore(const Artifact& artifact, io::Reader& content,
+                                                   const RestoreOptions& options) {
+    if (artifact.format != kPgDumpFormat || jobs_for(options) < 2)
+        return Component::prepare_restore(artifact, content, options);
+    // pg_restore --jobs needs the whole dump in a seekable file before it starts; the copy is made here, in the
+    // pass that proves the digests, instead of reading and decompressing the artifact a second time. The full
+    // pg_restore read of --dry-run is not repeated: matching digests prove these are the bytes pg_dump wrote
+    // and exited 0 on, and the walk below still reads every data block's framing to the end.
+    const std::string what = "artifact " + artifact.path;
+    auto spool = std::make_unique<SpoolFile>();
+    PgArchiveWalker walker(what, kHeadLimit);
+    spool->fill(content, [&walker](io::Bytes piece) { walker.feed(piece); });
+    std::string problem = walker.finish();
+    if (problem.empty()) problem = missing_table_data(*walker.archive(), tables_of(artifact));
+    if (!problem.empty()) return {{VerifyStatus::FormatInvalid, problem}, false};
+    write_pg_block_offsets(spool->fd(), *walker.archive(), walker.block_offsets(), "spool file for " + what,
+                           Kind::RestoreFailed);
+    spool->close();
+    spooled_[artifact.path] = std::move(spool);
+    return {{}, true};
 }
 
 RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const RestoreOptions& options) const {
@@ -704,10 +748,18 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
     int rc = 0;
     std::string err;
     if (jobs > 1) {
-        SpoolFile spool;
-        spool.fill(content);  // reads to the end: the digests are proven before pg_restore starts
+        auto kept = spooled_.find(artifact.path);
+        std::unique_ptr<SpoolFile> spool;
+        if (kept != spooled_.end()) {
+            spool = std::move(kept->second);
+            spooled_.erase(kept);
+        } else {
+            spool = std::make_unique<SpoolFile>();
+            spool->fill(content, [](io::Bytes) {});  // reads to the end: the digests are proven first
+            spool->close();
+        }
         Subprocess child =
-            Subprocess::spawn(pg_restore_argv(pg_restore, target, jobs, spool.path().string()), spawn);
+            Subprocess::spawn(pg_restore_argv(pg_restore, target, jobs, spool->path().string()), spawn);
         rc = child.wait();
         err = child.stderr_text();
     } else {

@@ -123,7 +123,9 @@ std::optional<PgArchive> parse_pg_archive(io::Bytes head, const std::string& wha
             while (c.str()) {
             }  // dependencies, ended by a NULL string
             // Custom format extra: a data-state flag byte and the data block's offset.
+            e.offset_pos = c.pos();
             int state = c.byte();
+            e.data_state = state;
             c.skip(static_cast<std::size_t>(a.offset_size));
             if (state < 1 || state > 3)
                 c.fail("TOC entry " + std::to_string(e.dump_id) + " has data state " + std::to_string(state));

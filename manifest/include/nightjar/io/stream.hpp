@@ -39,6 +39,12 @@ std::uint64_t pump(Reader& src, Writer& dst);
 // Reads src to EOF and throws the bytes away (what a verify chain needs to drive its filters).
 std::uint64_t drain(Reader& src);
 
+// A Reader at end of stream from the start.
+class EmptyReader final : public Reader {
+public:
+    std::size_t read(MutableBytes) override { return 0; }
+};
+
 // A Writer that discards everything (for running a filter chain for its observers only).
 class NullWriter final : public Writer {
 public:
