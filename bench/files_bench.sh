@@ -45,7 +45,8 @@ measure() {  # measure NAME CMD...: wall seconds and peak RSS (KiB) of CMD
 }
 [ -x /usr/bin/time ] || apt-get install -y -qq time >/dev/null
 
-echo 3 > /proc/sys/vm/drop_caches 2>/dev/null || true
+# Both sides read the same warm page cache: read the data once first.
+tar -C "$work" -cf - data > /dev/null
 measure nightjar_backup "$bin/backup/nightjar-backup" --config "$work/cfg.json" -q
 measure hand_pipeline bash -c "tar -C '$work' -cf - data | zstd -q -T0 -3 | tee >(sha256sum > '$work/hand.sha') > '$work/hand.tar.zst'"
 measure nightjar_verify "$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --dry-run -q

@@ -19,24 +19,40 @@ namespace fs = std::filesystem;
 ArtifactWriter::ArtifactWriter(std::unique_ptr<io::Writer> file, io::ZstdOptions zstd, std::string path,
                                std::function<void(std::uint64_t)> on_progress)
     : file_(std::move(file)),
-      content_sha_(chain_.add<io::Sha256Filter>()),
-      content_size_(chain_.add<io::SizeFilter>()),
-      compress_(chain_.add<io::ZstdCompressFilter>(zstd)),
-      stored_sha_(chain_.add<io::Sha256Filter>()),
-      stored_size_(chain_.add<io::SizeFilter>()),
-      writer_(chain_, *file_),
+      content_sha_(content_.add<io::Sha256Filter>()),
+      content_size_(content_.add<io::SizeFilter>()),
+      compress_(stored_.add<io::ZstdCompressFilter>(zstd)),
+      stored_sha_(stored_.add<io::Sha256Filter>()),
+      stored_size_(stored_.add<io::SizeFilter>()),
+      stored_writer_(stored_, *file_),
+      stage_(stored_writer_),
       path_(std::move(path)),
-      on_progress_(std::move(on_progress)) {}
+      on_progress_(std::move(on_progress)) {
+    pending_.reserve(io::kChunkSize);
+}
+
+void ArtifactWriter::hand_off() {
+    if (pending_.empty()) return;
+    stage_.write(pending_);
+    pending_.clear();
+}
 
 void ArtifactWriter::write(io::Bytes data) {
-    writer_.write(data);
+    content_.process(data);
+    if (pending_.size() + data.size() > io::kChunkSize) hand_off();
+    if (data.size() >= io::kChunkSize)
+        stage_.write(data);
+    else
+        pending_.insert(pending_.end(), data.begin(), data.end());
     if (on_progress_) on_progress_(content_size_.bytes());
 }
 
 void ArtifactWriter::finish() {
     if (finished_) return;
     failpoint("artifact:before-finish");
-    writer_.finish();
+    hand_off();
+    content_.finish([](io::Bytes) {});
+    stage_.finish();
     finished_ = true;
     digest_ = {stored_size_.bytes(), stored_sha_.hex(), content_size_.bytes(), content_sha_.hex()};
 }

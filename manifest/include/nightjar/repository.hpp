@@ -9,6 +9,7 @@
 
 #include "nightjar/io/filter.hpp"
 #include "nightjar/io/sha256.hpp"
+#include "nightjar/io/threaded_writer.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/manifest.hpp"
 #include "nightjar/storage.hpp"
@@ -28,7 +29,8 @@ struct StoredDigest {
     std::string content_sha256;
 };
 
-// The one write pipeline: content -> sha256 + size -> zstd -> sha256 + size -> atomic file.
+// The one write pipeline: content -> sha256 + size -> [stage thread] zstd -> sha256 + size -> atomic file.
+// The caller reads and hashes the next piece while the stage thread compresses and writes the previous ones.
 class ArtifactWriter final : public io::Writer {
 public:
     ArtifactWriter(std::unique_ptr<io::Writer> file, io::ZstdOptions zstd, std::string path,
@@ -42,14 +44,19 @@ public:
     Artifact artifact(std::string component, std::string name, std::string format) const;
 
 private:
+    void hand_off();
     std::unique_ptr<io::Writer> file_;
-    io::FilterChain chain_;
+    // On the caller's thread: the content digests. On the stage thread: compression, stored digests, file.
+    io::FilterChain content_;
     io::Sha256Filter& content_sha_;
     io::SizeFilter& content_size_;
+    io::FilterChain stored_;
     io::ZstdCompressFilter& compress_;
     io::Sha256Filter& stored_sha_;
     io::SizeFilter& stored_size_;
-    io::FilteredWriter writer_;
+    io::FilteredWriter stored_writer_;
+    io::ThreadedWriter stage_;
+    std::vector<std::byte> pending_;  // small writes gathered into pieces worth a thread hand-off
     std::string path_;
     std::function<void(std::uint64_t)> on_progress_;
     StoredDigest digest_;
