@@ -142,8 +142,9 @@ int resume_cdc_only(const Config& config, const fs::path& backup_dir) {
         return 0;
     }
     if (state->owner == "window" && !window_expired(*state, now_seconds())) {
-        log::info("cdc: the connectors in ", cdc_state_path(backup_dir).string(), " are held by a pause window until ",
-                  state->window_until.value_or("?"), ": left paused (end it early with nightjar-backup cdc resume)");
+        log::info("cdc: the connectors in ", cdc_state_path(backup_dir).string(),
+                  " are held by a pause window until ", state->window_until.value_or("?"),
+                  ": left paused (end it early with nightjar-backup cdc resume)");
         return 0;
     }
     CdcCoordinator cdc(config.cdc.value_or(CdcConfig{}), {.backup_dir = backup_dir, .backup_id = ""});
@@ -218,10 +219,9 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     };
 
     Progress progress;
-    DumpContext context{.check_interrupted = [] { check_interrupted(); },
-                        .progress = [&progress](const std::string& label, std::uint64_t n) {
-                            progress.update(label, n);
-                        }};
+    DumpContext context{
+        .check_interrupted = [] { check_interrupted(); },
+        .progress = [&progress](const std::string& label, std::uint64_t n) { progress.update(label, n); }};
     summary["id"] = manifest.id;
     int failed = 0;
     std::exception_ptr failure;
@@ -263,7 +263,8 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
                     for (auto& f : dump.failures) log::error(f);
                     result.status = "failed";
                     result.error = dump.failures.front();
-                    for (std::size_t i = 1; i < dump.failures.size(); ++i) result.error += "; " + dump.failures[i];
+                    for (std::size_t i = 1; i < dump.failures.size(); ++i)
+                        result.error += "; " + dump.failures[i];
                     ++failed;
                     if (!first_failure) first_failure = Error(Kind::SourceUnavailable, dump.failures.front());
                 }
@@ -273,7 +274,8 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
                 if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal)
                     throw;
                 if (c->fail_fast()) {
-                    log::error(c->kind(), ": fail_fast is set: the backup stops here and nothing is published");
+                    log::error(c->kind(),
+                               ": fail_fast is set: the backup stops here and nothing is published");
                     throw;
                 }
                 log::error(e.what());
@@ -339,7 +341,8 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     summary["manifest"] = (backup_dir / manifest_file_name(manifest.id)).string();
     for (auto& c : summary["components"])
         log::info("summary: ", c["kind"].get<std::string>(), " ", c["status"].get<std::string>(), " ",
-                  log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ", c["seconds"].get<double>(), " s");
+                  log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ",
+                  c["seconds"].get<double>(), " s");
     log::info("published ", manifest_file_name(manifest.id), " (", manifest.status, ", ",
               log::human_bytes(manifest.stored_bytes()), ")");
     if (cdc_error) throw *cdc_error;

@@ -98,6 +98,29 @@ int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
     return 0;
 }
 
+// The CLI's choices as the components read them.
+RestoreOptions restore_options(const RestoreCliOptions& o, const Manifest& manifest) {
+    RestoreOptions ropts;
+    ropts.backup_id = manifest.id;
+    if (!o.target_dir.empty()) ropts.target_dir = fs::absolute(o.target_dir);
+    ropts.clean = o.clean;
+    ropts.force = o.force;
+    ropts.redis_flush = o.redis_flush || o.clean;
+    ropts.redis_mode = !o.redis_mode.empty() ? o.redis_mode : o.redis_rdb_path.empty() ? "live" : "file";
+    if (!o.redis_rdb_path.empty()) ropts.redis_rdb_path = fs::absolute(o.redis_rdb_path);
+    if (!o.config.empty()) {
+        Config c = load_config(o.config);
+        if (c.redis) ropts.redis_target = c.redis->endpoint;
+    }
+    if (!o.redis_host.empty() || o.redis_port > 0) {
+        if (!ropts.redis_target) ropts.redis_target.emplace();
+        if (!o.redis_host.empty()) ropts.redis_target->host = o.redis_host;
+        if (o.redis_port > 0) ropts.redis_target->port = o.redis_port;
+    }
+    apply_postgres_options(o, manifest, ropts);
+    return ropts;
+}
+
 }  // namespace
 
 int run_restore(const RestoreCliOptions& o) {
@@ -120,27 +143,10 @@ int run_restore(const RestoreCliOptions& o) {
         if (std::find(skip.begin(), skip.end(), a.component) == skip.end() &&
             !(o.skip_globals && a.format == kPgGlobalsFormat))
             selected.push_back(&a);
-    if (selected.empty()) throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest.id + " is skipped");
+    if (selected.empty())
+        throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest.id + " is skipped");
 
-    RestoreOptions ropts;
-    ropts.backup_id = manifest.id;
-    if (!o.target_dir.empty()) ropts.target_dir = fs::absolute(o.target_dir);
-    ropts.clean = o.clean;
-    ropts.force = o.force;
-    ropts.redis_flush = o.redis_flush || o.clean;
-    ropts.redis_mode = !o.redis_mode.empty() ? o.redis_mode : o.redis_rdb_path.empty() ? "live" : "file";
-    if (!o.redis_rdb_path.empty()) ropts.redis_rdb_path = fs::absolute(o.redis_rdb_path);
-    if (!o.config.empty()) {
-        Config c = load_config(o.config);
-        if (c.redis) ropts.redis_target = c.redis->endpoint;
-    }
-    if (!o.redis_host.empty() || o.redis_port > 0) {
-        if (!ropts.redis_target) ropts.redis_target.emplace();
-        if (!o.redis_host.empty()) ropts.redis_target->host = o.redis_host;
-        if (o.redis_port > 0) ropts.redis_target->port = o.redis_port;
-    }
-    apply_postgres_options(o, manifest, ropts);
-
+    RestoreOptions ropts = restore_options(o, manifest);
     json summary{{"id", manifest.id}, {"dry_run", o.dry_run}, {"artifacts", json::array()}};
     std::vector<std::unique_ptr<Component>> components;
     std::vector<bool> kept(selected.size(), false);  // the component kept a verified copy for its restore
@@ -191,6 +197,23 @@ int run_restore(const RestoreCliOptions& o) {
         if (refused > 0) return exit_code(Kind::RestoreFailed);
         log::info("dry run: every artifact verified; nothing was written");
         return 0;
+    }
+
+    // Every refusal (a non-empty database, an unsafe path, an existing file) is found before anything is
+    // written.
+    std::vector<std::string> refusals;
+    for (std::size_t i = 0; i < selected.size(); ++i)
+        for (auto& r : components[i]->plan_restore(*selected[i], ropts).refusals)
+            refusals.push_back(std::move(r));
+    if (!refusals.empty()) {
+        for (const auto& r : refusals) log::error("refused: ", r);
+        summary["ok"] = false;
+        summary["refusals"] = refusals;
+        if (o.json) std::cout << summary.dump(2) << std::endl;
+        throw Error(
+            Kind::RestoreFailed,
+            "restore refused, nothing was written: " + refusals.front() +
+                (refusals.size() > 1 ? " (and " + std::to_string(refusals.size() - 1) + " more)" : ""));
     }
 
     install_interrupt_handlers();
