@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include "nightjar/component.hpp"
+
 namespace nightjar {
 
 void BackupOptions::add_to(CLI::App& app) {
@@ -54,11 +56,7 @@ RetentionPolicy BackupOptions::retention(RetentionPolicy p) const {
 }
 
 std::vector<std::string> BackupOptions::skipped_kinds() const {
-    std::vector<std::string> out;
-    if (skip_config) out.push_back("files");
-    if (skip_db) out.push_back("postgres");
-    if (skip_redis) out.push_back("redis");
-    return out;
+    return nightjar::skipped_kinds(skip_config, skip_db, skip_redis);
 }
 
 }  // namespace nightjar

@@ -29,12 +29,6 @@ using nlohmann::json;
 
 namespace {
 
-std::int64_t now_seconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 std::string host_name() {
     char buf[256] = {};
     ::gethostname(buf, sizeof buf - 1);
@@ -141,7 +135,7 @@ int resume_cdc_only(const Config& config, const fs::path& backup_dir) {
         log::info("cdc: no state file in ", backup_dir.string(), ": nothing was left paused");
         return 0;
     }
-    if (state->owner == "window" && !window_expired(*state, now_seconds())) {
+    if (state->owner == "window" && !window_expired(*state, unix_now())) {
         log::info("cdc: the connectors in ", cdc_state_path(backup_dir).string(),
                   " are held by a pause window until ", state->window_until.value_or("?"),
                   ": left paused (end it early with nightjar-backup cdc resume)");
@@ -184,7 +178,7 @@ std::string error_text(const std::exception_ptr& failure) {
 int back_up(const BackupOptions& options, const Config& config, RepositoryWriter& repo,
             std::vector<std::unique_ptr<Component>>& components, json& summary) {
     const fs::path backup_dir = repo.storage().root();
-    const std::int64_t started = now_seconds();
+    const std::int64_t started = unix_now();
     Manifest manifest;
     manifest.id = repo.next_id(started);
     manifest.started_at = rfc3339_utc(started);
@@ -334,7 +328,7 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
         std::rethrow_exception(failure);
     }
     manifest.status = failed > 0 ? "partial" : "complete";
-    manifest.finished_at = rfc3339_utc(now_seconds());
+    manifest.finished_at = rfc3339_utc(unix_now());
     repo.publish(std::move(staging), manifest);
     summary["status"] = manifest.status;
     summary["stored_bytes"] = manifest.stored_bytes();
@@ -356,7 +350,7 @@ int prune_only(const BackupOptions& options, const Config& config, const fs::pat
     std::optional<Lock> lock;
     if (!options.dry_run) lock.emplace(repo.lock());
     if (policy.empty()) log::warn("prune: no retention policy configured: every backup is kept");
-    PruneResult r = prune(repo, policy, now_seconds(), options.dry_run);
+    PruneResult r = prune(repo, policy, unix_now(), options.dry_run);
     json summary{
         {"dry_run", options.dry_run}, {"kept", r.kept}, {"deleted", r.deleted}, {"backups", json::array()}};
     for (const auto& d : r.decisions)
@@ -377,7 +371,7 @@ void report_run(const Config& config, const fs::path& backup_dir, std::int64_t s
     if (config.monitoring.metrics_file.empty()) return;
     try {
         RunMetrics m;
-        m.finished_at = now_seconds();
+        m.finished_at = unix_now();
         m.duration_s = static_cast<double>(m.finished_at - started);
         m.exit_code = code;
         if (summary.contains("components"))
@@ -414,7 +408,7 @@ int run_backup(const BackupOptions& options) {
     if (options.dry_run) return dry_run(options, config, backup_dir, components);
 
     install_interrupt_handlers();
-    const std::int64_t started = now_seconds();
+    const std::int64_t started = unix_now();
     Pinger(config.monitoring).start();
     json summary{{"backup_dir", backup_dir.string()}, {"components", json::array()}};
     int code = 0;
@@ -427,7 +421,7 @@ int run_backup(const BackupOptions& options) {
         RetentionPolicy policy = options.retention(config.retention);
         if (!policy.empty()) {
             if (code == 0 || options.prune_on_failure) {
-                PruneResult r = prune(repo, policy, now_seconds(), false);
+                PruneResult r = prune(repo, policy, unix_now(), false);
                 summary["pruned"] = r.deleted;
             } else {
                 log::warn(

@@ -1,5 +1,7 @@
 #include "options.hpp"
 
+#include "nightjar/component.hpp"
+
 namespace nightjar {
 
 void RestoreCliOptions::add_to(CLI::App& app) {
@@ -12,7 +14,8 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_flag("--skip-config", skip_config, "Do not restore configuration files");
     app.add_flag("--skip-db", skip_db, "Do not restore PostgreSQL");
     app.add_flag("--skip-redis", skip_redis, "Do not restore Redis");
-    app.add_option("--target-dir", target_dir, "Restore files under this directory instead of their original paths");
+    app.add_option("--target-dir", target_dir,
+                   "Restore files under this directory instead of their original paths");
     app.add_flag("--clean", clean,
                  "Replace targets that are not empty (postgres: drop and recreate the database)");
     app.add_option("--db-host", db_host, "PostgreSQL host to restore to (default: the one backed up)");
@@ -26,22 +29,20 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_flag("--skip-globals", skip_globals, "Do not restore PostgreSQL roles and tablespaces");
     app.add_flag("--json", json, "Print a JSON summary on stdout");
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
-    app.add_flag("--redis-flush", redis_flush,
-                 "Redis live mode: empty the target first (FLUSHALL); without it, keys not in the backup stay");
+    app.add_flag(
+        "--redis-flush", redis_flush,
+        "Redis live mode: empty the target first (FLUSHALL); without it, keys not in the backup stay");
     app.add_flag("--force", force, "Overwrite an existing file (--redis-rdb-path)");
     app.add_option("--redis-mode", redis_mode, "Redis restore: live (into a running server) or file")
         ->check(CLI::IsMember({"live", "file"}));
     app.add_option("--redis-rdb-path", redis_rdb_path, "Redis file mode: write the RDB here");
     app.add_option("--redis-host", redis_host, "Redis live mode: the target server's host");
-    app.add_option("--redis-port", redis_port, "Redis live mode: the target server's port")->check(CLI::Range(1, 65535));
+    app.add_option("--redis-port", redis_port, "Redis live mode: the target server's port")
+        ->check(CLI::Range(1, 65535));
 }
 
 std::vector<std::string> RestoreCliOptions::skipped_kinds() const {
-    std::vector<std::string> out;
-    if (skip_config) out.push_back("files");
-    if (skip_db) out.push_back("postgres");
-    if (skip_redis) out.push_back("redis");
-    return out;
+    return nightjar::skipped_kinds(skip_config, skip_db, skip_redis);
 }
 
 }  // namespace nightjar

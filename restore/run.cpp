@@ -21,12 +21,6 @@ using nlohmann::json;
 
 namespace {
 
-std::int64_t now_seconds() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 std::string age(std::int64_t seconds) {
     if (seconds < 0) return "?";
     if (seconds < 3600) return std::to_string(seconds / 60) + "m";
@@ -66,7 +60,7 @@ void apply_postgres_options(const RestoreCliOptions& o, const Manifest& manifest
 
 int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
     json out = json::array();
-    const auto now = now_seconds();
+    const auto now = unix_now();
     if (!o.json) std::cout << "ID                  AGE    STATUS    SIZE        COMPONENTS\n";
     for (const auto& ref : repo.list()) {
         json row{{"id", ref.id}, {"manifest", ref.manifest}};

@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "nightjar/components/files.hpp"
-#include "nightjar/components/redis.hpp"
 #include "nightjar/components/postgres.hpp"
+#include "nightjar/components/redis.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
 
@@ -16,6 +16,14 @@ bool skipped(const std::vector<std::string>& skip, std::string_view kind) {
 }
 }  // namespace
 
+std::vector<std::string> skipped_kinds(bool skip_config, bool skip_db, bool skip_redis) {
+    std::vector<std::string> out;
+    if (skip_config) out.push_back("files");
+    if (skip_db) out.push_back("postgres");
+    if (skip_redis) out.push_back("redis");
+    return out;
+}
+
 std::vector<std::unique_ptr<Component>> make_components(const Config& config,
                                                         const std::vector<std::string>& skip) {
     std::vector<std::unique_ptr<Component>> out;
@@ -23,7 +31,8 @@ std::vector<std::unique_ptr<Component>> make_components(const Config& config,
         out.push_back(std::make_unique<FilesComponent>(config.files));
     if (config.postgres && !skipped(skip, "postgres"))
         out.push_back(std::make_unique<PostgresComponent>(config.postgres));
-    if (config.redis && !skipped(skip, "redis")) out.push_back(std::make_unique<RedisComponent>(config.redis));
+    if (config.redis && !skipped(skip, "redis"))
+        out.push_back(std::make_unique<RedisComponent>(config.redis));
     return out;
 }
 

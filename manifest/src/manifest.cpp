@@ -1,5 +1,6 @@
 #include "nightjar/manifest.hpp"
 
+#include <chrono>
 #include <ctime>
 
 #include "nightjar/error.hpp"
@@ -165,6 +166,12 @@ std::string backup_id_for(std::int64_t unix_seconds) {
     char buf[32];
     std::strftime(buf, sizeof buf, "%Y%m%d_%H%M%S", &tm);
     return buf;
+}
+
+std::int64_t unix_now() {
+    return std::chrono::duration_cast<std::chrono::seconds>(
+               std::chrono::system_clock::now().time_since_epoch())
+        .count();
 }
 
 std::string rfc3339_utc(std::int64_t unix_seconds) {

@@ -53,12 +53,15 @@ struct VerifyOutcome {
 struct RestoreOptions {
     std::string backup_id;                            // the backup being restored (for replaced-file folders)
     std::optional<std::filesystem::path> target_dir;  // files: restore under this dir instead of "/"
-    bool clean = false;                             // replace a non-empty target
-    bool redis_flush = false;  // redis live mode: FLUSHALL the target first (else keys not in the backup stay)
-    bool force = false;                             // overwrite an existing output file (redis file mode)
-    std::string redis_mode = "live";                // redis: "live" into a running server, "file" for an operator
-    std::optional<std::filesystem::path> redis_rdb_path = std::nullopt;  // redis file mode: where to write the RDB
-    std::optional<redis::Endpoint> redis_target = std::nullopt;  // redis live mode: the server to load (default 127.0.0.1:6379)
+    bool clean = false;                               // replace a non-empty target
+    bool redis_flush =
+        false;           // redis live mode: FLUSHALL the target first (else keys not in the backup stay)
+    bool force = false;  // overwrite an existing output file (redis file mode)
+    std::string redis_mode = "live";  // redis: "live" into a running server, "file" for an operator
+    std::optional<std::filesystem::path> redis_rdb_path =
+        std::nullopt;  // redis file mode: where to write the RDB
+    std::optional<redis::Endpoint> redis_target =
+        std::nullopt;  // redis live mode: the server to load (default 127.0.0.1:6379)
     nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
     std::string db_host = "";  // postgres: restore to this server, not the recorded one
     int db_port = 0;           // postgres: its port (0 = the recorded one)
@@ -97,20 +100,25 @@ public:
     virtual VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const = 0;
     virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const = 0;
     // The verify pass of a real restore (not --dry-run), over the same stream as verify(). By default it is
-    // verify(), and restore() reads the content again. A component whose restore needs all of its input before
-    // it can start (pg_restore --jobs reads a seekable file) may instead keep a copy here while it checks the
-    // format, in this one pass, and restore from that copy. The caller proves both digests at the end of the
-    // stream (a mismatch throws out of the last read), so a copy is complete and proven once this returns.
+    // verify(), and restore() reads the content again. A component whose restore needs all of its input
+    // before it can start (pg_restore --jobs reads a seekable file) may instead keep a copy here while it
+    // checks the format, in this one pass, and restore from that copy. The caller proves both digests at the
+    // end of the stream (a mismatch throws out of the last read), so a copy is complete and proven once this
+    // returns.
     virtual PreparedRestore prepare_restore(const Artifact& artifact, io::Reader& content,
                                             const RestoreOptions& options) {
         (void)options;
         return {verify(artifact, content), false};
     }
     // `content` is the verified content read again, or an empty stream when prepare_restore() kept a copy.
-    virtual RestoreReport restore(const Artifact& artifact, io::Reader& content, const RestoreOptions& options) = 0;
+    virtual RestoreReport restore(const Artifact& artifact, io::Reader& content,
+                                  const RestoreOptions& options) = 0;
     // A failure of this component ends the whole backup run (nothing is published).
     virtual bool fail_fast() const { return false; }
 };
+
+// The component kinds named by the --skip-config, --skip-db and --skip-redis flags that are set.
+std::vector<std::string> skipped_kinds(bool skip_config, bool skip_db, bool skip_redis);
 
 // The components of a backup run, in order, minus the skipped kinds. Kinds not configured are left out.
 std::vector<std::unique_ptr<Component>> make_components(const Config& config,

@@ -18,12 +18,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 std::string now_rfc3339() {
     return rfc3339_utc(
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
@@ -57,6 +51,17 @@ std::string read_password_file(const std::string& path) {
                                       ": check cdc.kafka_connect.auth.password_file and its permissions");
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     return line;
+}
+
+KafkaConnectOptions client_options(const KafkaConnectClusterConfig& cluster) {
+    KafkaConnectOptions o;
+    o.urls = cluster.urls;
+    o.request_timeout = milliseconds(static_cast<std::int64_t>(cluster.request_timeout_s * 1000));
+    if (cluster.auth) {
+        o.user = cluster.auth->user;
+        o.password = read_password_file(cluster.auth->password_file);
+    }
+    return o;
 }
 
 struct CdcCoordinator::Cluster {
@@ -98,14 +103,7 @@ CdcCoordinator::CdcCoordinator(const CdcConfig& config, CdcRunInfo info)
     for (const auto& c : config_.clusters) {
         auto cluster = std::make_unique<Cluster>();
         cluster->config = c;
-        KafkaConnectOptions o;
-        o.urls = c.urls;
-        o.request_timeout = ms(c.request_timeout_s);
-        if (c.auth) {
-            o.user = c.auth->user;
-            o.password = read_password_file(c.auth->password_file);
-        }
-        cluster->client = std::make_unique<KafkaConnectClient>(std::move(o));
+        cluster->client = std::make_unique<KafkaConnectClient>(client_options(c));
         clusters_.push_back(std::move(cluster));
     }
     state_.pid = static_cast<long>(::getpid());

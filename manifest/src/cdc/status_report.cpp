@@ -43,15 +43,7 @@ CdcStatusReport cdc_status(const CdcConfig& config, const std::filesystem::path&
         states.emplace_back(*s, "watchdog (pid " + std::to_string(s->pid) + ", the connector FAILED)");
 
     for (const auto& cluster : config.clusters) {
-        KafkaConnectOptions o;
-        o.urls = cluster.urls;
-        o.request_timeout =
-            std::chrono::milliseconds(static_cast<std::int64_t>(cluster.request_timeout_s * 1000));
-        if (cluster.auth) {
-            o.user = cluster.auth->user;
-            o.password = read_password_file(cluster.auth->password_file);
-        }
-        KafkaConnectClient client(std::move(o));
+        KafkaConnectClient client(client_options(cluster));
         const std::string url = cluster.urls.at(0);
         std::vector<std::string> names = cluster.connectors;
         try {

@@ -27,12 +27,6 @@ milliseconds ms(double seconds) {
     return milliseconds(static_cast<std::int64_t>(seconds * 1000));
 }
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 std::string secs(WatchClock::duration d) {
     std::ostringstream out;
     out << std::chrono::duration<double>(d).count() << " s";
@@ -141,14 +135,7 @@ CdcWatchdog::CdcWatchdog(const CdcConfig& config, WatchdogInfo info)
     for (const auto& c : config_.clusters) {
         auto cluster = std::make_unique<Cluster>();
         cluster->config = c;
-        KafkaConnectOptions o;
-        o.urls = c.urls;
-        o.request_timeout = ms(c.request_timeout_s);
-        if (c.auth) {
-            o.user = c.auth->user;
-            o.password = read_password_file(c.auth->password_file);
-        }
-        cluster->client = std::make_unique<KafkaConnectClient>(std::move(o));
+        cluster->client = std::make_unique<KafkaConnectClient>(client_options(c));
         cluster->backoff = Backoff{.initial = ms(config_.watch.backoff.initial_s),
                                    .max = ms(config_.watch.backoff.max_s),
                                    .current = {}};

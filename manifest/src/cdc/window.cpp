@@ -16,12 +16,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
 std::string label(const PausedConnector& p) {
     return p.name + " (" + p.urls.at(0) + ")";
 }

@@ -100,5 +100,7 @@ private:
 
 // Reads the first line of a password file (Kind::Config when it cannot be read).
 std::string read_password_file(const std::string& path);
+// The client settings for one configured cluster (its password read from its file).
+KafkaConnectOptions client_options(const KafkaConnectClusterConfig& cluster);
 
 }  // namespace nightjar
