@@ -154,6 +154,23 @@ TEST_CASE("connectors are resumed after a failing component", "[integration][cdc
     CHECK_FALSE(fs::exists(f.state_file()));
 }
 
+TEST_CASE("connectors are resumed after a failing database dump", "[integration][cdc]") {
+    CdcFlow f;
+    // A real PostgreSQL whose configured database does not exist: pg_dump fails, the files still back up.
+    f.cfg["postgres"] = {{"host", test::required_env("NIGHTJAR_TEST_PGHOST")},
+                         {"port", std::stoi(test::required_env("NIGHTJAR_TEST_PGPORT"))},
+                         {"user", test::required_env("NIGHTJAR_TEST_PGUSER")},
+                         {"databases", {"no_such_database"}}};
+    auto b = f.backup({}, {"PGPASSWORD=" + test::required_env("NIGHTJAR_TEST_PGPASSWORD")});
+    INFO(b.err);
+    CHECK(b.code == 6);  // published as partial: the files made it, the database did not
+    CHECK_THAT(b.err, Catch::Contains("no_such_database"));
+    REQUIRE(f.manifests().size() == 1);
+    f.require_resumed(kA);
+    f.require_resumed(kB);
+    CHECK_FALSE(fs::exists(f.state_file()));
+}
+
 TEST_CASE("SIGTERM in the middle of a component resumes the connectors and exits 143", "[integration][cdc]") {
     CdcFlow f;
     // Many large sparse files: the component reads zeros for seconds and checks for signals between files.
