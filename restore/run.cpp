@@ -11,6 +11,7 @@
 #include "nightjar/error.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
+#include "nightjar/progress.hpp"
 #include "nightjar/repository.hpp"
 #include "nightjar/signals.hpp"
 #include "nightjar/verify.hpp"
@@ -145,17 +146,24 @@ int run_restore(const RestoreCliOptions& o) {
     std::vector<std::unique_ptr<Component>> components;
     std::vector<bool> kept(selected.size(), false);  // the component kept a verified copy for its restore
     int bad = 0;
+    Progress progress;
     for (std::size_t i = 0; i < selected.size(); ++i) {
         const Artifact* a = selected[i];
         components.push_back(make_restore_component(a->component));
         Component& component = *components.back();
         // A dry run checks each format in full; a real restore lets the component prepare from the same pass.
-        VerifyOutcome v = o.dry_run ? verify_artifact(repo, *a, component)
-                                    : verify_artifact(repo, *a, [&](io::Reader& content) {
-                                          PreparedRestore p = component.prepare_restore(*a, content, ropts);
-                                          kept[i] = p.kept;
-                                          return p.outcome;
-                                      });
+        auto shown = [&progress, a](std::uint64_t n) { progress.update("verify " + a->name, n); };
+        VerifyOutcome v = o.dry_run
+                              ? verify_artifact(repo, *a, component, shown)
+                              : verify_artifact(
+                                    repo, *a,
+                                    [&](io::Reader& content) {
+                                        PreparedRestore p = component.prepare_restore(*a, content, ropts);
+                                        kept[i] = p.kept;
+                                        return p.outcome;
+                                    },
+                                    shown);
+        progress.done();
         if (v.ok())
             log::info("verify ", a->name, " (", a->path, "): OK");
         else

@@ -39,11 +39,14 @@ void ArtifactWriter::hand_off() {
 
 void ArtifactWriter::write(io::Bytes data) {
     content_.process(data);
-    if (pending_.size() + data.size() > io::kChunkSize) hand_off();
-    if (data.size() >= io::kChunkSize)
-        stage_.write(data);
-    else
-        pending_.insert(pending_.end(), data.begin(), data.end());
+    // Hand the stage thread pieces of at most kChunkSize: memory stays (queue depth + 1) x 1 MiB whatever
+    // size the caller writes in.
+    while (!data.empty()) {
+        std::size_t n = std::min(data.size(), io::kChunkSize - pending_.size());
+        pending_.insert(pending_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
+        data = data.subspan(n);
+        if (pending_.size() == io::kChunkSize) hand_off();
+    }
     if (on_progress_) on_progress_(content_size_.bytes());
 }
 

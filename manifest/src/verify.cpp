@@ -27,8 +27,9 @@ namespace {
 // Reader over an artifact: stored bytes through digests and decompression; checks digests at EOF.
 class VerifiedContent final : public io::Reader {
 public:
-    VerifiedContent(std::unique_ptr<io::Reader> file, const Artifact& artifact)
-        : file_(std::move(file)),
+    VerifiedContent(std::unique_ptr<io::Reader> file, const Artifact& artifact, VerifyProgress progress = {})
+        : progress_(std::move(progress)),
+          file_(std::move(file)),
           artifact_(artifact),
           stored_sha_(stored_.add<io::Sha256Filter>()),
           stored_size_(stored_.add<io::SizeFilter>()),
@@ -44,6 +45,7 @@ public:
     }
     std::size_t read(io::MutableBytes buf) override {
         std::size_t n = content_reader_->read(buf);
+        if (progress_) progress_(stored_size_.bytes());
         if (n == 0 && !checked_) {
             checked_ = true;
             check();
@@ -58,6 +60,7 @@ public:
     }
 
 private:
+    VerifyProgress progress_;
     void check() {
         // Anything after the end of the zstd frame still belongs to the stored digest.
         io::drain(stored_reader_);
@@ -94,20 +97,21 @@ std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, 
 }
 
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
-                              const Component& component) {
-    return verify_artifact(repo, artifact,
-                           [&](io::Reader& content) { return component.verify(artifact, content); });
+                              const Component& component, const VerifyProgress& progress) {
+    return verify_artifact(
+        repo, artifact, [&](io::Reader& content) { return component.verify(artifact, content); }, progress);
 }
 
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
-                              const std::function<VerifyOutcome(io::Reader&)>& check) {
+                              const std::function<VerifyOutcome(io::Reader&)>& check,
+                              const VerifyProgress& progress) {
     auto st = repo.stat_artifact(artifact);
     if (!st || st->is_dir)
         return {VerifyStatus::Missing, "artifact file is missing: " + repo.storage().describe(artifact.path)};
     if (st->size != artifact.size)
         return {VerifyStatus::SizeMismatch, "size is " + std::to_string(st->size) +
                                                 " bytes, the manifest says " + std::to_string(artifact.size)};
-    VerifiedContent content(repo.open_artifact(artifact), artifact);
+    VerifiedContent content(repo.open_artifact(artifact), artifact, progress);
     VerifyOutcome format;
     try {
         format = check(content);

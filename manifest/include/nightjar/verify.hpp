@@ -6,14 +6,18 @@
 
 namespace nightjar {
 
+// Told the stored bytes read so far, for progress on a terminal.
+using VerifyProgress = std::function<void(std::uint64_t)>;
+
 // The verify chain: stored file -> sha256 + size -> zstd -> sha256 + size -> component.verify().
 // The stored digest is judged first, then the content; a bad artifact is a returned outcome, not a throw.
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
-                              const Component& component);
+                              const Component& component, const VerifyProgress& progress = {});
 
 // The same chain with `check` in place of component.verify() (the verify pass of a real restore).
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
-                              const std::function<VerifyOutcome(io::Reader&)>& check);
+                              const std::function<VerifyOutcome(io::Reader&)>& check,
+                              const VerifyProgress& progress = {});
 
 // Opens an artifact's decompressed content; at end of stream its stored and content digests are checked
 // and a mismatch throws Kind::Verification naming the artifact.
