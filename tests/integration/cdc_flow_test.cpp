@@ -49,14 +49,7 @@ struct CdcFlow {
         args.insert(args.end(), extra.begin(), extra.end());
         return test::backup(args, env);
     }
-    std::vector<fs::path> manifests() const {
-        std::vector<fs::path> out;
-        if (!fs::exists(backups)) return out;
-        for (auto& e : fs::directory_iterator(backups))
-            if (e.path().filename().string().rfind("manifest_", 0) == 0) out.push_back(e.path());
-        std::sort(out.begin(), out.end());
-        return out;
-    }
+    std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
     json manifest() const { return json::parse(test::read_file(manifests().at(manifests().size() - 1))); }
     fs::path state_file() const { return cdc_state_path(backups); }
     // A hook that appends "<tag> <status> <id> <dir> <manifest> <connector state>" to hooks.log.

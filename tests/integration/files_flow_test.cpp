@@ -41,14 +41,7 @@ struct Flow {
         args.insert(args.end(), extra.begin(), extra.end());
         return test::backup(args, env);
     }
-    std::vector<fs::path> manifests() const {
-        std::vector<fs::path> out;
-        if (!fs::exists(backups)) return out;
-        for (auto& e : fs::directory_iterator(backups))
-            if (e.path().filename().string().rfind("manifest_", 0) == 0 && e.path().extension() == ".json")
-                out.push_back(e.path());
-        return out;
-    }
+    std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
     json manifest() const { return json::parse(test::read_file(manifests().at(0))); }
     fs::path artifact() const { return backups / manifest()["artifacts"][0]["path"].get<std::string>(); }
 };

@@ -113,14 +113,7 @@ struct Flow {
         args.insert(args.end(), extra.begin(), extra.end());
         return test::restore(args, server.env());
     }
-    std::vector<fs::path> manifests() const {
-        std::vector<fs::path> out;
-        if (!fs::exists(backups)) return out;
-        for (auto& e : fs::directory_iterator(backups))
-            if (e.path().filename().string().rfind("manifest_", 0) == 0) out.push_back(e.path());
-        std::sort(out.begin(), out.end());
-        return out;
-    }
+    std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
     json manifest() const { return json::parse(test::read_file(manifests().back())); }
     json artifact(const std::string& name) const {
         json m = manifest();

@@ -1,5 +1,6 @@
 #include "support/commands.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 #include <cstdlib>
 
@@ -30,6 +31,17 @@ std::string required_env(const char* name) {
         FAIL(std::string(name) +
              " is not set: run the suite through scripts/test.sh, which starts the servers");
     return v;
+}
+
+std::vector<std::filesystem::path> published_manifests(const std::filesystem::path& backup_dir) {
+    namespace fs = std::filesystem;
+    std::vector<fs::path> out;
+    if (!fs::exists(backup_dir)) return out;
+    for (auto& e : fs::directory_iterator(backup_dir))
+        if (e.path().filename().string().rfind("manifest_", 0) == 0 && e.path().extension() == ".json")
+            out.push_back(e.path());
+    std::sort(out.begin(), out.end());
+    return out;
 }
 
 std::filesystem::path source_dir() {

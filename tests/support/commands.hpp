@@ -22,6 +22,8 @@ Outcome run(const std::vector<std::string>& argv, const std::vector<std::string>
 
 // The value of an environment variable the test script exports; fails the test (never skips) when unset.
 std::string required_env(const char* name);
+// The published manifests (manifest_*.json, no temporary files) of a backup dir, oldest first.
+std::vector<std::filesystem::path> published_manifests(const std::filesystem::path& backup_dir);
 std::filesystem::path source_dir();
 std::filesystem::path shared_dir();  // ../shared beside the project
 
