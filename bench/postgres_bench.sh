@@ -72,7 +72,7 @@ repeat=${BENCH_REPEAT:-3}
 
 cat > "$work/nightjar.json" <<JSON
 { "backup_dir": "$out/backups",
-  "compression": { "level": 3, "threads": 2 },
+  "compression": { "level": 3 },
   "postgres": { "host": "$PGHOST", "port": $PGPORT, "user": "$PGUSER", "databases": ["bench"] } }
 JSON
 

@@ -12,7 +12,7 @@ namespace nightjar::io {
 
 struct ZstdOptions {
     int level = 3;    // 1-19; 3 is zstd's own default: fast with a good ratio
-    int threads = 0;  // compression worker threads; 0 = one per core (libarchive's zstd "threads")
+    int threads = 0;  // extra zstd worker threads (libarchive's zstd "threads"); 0 = compress on the calling thread
 };
 
 class ZstdCompressFilter final : public Filter {
