@@ -11,6 +11,7 @@
 #include "nightjar/repository.hpp"
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
+#include "support/manifests.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -211,12 +212,7 @@ TEST_CASE("archive entries that escape the target are refused", "[integration][f
                          {"mtime", 0},
                          {"size", 5},
                          {"sha256", io::sha256_hex(std::string_view("evil\n"))}}}}};
-        Manifest m;
-        m.id = staging.id();
-        m.started_at = m.finished_at = "2024-01-01T00:00:00Z";
-        m.host = m.nightjar_version = "t";
-        m.status = "complete";
-        m.artifacts = {art};
+        Manifest m = test::complete_manifest(staging.id(), {art});
         repo.publish(std::move(staging), m);
 
         fs::path target = dir / "deep/target";

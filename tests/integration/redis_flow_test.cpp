@@ -15,6 +15,7 @@
 #include "nightjar/repository.hpp"
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
+#include "support/manifests.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -282,12 +283,7 @@ TEST_CASE("redis: a damaged snapshot fails the dry run with exit 4", "[integrati
     w->finish();
     Artifact a = w->artifact("redis", "redis", "rdb");
     a.source = f.manifest()["artifacts"][0]["source"];
-    Manifest m;
-    m.id = staging.id();
-    m.started_at = m.finished_at = "2024-01-01T00:00:00Z";
-    m.host = m.nightjar_version = "t";
-    m.status = "complete";
-    m.artifacts = {a};
+    Manifest m = test::complete_manifest(staging.id(), {a});
     repo.publish(std::move(staging), m);
     auto dry = test::restore({"latest", "--backup-dir", (other / "backups").string(), "--dry-run"});
     CHECK(dry.code == 4);

@@ -6,6 +6,7 @@
 #include "nightjar/repository.hpp"
 #include "nightjar/verify.hpp"
 #include "support/corrupt.hpp"
+#include "support/manifests.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -36,11 +37,7 @@ struct Fixture {
         Staging staging = repo.begin("20240101_000000", {});
         DumpResult r = c.dump(ctx, staging);
         REQUIRE(r.artifacts.size() == 1);
-        manifest.id = "20240101_000000";
-        manifest.started_at = manifest.finished_at = "2024-01-01T00:00:00Z";
-        manifest.host = manifest.nightjar_version = "t";
-        manifest.status = "complete";
-        manifest.artifacts = r.artifacts;
+        manifest = test::complete_manifest("20240101_000000", r.artifacts);
         repo.publish(std::move(staging), manifest);
         return r.artifacts[0];
     }

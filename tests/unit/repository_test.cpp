@@ -2,6 +2,7 @@
 
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repository.hpp"
+#include "support/manifests.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -15,14 +16,7 @@ Manifest stage_one(Staging& staging, const std::string& payload) {
     auto w = staging.artifact("data.bin");
     w->write(io::as_bytes(payload));
     w->finish();
-    Manifest m;
-    m.id = staging.id();
-    m.started_at = m.finished_at = "2024-01-01T00:00:00Z";
-    m.host = "h";
-    m.nightjar_version = "t";
-    m.status = "complete";
-    m.artifacts.push_back(w->artifact("files", "data", "raw"));
-    return m;
+    return test::complete_manifest(staging.id(), {w->artifact("files", "data", "raw")});
 }
 
 }  // namespace
