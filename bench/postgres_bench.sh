@@ -70,9 +70,10 @@ measure() {
 size_of() { du -sb "$1" | cut -f1; }
 repeat=${BENCH_REPEAT:-3}
 
+threads_field=${BENCH_THREADS:+, \"threads\": $BENCH_THREADS}
 cat > "$work/nightjar.json" <<JSON
 { "backup_dir": "$out/backups",
-  "compression": { "level": 3 },
+  "compression": { "level": 3$threads_field },
   "postgres": { "host": "$PGHOST", "port": $PGPORT, "user": "$PGUSER", "databases": ["bench"] } }
 JSON
 

@@ -2,6 +2,7 @@
 
 #include <archive.h>
 #include <archive_entry.h>
+#include <zstd.h>
 
 #include <string>
 
@@ -17,59 +18,50 @@ std::string archive_message(archive* a) {
 
 }  // namespace
 
-ZstdCompressFilter::ZstdCompressFilter(ZstdOptions options) : a_(archive_write_new()) {
-    if (!a_) throw Error(Kind::Internal, "zstd: libarchive could not allocate a writer");
-    auto check = [this](int rc, const char* what) {
-        if (rc != ARCHIVE_OK)
-            throw Error(Kind::Internal, std::string("zstd: ") + what + ": " + archive_message(a_));
+ZstdCompressFilter::ZstdCompressFilter(ZstdOptions options) : cctx_(ZSTD_createCCtx()) {
+    if (!cctx_) throw Error(Kind::Internal, "zstd: cannot allocate a compression context");
+    auto set = [this](ZSTD_cParameter p, int value, const char* what) {
+        std::size_t rc = ZSTD_CCtx_setParameter(cctx_, p, value);
+        if (ZSTD_isError(rc))
+            throw Error(Kind::Internal, std::string("zstd: cannot set ") + what + " to " + std::to_string(value) +
+                                            ": " + ZSTD_getErrorName(rc));
     };
-    check(archive_write_add_filter_zstd(a_), "add filter");
-    check(archive_write_set_format_raw(a_), "set raw format");
-    check(archive_write_set_filter_option(a_, "zstd", "compression-level",
-                                          std::to_string(options.level).c_str()),
-          "compression level");
-    // Older libarchive builds lack the threads option; compression still works single-threaded.
-    archive_write_set_filter_option(a_, "zstd", "threads", std::to_string(options.threads).c_str());
-    // No blocking: every compressed byte goes straight to the callback, the stream ends exactly.
-    check(archive_write_set_bytes_per_block(a_, 0), "bytes per block");
-    check(archive_write_open(a_, this, nullptr, &ZstdCompressFilter::on_write, nullptr), "open");
-    archive_entry* entry = archive_entry_new();
-    archive_entry_set_filetype(entry, AE_IFREG);
-    archive_entry_set_pathname(entry, "data");
-    int rc = archive_write_header(a_, entry);
-    archive_entry_free(entry);
-    check(rc, "header");
+    set(ZSTD_c_compressionLevel, options.level, "compression level");
+    // A libzstd built without threads refuses nbWorkers: compression then stays on the calling thread.
+    if (options.threads > 0 && !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, options.threads)))
+        set(ZSTD_c_jobSize, static_cast<int>(options.job_size), "job size");
 }
 
-ZstdCompressFilter::~ZstdCompressFilter() {
-    if (a_) archive_write_free(a_);
-}
+ZstdCompressFilter::~ZstdCompressFilter() { ZSTD_freeCCtx(cctx_); }
 
-long ZstdCompressFilter::on_write(archive*, void* self, const void* data, std::size_t n) {
-    auto* me = static_cast<ZstdCompressFilter*>(self);
-    auto* p = static_cast<const std::byte*>(data);
-    if (me->out_) me->out_->insert(me->out_->end(), p, p + n);
-    return static_cast<long>(n);
+Bytes ZstdCompressFilter::drain(Bytes in, int mode, std::vector<std::byte>& scratch) {
+    const auto directive = static_cast<ZSTD_EndDirective>(mode);
+    ZSTD_inBuffer input{in.data(), in.size(), 0};
+    scratch.clear();
+    std::size_t used = 0;
+    for (;;) {
+        if (scratch.size() - used < ZSTD_CStreamOutSize()) scratch.resize(used + ZSTD_CStreamOutSize());
+        ZSTD_outBuffer output{scratch.data() + used, scratch.size() - used, 0};
+        std::size_t left = ZSTD_compressStream2(cctx_, &output, &input, directive);
+        if (ZSTD_isError(left))
+            throw Error(Kind::Internal, std::string("zstd: compression failed: ") + ZSTD_getErrorName(left));
+        used += output.pos;
+        // continue: done once the input is taken; end: done once the frame is flushed whole.
+        if (directive == ZSTD_e_end ? left == 0 : input.pos == input.size) break;
+    }
+    scratch.resize(used);
+    return scratch;
 }
 
 Bytes ZstdCompressFilter::process(Bytes in, std::vector<std::byte>& scratch) {
-    scratch.clear();
-    out_ = &scratch;
-    if (archive_write_data(a_, in.data(), in.size()) < 0)
-        throw Error(Kind::Internal, "zstd: compression failed: " + archive_message(a_));
-    out_ = nullptr;
-    return scratch;
+    return drain(in, ZSTD_e_continue, scratch);
 }
 
 Bytes ZstdCompressFilter::finish(std::vector<std::byte>& scratch) {
     scratch.clear();
     if (closed_) return {};
-    out_ = &scratch;
-    int rc = archive_write_close(a_);
-    out_ = nullptr;
     closed_ = true;
-    if (rc != ARCHIVE_OK) throw Error(Kind::Internal, "zstd: compression failed: " + archive_message(a_));
-    return scratch;
+    return drain({}, ZSTD_e_end, scratch);
 }
 
 ZstdReader::ZstdReader(Reader& src, std::string what) : src_(src), what_(std::move(what)), in_(kChunkSize) {}
