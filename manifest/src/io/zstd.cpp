@@ -23,16 +23,19 @@ ZstdCompressFilter::ZstdCompressFilter(ZstdOptions options) : cctx_(ZSTD_createC
     auto set = [this](ZSTD_cParameter p, int value, const char* what) {
         std::size_t rc = ZSTD_CCtx_setParameter(cctx_, p, value);
         if (ZSTD_isError(rc))
-            throw Error(Kind::Internal, std::string("zstd: cannot set ") + what + " to " + std::to_string(value) +
-                                            ": " + ZSTD_getErrorName(rc));
+            throw Error(Kind::Internal, std::string("zstd: cannot set ") + what + " to " +
+                                            std::to_string(value) + ": " + ZSTD_getErrorName(rc));
     };
     set(ZSTD_c_compressionLevel, options.level, "compression level");
     // A libzstd built without threads refuses nbWorkers: compression then stays on the calling thread.
-    if (options.threads > 0 && !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, options.threads)))
+    if (options.threads > 0 &&
+        !ZSTD_isError(ZSTD_CCtx_setParameter(cctx_, ZSTD_c_nbWorkers, options.threads)))
         set(ZSTD_c_jobSize, static_cast<int>(options.job_size), "job size");
 }
 
-ZstdCompressFilter::~ZstdCompressFilter() { ZSTD_freeCCtx(cctx_); }
+ZstdCompressFilter::~ZstdCompressFilter() {
+    ZSTD_freeCCtx(cctx_);
+}
 
 Bytes ZstdCompressFilter::drain(Bytes in, int mode, std::vector<std::byte>& scratch) {
     const auto directive = static_cast<ZSTD_EndDirective>(mode);

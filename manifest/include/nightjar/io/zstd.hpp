@@ -1,6 +1,6 @@
 #pragma once
-// zstd: a compressing Filter (libzstd's streaming API, for its bounded multithreaded jobs) and a decompressing
-// Reader (libarchive's raw format).
+// zstd: a compressing Filter (libzstd's streaming API, for its bounded multithreaded jobs) and a
+// decompressing Reader (libarchive's raw format).
 #include <exception>
 #include <memory>
 #include <string>
@@ -15,8 +15,8 @@ namespace nightjar::io {
 struct ZstdOptions {
     int level = 3;    // 1-19; 3 is zstd's own default: fast with a good ratio
     int threads = 2;  // zstd worker threads; 0 = compress on the calling thread
-    // Bytes of input each worker compresses at a time when threads > 0. zstd's own choice at level 3 is 8 MiB,
-    // and it keeps several jobs' input and output in flight: over 100 MiB with 2 workers, 260 MiB on
+    // Bytes of input each worker compresses at a time when threads > 0. zstd's own choice at level 3 is 8
+    // MiB, and it keeps several jobs' input and output in flight: over 100 MiB with 2 workers, 260 MiB on
     // incompressible data. 2 MiB keeps zstd near 19 MiB (33 MiB incompressible) and compresses a PostgreSQL
     // dump as small as zstd's default does.
     std::size_t job_size = std::size_t{2} << 20;
