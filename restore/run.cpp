@@ -144,28 +144,22 @@ int run_restore(const RestoreCliOptions& o) {
     RestoreOptions ropts = restore_options(o, manifest);
     json summary{{"id", manifest.id}, {"dry_run", o.dry_run}, {"artifacts", json::array()}};
     std::vector<std::unique_ptr<Component>> components;
-    std::vector<bool> kept(selected.size(), false);  // the component kept a verified copy for its restore
     int bad = 0;
     Progress progress;
     for (std::size_t i = 0; i < selected.size(); ++i) {
         const Artifact* a = selected[i];
         components.push_back(make_restore_component(a->component));
         Component& component = *components.back();
-        // A dry run checks each format in full; a real restore lets the component prepare from the same pass.
         auto shown = [&progress, a](std::uint64_t n) { progress.update("verify " + a->name, n); };
-        VerifyOutcome v = o.dry_run
-                              ? verify_artifact(repo, *a, component, shown)
-                              : verify_artifact(
-                                    repo, *a,
-                                    [&](io::Reader& content) {
-                                        PreparedRestore p = component.prepare_restore(*a, content, ropts);
-                                        kept[i] = p.kept;
-                                        return p.outcome;
-                                    },
-                                    shown);
+        // A dry run checks each format in full. A real restore of a component that proves its content as it
+        // applies it checks the stored bytes here and decompresses once, in the restore.
+        const bool streamed = !o.dry_run && component.restores_while_verifying(*a);
+        VerifyOutcome v =
+            streamed ? verify_stored_bytes(repo, *a, shown) : verify_artifact(repo, *a, component, shown);
         progress.done();
         if (v.ok())
-            log::info("verify ", a->name, " (", a->path, "): OK");
+            log::info("verify ", a->name, " (", a->path, "): OK",
+                      streamed ? " (stored bytes; the content is proven as it is restored)" : "");
         else
             log::error("verify ", a->name, " (", a->path, "): ", verify_status_name(v.status), ": ",
                        v.detail);
@@ -225,9 +219,8 @@ int run_restore(const RestoreCliOptions& o) {
         const Artifact& a = *selected[i];
         try {
             check_interrupted();
-            io::EmptyReader nothing;
-            auto content = kept[i] ? nullptr : open_verified_content(repo, a);
-            RestoreReport report = components[i]->restore(a, content ? *content : nothing, ropts);
+            auto content = open_verified_content(repo, a);
+            RestoreReport report = components[i]->restore(a, *content, ropts);
             for (const auto& line : report.lines) log::info(line);
             for (const auto& p : report.problems) log::error(a.name, ": ", p);
             summary["artifacts"][i]["restore"] = report.summary;

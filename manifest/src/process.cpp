@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <csignal>
 #include <cstring>
 #include <map>
 #include <mutex>
@@ -222,6 +223,14 @@ std::string first_line(const std::string& text) {
     std::string line = text.substr(start, end == std::string::npos ? std::string::npos : end - start);
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.pop_back();
     return line;
+}
+
+void ignore_sigpipe() {
+    static const bool once = [] {
+        std::signal(SIGPIPE, SIG_IGN);
+        return true;
+    }();
+    (void)once;
 }
 
 }  // namespace nightjar

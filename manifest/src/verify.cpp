@@ -1,5 +1,8 @@
 #include "nightjar/verify.hpp"
 
+#include <optional>
+#include <vector>
+
 #include "nightjar/error.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/io/zstd.hpp"
@@ -102,15 +105,43 @@ VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& arti
         repo, artifact, [&](io::Reader& content) { return component.verify(artifact, content); }, progress);
 }
 
+namespace {
+
+// Missing file or wrong size, before anything is read.
+std::optional<VerifyOutcome> stat_problem(const RepositoryReader& repo, const Artifact& artifact) {
+    auto st = repo.stat_artifact(artifact);
+    if (!st || st->is_dir)
+        return VerifyOutcome{VerifyStatus::Missing,
+                             "artifact file is missing: " + repo.storage().describe(artifact.path)};
+    if (st->size != artifact.size)
+        return VerifyOutcome{VerifyStatus::SizeMismatch, "size is " + std::to_string(st->size) +
+                                                             " bytes, the manifest says " +
+                                                             std::to_string(artifact.size)};
+    return std::nullopt;
+}
+
+}  // namespace
+
+VerifyOutcome verify_stored_bytes(const RepositoryReader& repo, const Artifact& artifact,
+                                  const VerifyProgress& progress) {
+    if (auto problem = stat_problem(repo, artifact)) return *problem;
+    auto file = repo.open_artifact(artifact);
+    io::FilterChain chain;
+    auto& sha = chain.add<io::Sha256Filter>();
+    auto& size = chain.add<io::SizeFilter>();
+    io::FilteredReader stored(*file, chain);
+    std::vector<std::byte> buf(io::kChunkSize);
+    while (stored.read(buf))
+        if (progress) progress(size.bytes());
+    if (size.bytes() != artifact.size || sha.hex() != artifact.sha256)
+        return {VerifyStatus::DigestMismatch, "SHA-256 of the stored file does not match the manifest"};
+    return {};
+}
+
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
                               const std::function<VerifyOutcome(io::Reader&)>& check,
                               const VerifyProgress& progress) {
-    auto st = repo.stat_artifact(artifact);
-    if (!st || st->is_dir)
-        return {VerifyStatus::Missing, "artifact file is missing: " + repo.storage().describe(artifact.path)};
-    if (st->size != artifact.size)
-        return {VerifyStatus::SizeMismatch, "size is " + std::to_string(st->size) +
-                                                " bytes, the manifest says " + std::to_string(artifact.size)};
+    if (auto problem = stat_problem(repo, artifact)) return *problem;
     VerifiedContent content(repo.open_artifact(artifact), artifact, progress);
     VerifyOutcome format;
     try {

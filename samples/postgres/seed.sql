@@ -1,6 +1,6 @@
 -- Sample data for the nightjar demo and the PostgreSQL round-trip test: one of each kind of object that a
 -- restore has to bring back (text, numeric, jsonb, bytea, arrays, a sequence, a view, a function, an index,
--- a partitioned table, a large object).
+-- a partitioned table, a large object, a trigger, a materialized view, comments and a grant).
 CREATE SCHEMA shop;
 
 CREATE SEQUENCE shop.order_no START 1000;
@@ -48,3 +48,15 @@ CREATE TABLE shop.empty_table (id int);
 
 CREATE TABLE shop.documents (id int PRIMARY KEY, body oid);
 INSERT INTO shop.documents VALUES (1, lo_from_bytea(0, convert_to(repeat('large object payload ', 2000), 'UTF8')));
+
+-- What pg_restore brings back after the data (post-data): a check constraint added later, a trigger, a
+-- materialized view refreshed at the end; and what rides along with its object: comments and a grant.
+ALTER TABLE shop.customers ADD CONSTRAINT balance_not_negative CHECK (balance >= 0) NOT VALID;
+CREATE FUNCTION shop.touch() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$;
+CREATE TRIGGER customers_touch BEFORE UPDATE ON shop.customers FOR EACH ROW EXECUTE FUNCTION shop.touch();
+CREATE MATERIALIZED VIEW shop.order_totals AS
+    SELECT customer, count(*) AS orders, sum(amount) AS total FROM shop.orders GROUP BY customer;
+COMMENT ON TABLE shop.customers IS 'one row per customer';
+COMMENT ON COLUMN shop.customers.tags IS 'free-form labels';
+COMMENT ON INDEX shop.customers_name_idx IS 'case-insensitive name lookups';
+GRANT SELECT ON shop.big_spenders TO PUBLIC;

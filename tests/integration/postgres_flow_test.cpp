@@ -138,6 +138,10 @@ std::map<std::string, std::string> data_digests(const Server& s, const std::stri
     out["sequence"] = s.psql(db, "SELECT last_value FROM shop.order_no");
     out["large object"] = s.psql(db, "SELECT md5(lo_get(body)) FROM shop.documents");
     out["view"] = s.psql(db, "SELECT count(*) FROM shop.big_spenders");
+    out["materialized view"] = s.psql(db,
+                                      "SELECT md5(string_agg(x::text, '|' ORDER BY x::text)) FROM "
+                                      "shop.order_totals x");
+    out["comment"] = s.psql(db, "SELECT obj_description('shop.customers'::regclass, 'pg_class')");
     return out;
 }
 
@@ -390,6 +394,16 @@ TEST_CASE("a corrupted dump is caught by the dry run", "[integration][postgres]"
         repo.publish(std::move(staging), copy);
         return test::restore({(f.backups / manifest_file_name(id)).string(), "--dry-run"}, f.server.env());
     };
+    // A real restore of backup `id` into a new database `target` (dropped at the end of the test).
+    auto restore_into = [&](const std::string& id, const std::string& target) {
+        src.also_drop.push_back(target);
+        return test::restore(
+            {(f.backups / manifest_file_name(id)).string(), "--db-name", src.name + "=" + target},
+            f.server.env());
+    };
+    auto database_count = [&](const std::string& name) {
+        return f.server.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = '" + name + "'");
+    };
     SECTION("truncated past the table of contents, digests recomputed") {
         std::string kept;
         auto r = republish(
@@ -406,6 +420,14 @@ TEST_CASE("a corrupted dump is caught by the dry run", "[integration][postgres]"
         CHECK_THAT(r.err, Catch::Contains("pg_restore cannot read the archive to its end"));
         // The table of contents is intact, so pg_restore --list alone would have called it fine.
         CHECK(parse_pg_archive(io::as_bytes(kept), "t"));
+
+        // A real restore streams the archive into pg_restore and finds the cut only when the stream ends,
+        // after part of it was applied: the database it created is dropped again.
+        auto real = restore_into("20200101_000001", src.name + "_cut");
+        INFO(real.err);
+        CHECK(real.code == 4);
+        CHECK_THAT(real.err, Catch::Contains("cut short") && Catch::Contains("was dropped again"));
+        CHECK(database_count(src.name + "_cut") == "0");
     }
     SECTION("a table the manifest counted is missing from the archive") {
         auto r = republish(
@@ -415,5 +437,13 @@ TEST_CASE("a corrupted dump is caught by the dry run", "[integration][postgres]"
             });
         CHECK(r.code == 4);
         CHECK_THAT(r.err, Catch::Contains("no data for table shop.ghost"));
+
+        // A real restore reads the table of contents first and refuses before it creates anything.
+        auto real = restore_into("20200101_000002", src.name + "_ghost");
+        INFO(real.err);
+        CHECK(real.code == 4);
+        CHECK_THAT(real.err, Catch::Contains("no data for table shop.ghost") &&
+                                 Catch::Contains("nothing was restored"));
+        CHECK(database_count(src.name + "_ghost") == "0");
     }
 }

@@ -84,12 +84,6 @@ struct RestoreReport {
     nlohmann::json summary = nlohmann::json::object();
 };
 
-// What the verify pass of a real restore found, and whether the component kept the content for restore().
-struct PreparedRestore {
-    VerifyOutcome outcome;
-    bool kept = false;  // restore() reads the component's own verified copy, not the stream it is given
-};
-
 class Component {
 public:
     virtual ~Component() = default;
@@ -99,18 +93,16 @@ public:
     // Format-level check of an artifact's decompressed content, read to its end.
     virtual VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const = 0;
     virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const = 0;
-    // The verify pass of a real restore (not --dry-run), over the same stream as verify(). By default it is
-    // verify(), and restore() reads the content again. A component whose restore needs all of its input
-    // before it can start (pg_restore --jobs reads a seekable file) may instead keep a copy here while it
-    // checks the format, in this one pass, and restore from that copy. The caller proves both digests at the
-    // end of the stream (a mismatch throws out of the last read), so a copy is complete and proven once this
-    // returns.
-    virtual PreparedRestore prepare_restore(const Artifact& artifact, io::Reader& content,
-                                            const RestoreOptions& options) {
-        (void)options;
-        return {verify(artifact, content), false};
+    // True when restore() proves this artifact's content as it applies it: it reads the stream to its end,
+    // where a digest mismatch throws, and checks the format on the way. The verify pass of a real restore
+    // then proves only the stored bytes (size and SHA-256, no decompression) before anything is written, so
+    // the artifact is decompressed once. By default the whole chain and verify() run first, and restore()
+    // reads the content a second time.
+    virtual bool restores_while_verifying(const Artifact& artifact) const {
+        (void)artifact;
+        return false;
     }
-    // `content` is the verified content read again, or an empty stream when prepare_restore() kept a copy.
+    // `content` is the artifact's content, its digests checked at the end of the stream.
     virtual RestoreReport restore(const Artifact& artifact, io::Reader& content,
                                   const RestoreOptions& options) = 0;
     // A failure of this component ends the whole backup run (nothing is published).

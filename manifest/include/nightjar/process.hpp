@@ -34,7 +34,8 @@ public:
 
     io::Reader& out();
     io::Writer& in();
-    void close_in();  // EOF for the child's stdin
+    void close_in();                            // EOF for the child's stdin
+    int in_fd() const { return in_fd_.get(); }  // the stdin pipe's descriptor (-1 when none or closed)
     // Waits for exit: the exit status, or 128 + signal when killed.
     int wait();
     // nullopt when still running after `timeout`.
@@ -64,6 +65,10 @@ struct RunResult {
 };
 // Runs to completion, capturing stdout and stderr.
 RunResult run_capture(const std::vector<std::string>& argv, SpawnOptions options = {});
+
+// A child that exits early must surface as a write error on its stdin pipe, not kill us: SIGPIPE is ignored
+// from the first call on.
+void ignore_sigpipe();
 
 // The first line of a text, trimmed (for quoting a tool's error in one line).
 std::string first_line(const std::string& text);

@@ -19,6 +19,9 @@ VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& arti
                               const std::function<VerifyOutcome(io::Reader&)>& check,
                               const VerifyProgress& progress = {});
 
+// Only the stored bytes: size and SHA-256 against the manifest, nothing decompressed.
+VerifyOutcome verify_stored_bytes(const RepositoryReader& repo, const Artifact& artifact,
+                                  const VerifyProgress& progress = {});
 // Opens an artifact's decompressed content; at end of stream its stored and content digests are checked
 // and a mismatch throws Kind::Verification naming the artifact.
 std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, const Artifact& artifact);

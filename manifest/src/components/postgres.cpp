@@ -1,24 +1,19 @@
 #include "nightjar/components/postgres.hpp"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cctype>
 #include <climits>
-#include <csignal>
 #include <future>
 #include <set>
 #include <thread>
 
 #include "nightjar/error.hpp"
 #include "nightjar/io/fd.hpp"
-#include "nightjar/io/threaded_writer.hpp"
 #include "nightjar/json_fields.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/postgres/archive.hpp"
-#include "nightjar/postgres/archive_walker.hpp"
 #include "nightjar/postgres/connection.hpp"
+#include "nightjar/postgres/streamed_restore.hpp"
 #include "nightjar/postgres/tools.hpp"
 #include "nightjar/process.hpp"
 #include "nightjar/repository.hpp"
@@ -53,15 +48,6 @@ struct TableRows {
 
 std::string qualified(const TableRows& t) {
     return t.schema + "." + t.name;
-}
-
-void ignore_sigpipe() {
-    // A child that exits early must surface as a write error on its pipe, not kill us.
-    static const bool once = [] {
-        std::signal(SIGPIPE, SIG_IGN);
-        return true;
-    }();
-    (void)once;
 }
 
 std::vector<TableRows> list_tables(PgConnection& conn) {
@@ -314,7 +300,8 @@ std::string missing_table_data(const PgArchive& archive, const std::vector<Table
     for (const auto& t : tables)
         if (!data_entries.count({t.schema, t.name})) missing.push_back(qualified(t));
     if (missing.empty()) return "";
-    std::string detail = "the archive has no data for table " + missing.front() + " that the manifest counted";
+    std::string detail =
+        "the archive has no data for table " + missing.front() + " that the manifest counted";
     if (missing.size() > 1) detail += " (and " + std::to_string(missing.size() - 1) + " more)";
     return detail;
 }
@@ -446,43 +433,6 @@ RestoreReport restore_globals(const Artifact& a, io::Reader& content, const Rest
 }
 
 }  // namespace
-
-// A temporary file removed on destruction: pg_restore --jobs needs a seekable archive.
-class PostgresComponent::SpoolFile {
-public:
-    SpoolFile() {
-        std::string tmpl = (fs::temp_directory_path() / "nightjar-pgrestore-XXXXXX").string();
-        int fd = ::mkstemp(tmpl.data());
-        if (fd < 0) throw_errno(Kind::RestoreFailed, "cannot create a spool file for pg_restore", tmpl);
-        fd_ = io::UniqueFd(fd);
-        path_ = tmpl;
-    }
-    ~SpoolFile() { ::unlink(path_.c_str()); }
-    // Copies `content` to the end of its stream; `observe` sees every piece on the way. The file is written on
-    // a thread of its own, so reading, decompressing and hashing go on meanwhile.
-    template <typename Observe>
-    void fill(io::Reader& content, Observe&& observe) {
-        io::FdWriter file(fd_.get(), path_.string());
-        io::ThreadedWriter w(file);
-        std::vector<std::byte> buf(io::kChunkSize);
-        while (std::size_t n = content.read(buf)) {
-            io::Bytes piece(buf.data(), n);
-            observe(piece);
-            w.write(piece);
-        }
-        w.finish();
-    }
-    int fd() const { return fd_.get(); }
-    void close() {
-        if (::close(fd_.release()) != 0)
-            throw_errno(Kind::RestoreFailed, "cannot write the spool file", path_.string());
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    io::UniqueFd fd_;
-    fs::path path_;
-};
 
 PostgresComponent::PostgresComponent(std::optional<PostgresConfig> config) : config_(std::move(config)) {}
 PostgresComponent::~PostgresComponent() = default;
@@ -641,26 +591,8 @@ VerifyOutcome PostgresComponent::verify(const Artifact& artifact, io::Reader& co
     return {};
 }
 
-PreparedRestore PostgresComponent::prepare_restore(const Artifact& artifact, io::Reader& content,
-                                                   const RestoreOptions& options) {
-    if (artifact.format != kPgDumpFormat || jobs_for(options) < 2)
-        return Component::prepare_restore(artifact, content, options);
-    // pg_restore --jobs needs the whole dump in a seekable file before it starts; the copy is made here, in the
-    // pass that proves the digests, instead of reading and decompressing the artifact a second time. The full
-    // pg_restore read of --dry-run is not repeated: matching digests prove these are the bytes pg_dump wrote
-    // and exited 0 on, and the walk below still reads every data block's framing to the end.
-    const std::string what = "artifact " + artifact.path;
-    auto spool = std::make_unique<SpoolFile>();
-    PgArchiveWalker walker(what, kHeadLimit);
-    spool->fill(content, [&walker](io::Bytes piece) { walker.feed(piece); });
-    std::string problem = walker.finish();
-    if (problem.empty()) problem = missing_table_data(*walker.archive(), tables_of(artifact));
-    if (!problem.empty()) return {{VerifyStatus::FormatInvalid, problem}, false};
-    write_pg_block_offsets(spool->fd(), *walker.archive(), walker.block_offsets(), "spool file for " + what,
-                           Kind::RestoreFailed);
-    spool->close();
-    spooled_[artifact.path] = std::move(spool);
-    return {{}, true};
+bool PostgresComponent::restores_while_verifying(const Artifact& artifact) const {
+    return artifact.format == kPgDumpFormat;
 }
 
 RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const RestoreOptions& options) const {
@@ -726,7 +658,14 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
     TargetState st = inspect_target(admin_target, database);
     if (st.exists && st.tables > 0 && !options.clean)
         throw Error(Kind::RestoreFailed, refusal(target, st.tables, original));
-    {
+    const std::string what = "artifact " + artifact.path;
+    auto tables = tables_of(artifact);
+    bool created = false;
+    // Runs once the archive's table of contents has been read: the last moment with nothing written.
+    auto prepare_database = [&](const PgArchive& archive) {
+        std::string missing = missing_table_data(archive, tables);
+        if (!missing.empty())
+            throw Error(Kind::Verification, what + ": " + missing + "; nothing was restored");
         PgConnection admin(admin_target);
         const std::string name = admin.quote_ident(database);
         if (st.exists && options.clean) {
@@ -739,50 +678,58 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
             if (source.has("collate")) sql += " LC_COLLATE " + admin.quote_literal(source.string("collate"));
             if (source.has("ctype")) sql += " LC_CTYPE " + admin.quote_literal(source.string("ctype"));
             admin.exec(sql);
+            created = true;
         }
-    }
+    };
 
     const int jobs = jobs_for(options);
-    SpawnOptions spawn;
-    spawn.env = target.child_env();
-    int rc = 0;
-    std::string err;
-    if (jobs > 1) {
-        auto kept = spooled_.find(artifact.path);
-        std::unique_ptr<SpoolFile> spool;
-        if (kept != spooled_.end()) {
-            spool = std::move(kept->second);
-            spooled_.erase(kept);
-        } else {
-            spool = std::make_unique<SpoolFile>();
-            spool->fill(content, [](io::Bytes) {});  // reads to the end: the digests are proven first
-            spool->close();
+    StreamedPgRestore how{.argv = pg_restore_argv(pg_restore, target, 1, ""),
+                          .spawn = {.env = target.child_env()},
+                          .jobs = jobs,
+                          .what = what,
+                          .head_limit = kHeadLimit,
+                          .content_size = artifact.content_size,
+                          .on_head = prepare_database};
+    std::vector<PgRestoreStep> steps;
+    try {
+        steps = streamed_pg_restore(content, how);
+    } catch (const Error& e) {
+        if (!created) throw;
+        // The content failed its proof after part of it was applied (the stored bytes were proven just
+        // before, so the file changed under us): a database this restore created is not left half-filled.
+        if (st.exists)
+            throw Error(e.kind(), std::string(e.what()) + "; " + target.describe() +
+                                      " was recreated (--clean) and holds only part of the backup");
+        std::string fate = "was dropped again";
+        try {
+            PgConnection admin(admin_target);
+            admin.exec("DROP DATABASE " + admin.quote_ident(database) +
+                       (st.server_version >= 130000 ? " WITH (FORCE)" : ""));
+        } catch (const Error& drop) {
+            fate = "holds only part of the backup and could not be dropped: " + std::string(drop.what());
         }
-        Subprocess child =
-            Subprocess::spawn(pg_restore_argv(pg_restore, target, jobs, spool->path().string()), spawn);
-        rc = child.wait();
-        err = child.stderr_text();
-    } else {
-        spawn.stdin_pipe = true;
-        Subprocess child = Subprocess::spawn(pg_restore_argv(pg_restore, target, 1, ""), spawn);
-        feed(child, content);
-        rc = child.wait();
-        err = child.stderr_text();
+        throw Error(e.kind(), std::string(e.what()) + "; the new database " + target.describe() + " " + fate);
     }
-    if (rc != 0) {
-        int ignored = pg_restore_ignored_errors(err);
-        if (ignored > 0)
-            report.problems.push_back("pg_restore carried on past " + std::to_string(ignored) +
-                                      " error(s) restoring into " + target.describe() +
-                                      ": the restore is not clean");
+    int ignored = 0, rc = 0;
+    for (const auto& step : steps) {
+        if (step.exit_code == 0) continue;
+        rc = std::max(rc, step.exit_code);
+        if (int n = pg_restore_ignored_errors(step.stderr_text); n > 0)
+            ignored += n;
         else
-            report.problems.push_back("pg_restore failed (exit " + std::to_string(rc) + ") restoring into " +
-                                      target.describe() + ": " + first_line(err));
-        for (const auto& line : pg_error_lines(err, 5)) report.problems.push_back("pg_restore: " + line);
+            report.problems.push_back("pg_restore (" + step.name + ") failed (exit " +
+                                      std::to_string(step.exit_code) + ") restoring into " +
+                                      target.describe() + ": " + first_line(step.stderr_text));
+        for (const auto& line : pg_error_lines(step.stderr_text, 5))
+            report.problems.push_back("pg_restore: " + line);
     }
+    if (ignored > 0)
+        report.problems.insert(report.problems.begin(), "pg_restore carried on past " +
+                                                            std::to_string(ignored) +
+                                                            " error(s) restoring into " + target.describe() +
+                                                            ": the restore is not clean");
 
     // Proof: every table the manifest counted holds the same number of rows again.
-    auto tables = tables_of(artifact);
     PgConnection db(target, Kind::RestoreFailed);
     std::int64_t rows = 0;
     int mismatched = 0;
@@ -805,7 +752,8 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
         }
     }
     report.lines.push_back("postgres: restored \"" + original + "\" into " + target.describe() + " with " +
-                           pg_restore.path.filename().string() + " --jobs=" + std::to_string(jobs) + "; " +
+                           pg_restore.path.filename().string() + " (" + std::to_string(steps.size()) +
+                           " runs by section, " + std::to_string(jobs) + " at a time); " +
                            std::to_string(tables.size() - static_cast<std::size_t>(mismatched)) + " of " +
                            std::to_string(tables.size()) + " tables match the manifest's row counts (" +
                            std::to_string(rows) + " rows)");

@@ -110,10 +110,10 @@ std::optional<PgArchive> parse_pg_archive(io::Bytes head, const std::string& wha
             c.str();      // oid
             e.tag = c.text();
             e.desc = c.text();
-            if (v >= kV1_11) c.integer();  // section
-            c.str();                       // defn
-            c.str();                       // dropStmt
-            c.str();                       // copyStmt
+            if (v >= kV1_11) e.section = static_cast<int>(c.integer());
+            c.str();  // defn
+            c.str();  // dropStmt
+            c.str();  // copyStmt
             e.schema = c.text();
             if (v >= kV1_10) c.str();      // tablespace
             if (v >= kV1_14) c.str();      // table access method

@@ -93,6 +93,7 @@ void PgArchiveWalker::on_integer(std::int64_t value) {
             it->second = true;
             block_id_ = it->first;
             offsets_[block_id_] = block_start_;
+            order_.push_back(block_id_);
             in_blob_ = false;
             field_ = block_type_ == kBlockBlobs ? Field::Oid : Field::Length;
             return;

@@ -2,8 +2,6 @@
 // The PostgreSQL component: one pg_dump custom-format artifact per database, taken in a snapshot exported by
 // a libpq connection that also records what pg_dump does not tell (server version, LSN, exact row counts,
 // replication slots); optional globals (roles, tablespaces) as a plain SQL artifact.
-#include <map>
-#include <memory>
 #include <optional>
 
 #include "nightjar/component.hpp"
@@ -19,19 +17,15 @@ public:
     CheckReport check() const override;
     DumpResult dump(DumpContext& context, Staging& staging) override;
     VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const override;
-    // For a parallel restore: one pass copies the dump into a temporary file for pg_restore --jobs, walks every
-    // data block's framing and fills in the block offsets (so pg_restore seeks instead of scanning).
-    PreparedRestore prepare_restore(const Artifact& artifact, io::Reader& content,
-                                    const RestoreOptions& options) override;
+    // A database dump is restored as it streams (see postgres/streamed_restore.hpp): it is decompressed once.
+    bool restores_while_verifying(const Artifact& artifact) const override;
     RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const override;
     RestoreReport restore(const Artifact& artifact, io::Reader& content,
                           const RestoreOptions& options) override;
     bool fail_fast() const override { return config_ && config_->fail_fast; }
 
 private:
-    class SpoolFile;
     std::optional<PostgresConfig> config_;
-    std::map<std::string, std::unique_ptr<SpoolFile>> spooled_;  // artifact path -> its verified copy
 };
 
 // The artifact formats this component writes.

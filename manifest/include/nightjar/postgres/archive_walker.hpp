@@ -8,6 +8,7 @@
 #include <map>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "nightjar/error.hpp"
 #include "nightjar/postgres/archive.hpp"
@@ -27,6 +28,8 @@ public:
     const std::optional<PgArchive>& archive() const { return archive_; }
     // dump id -> offset of its data block from the start of the archive.
     const std::map<int, std::uint64_t>& block_offsets() const { return offsets_; }
+    // The dump ids of the data blocks seen so far, in stream order.
+    const std::vector<int>& block_order() const { return order_; }
 
 private:
     enum class Field { BlockType, Id, Length, Oid, Skip };
@@ -40,6 +43,7 @@ private:
     std::optional<PgArchive> archive_;
     std::map<int, bool> data_entries_;  // dump id -> has its block been seen
     std::map<int, std::uint64_t> offsets_;
+    std::vector<int> order_;
     Field field_ = Field::BlockType;
     std::uint64_t pos_ = 0;   // offset of the next byte walked
     std::uint64_t skip_ = 0;  // bytes of the current chunk still to pass
