@@ -30,11 +30,12 @@ namespace {
 // Reader over an artifact: stored bytes through digests and decompression; checks digests at EOF.
 class VerifiedContent final : public io::Reader {
 public:
-    VerifiedContent(std::unique_ptr<io::Reader> file, const Artifact& artifact, VerifyProgress progress = {})
+    VerifiedContent(std::unique_ptr<io::Reader> file, const Artifact& artifact, VerifyProgress progress = {},
+                    bool stored_proven = false)
         : progress_(std::move(progress)),
           file_(std::move(file)),
           artifact_(artifact),
-          stored_sha_(stored_.add<io::Sha256Filter>()),
+          stored_sha_(stored_proven ? nullptr : &stored_.add<io::Sha256Filter>()),
           stored_size_(stored_.add<io::SizeFilter>()),
           stored_reader_(*file_, stored_),
           content_sha_(content_.add<io::Sha256Filter>()),
@@ -59,7 +60,8 @@ public:
     void drain_stored() { io::drain(stored_reader_); }
     bool content_mismatch() const { return content_mismatch_; }
     bool stored_ok() {
-        return stored_size_.bytes() == artifact_.size && stored_sha_.hex() == artifact_.sha256;
+        return stored_size_.bytes() == artifact_.size &&
+               (!stored_sha_ || stored_sha_->hex() == artifact_.sha256);
     }
 
 private:
@@ -81,7 +83,7 @@ private:
     std::unique_ptr<io::Reader> file_;
     const Artifact& artifact_;
     io::FilterChain stored_;
-    io::Sha256Filter& stored_sha_;
+    io::Sha256Filter* stored_sha_;  // null when the stored bytes were proven by an earlier read
     io::SizeFilter& stored_size_;
     io::FilteredReader stored_reader_;
     std::unique_ptr<io::ZstdReader> zstd_;
@@ -93,10 +95,30 @@ private:
     bool content_mismatch_ = false;
 };
 
+// The stored file through zstd, nothing else.
+class UncheckedContent final : public io::Reader {
+public:
+    UncheckedContent(std::unique_ptr<io::Reader> file, const Artifact& artifact) : file_(std::move(file)) {
+        if (artifact.compression == "zstd")
+            zstd_ = std::make_unique<io::ZstdReader>(*file_, "artifact " + artifact.path);
+    }
+    std::size_t read(io::MutableBytes buf) override { return zstd_ ? zstd_->read(buf) : file_->read(buf); }
+
+private:
+    std::unique_ptr<io::Reader> file_;
+    std::unique_ptr<io::ZstdReader> zstd_;
+};
+
 }  // namespace
 
-std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, const Artifact& artifact) {
-    return std::make_unique<VerifiedContent>(repo.open_artifact(artifact), artifact);
+std::unique_ptr<io::Reader> open_unchecked_content(const RepositoryReader& repo, const Artifact& artifact) {
+    return std::make_unique<UncheckedContent>(repo.open_artifact(artifact), artifact);
+}
+
+std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, const Artifact& artifact,
+                                                  bool stored_proven) {
+    return std::make_unique<VerifiedContent>(repo.open_artifact(artifact), artifact, VerifyProgress{},
+                                             stored_proven);
 }
 
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,

@@ -69,6 +69,9 @@ struct RestoreOptions {
     std::map<std::string, std::string> db_rename = {};  // postgres: --db-name OLD=NEW, restore OLD into NEW
     int jobs = 0;               // postgres: pg_restore jobs; 0 = one per core, at most 4
     bool skip_globals = false;  // postgres: do not restore roles and tablespaces
+    // Another reader of an artifact's decompressed content from its start, without digest checks (the
+    // `content` a restore is given proves them), for a restore that reads in parallel. May be empty.
+    std::function<std::unique_ptr<io::Reader>(const Artifact&)> reopen_content = {};
 };
 
 // A dry-run preview of a restore.

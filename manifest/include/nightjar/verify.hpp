@@ -22,8 +22,12 @@ VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& arti
 // Only the stored bytes: size and SHA-256 against the manifest, nothing decompressed.
 VerifyOutcome verify_stored_bytes(const RepositoryReader& repo, const Artifact& artifact,
                                   const VerifyProgress& progress = {});
+// An artifact's decompressed content with no digest checks, for a second reader beside a checked one.
+std::unique_ptr<io::Reader> open_unchecked_content(const RepositoryReader& repo, const Artifact& artifact);
 // Opens an artifact's decompressed content; at end of stream its stored and content digests are checked
-// and a mismatch throws Kind::Verification naming the artifact.
-std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, const Artifact& artifact);
+// and a mismatch throws Kind::Verification naming the artifact. `stored_proven`: the stored SHA-256 was
+// proven by an earlier read (verify_stored_bytes) and only its size is checked again.
+std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, const Artifact& artifact,
+                                                  bool stored_proven = false);
 
 }  // namespace nightjar

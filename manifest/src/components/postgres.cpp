@@ -4,8 +4,11 @@
 #include <cctype>
 #include <climits>
 #include <future>
+#include <map>
+#include <mutex>
 #include <set>
 #include <thread>
+#include <variant>
 
 #include "nightjar/error.hpp"
 #include "nightjar/io/fd.hpp"
@@ -661,8 +664,13 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
     const std::string what = "artifact " + artifact.path;
     auto tables = tables_of(artifact);
     bool created = false;
+    std::map<int, const TableRows*> table_of_entry;  // TABLE DATA dump id -> the counted table
     // Runs once the archive's table of contents has been read: the last moment with nothing written.
     auto prepare_database = [&](const PgArchive& archive) {
+        for (const auto& e : archive.toc)
+            for (const auto& t : tables)
+                if (e.desc == "TABLE DATA" && e.schema == t.schema && e.tag == t.name)
+                    table_of_entry[e.dump_id] = &t;
         std::string missing = missing_table_data(archive, tables);
         if (!missing.empty())
             throw Error(Kind::Verification, what + ": " + missing + "; nothing was restored");
@@ -682,14 +690,52 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
         }
     };
 
+    // Proof: every table the manifest counted holds the same number of rows again. A table is counted as soon
+    // as its batch is loaded, beside the other loads and post-data (whose indexes change no row); a table no
+    // batch loaded, at the end.
+    std::mutex counts_m;
+    std::map<const TableRows*, std::variant<std::int64_t, std::string>> counts;  // rows, or why it failed
+    auto count_tables = [&](const std::vector<const TableRows*>& which) {
+        std::vector<std::pair<const TableRows*, std::variant<std::int64_t, std::string>>> got;
+        try {
+            PgConnection db(target, Kind::RestoreFailed);
+            for (const TableRows* t : which) {
+                try {
+                    got.emplace_back(
+                        t, std::stoll(db.scalar("SELECT count(*) FROM ONLY " + db.quote_ident(t->schema) +
+                                                "." + db.quote_ident(t->name))));
+                } catch (const Error& e) {
+                    got.emplace_back(t, std::string(e.what()));
+                }
+            }
+        } catch (const Error& e) {
+            for (const TableRows* t : which) got.emplace_back(t, std::string(e.what()));
+        }
+        std::lock_guard lk(counts_m);
+        for (auto& [t, n] : got) counts[t] = std::move(n);
+    };
+
+    std::vector<std::future<void>> counting;  // guarded by counts_m; declared after what the counts use
+
     const int jobs = jobs_for(options);
     StreamedPgRestore how{.argv = pg_restore_argv(pg_restore, target, 1, ""),
                           .spawn = {.env = target.child_env()},
                           .jobs = jobs,
                           .what = what,
                           .head_limit = kHeadLimit,
-                          .content_size = artifact.content_size,
-                          .on_head = prepare_database};
+                          .reopen = nullptr,
+                          .on_head = prepare_database,
+                          .after_batch = [&](const std::vector<int>& ids) {
+                              std::vector<const TableRows*> loaded;
+                              for (int id : ids)
+                                  if (auto it = table_of_entry.find(id); it != table_of_entry.end())
+                                      loaded.push_back(it->second);
+                              // Counted beside the restore: the last batch's count overlaps post-data.
+                              std::lock_guard lk(counts_m);
+                              if (!loaded.empty())
+                                  counting.push_back(std::async(std::launch::async, count_tables, loaded));
+                          }};
+    if (options.reopen_content) how.reopen = [&] { return options.reopen_content(artifact); };
     std::vector<PgRestoreStep> steps;
     try {
         steps = streamed_pg_restore(content, how);
@@ -729,21 +775,22 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
                                                             " error(s) restoring into " + target.describe() +
                                                             ": the restore is not clean");
 
-    // Proof: every table the manifest counted holds the same number of rows again.
-    PgConnection db(target, Kind::RestoreFailed);
+    for (auto& c : counting) c.get();
+    std::vector<const TableRows*> uncounted;
+    for (const auto& t : tables)
+        if (!counts.count(&t)) uncounted.push_back(&t);
+    if (!uncounted.empty()) count_tables(uncounted);
     std::int64_t rows = 0;
     int mismatched = 0;
     for (const auto& t : tables) {
-        std::int64_t now = -1;
-        try {
-            now = std::stoll(db.scalar("SELECT count(*) FROM ONLY " + db.quote_ident(t.schema) + "." +
-                                       db.quote_ident(t.name)));
-        } catch (const Error& e) {
+        const auto& n = counts.at(&t);
+        if (const auto* why = std::get_if<std::string>(&n)) {
             report.problems.push_back("table " + qualified(t) +
-                                      " cannot be counted after the restore: " + e.what());
+                                      " cannot be counted after the restore: " + *why);
             ++mismatched;
             continue;
         }
+        const std::int64_t now = std::get<std::int64_t>(n);
         rows += now;
         if (now != t.rows) {
             ++mismatched;

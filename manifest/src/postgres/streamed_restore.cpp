@@ -1,19 +1,15 @@
 #include "nightjar/postgres/streamed_restore.hpp"
 
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/sendfile.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <condition_variable>
+#include <deque>
 #include <exception>
 #include <filesystem>
-#include <limits>
-#include <map>
-#include <memory>
 #include <mutex>
+#include <optional>
+#include <set>
 #include <thread>
 
 #include "nightjar/error.hpp"
@@ -26,329 +22,329 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kSectionData = 3;
-constexpr std::uint64_t kUnknown = std::numeric_limits<std::uint64_t>::max();
-constexpr std::size_t kMaxBatchEntries = 1000;
-constexpr std::size_t kSendChunk = 4 << 20;
+// A block header (type byte, then the dump id: a sign byte and up to 8 bytes) is at most 10 bytes; holding
+// back this many bytes of every piece means a block's id is always known before its first byte is handed on.
+constexpr std::size_t kHeldBack = 16;
 
 // A temporary file, removed on destruction.
 class TempFile {
 public:
-    explicit TempFile(const std::string& stem) {
+    TempFile(const std::string& stem, io::Bytes content) {
         std::string tmpl = (fs::temp_directory_path() / (stem + "-XXXXXX")).string();
         int fd = ::mkstemp(tmpl.data());
         if (fd < 0) throw_errno(Kind::RestoreFailed, "cannot create a temporary file for pg_restore", tmpl);
-        fd_ = io::UniqueFd(fd);
+        io::UniqueFd owned(fd);
         path_ = tmpl;
+        io::write_all(fd, content, path_);
     }
     TempFile(const TempFile&) = delete;
     TempFile& operator=(const TempFile&) = delete;
     ~TempFile() { ::unlink(path_.c_str()); }
-    int fd() const { return fd_.get(); }
     const std::string& path() const { return path_; }
-    void write(io::Bytes data) { io::write_all(fd_.get(), data, path_); }
-    // Reads exactly [offset, offset + buf.size()) of what was written.
-    void read_at(std::uint64_t offset, io::MutableBytes buf) const {
-        std::size_t done = 0;
-        while (done < buf.size()) {
-            ssize_t n =
-                ::pread(fd_.get(), buf.data() + done, buf.size() - done, static_cast<off_t>(offset + done));
-            if (n < 0 && errno == EINTR) continue;
-            if (n <= 0) {
-                if (n == 0) errno = EIO;
-                throw_errno(Kind::RestoreFailed, "cannot read back the spool file", path_);
-            }
-            done += static_cast<std::size_t>(n);
-        }
-    }
 
 private:
-    io::UniqueFd fd_;
     std::string path_;
 };
 
-// What the reading thread has spooled so far, shared with the threads that run pg_restore.
-struct Spooled {
+// What the workers share: who took which block, the pg_restore runs so far, and the first failure.
+struct Shared {
     std::mutex m;
-    std::condition_variable cv;
-    std::vector<std::pair<int, std::uint64_t>> blocks;  // (dump id, offset) of each data block, stream order
-    std::uint64_t bytes = 0;                            // written to the spool file
-    bool ended = false;                                 // the whole stream is spooled, digests proven
-    bool failed = false;                                // stop everything
+    std::set<int> claimed;
+    std::size_t data_blocks = 0;  // entries with a data block in the TOC
+    std::vector<int> extras;      // data entries without a block (sequence positions): with the first batch
+    bool extras_taken = false;
+    bool failed = false;
+    std::exception_ptr error;
+    std::vector<PgRestoreStep> steps;
 
-    // Where block i ends; kUnknown while it may still grow. The caller holds m.
-    std::uint64_t end_of(std::size_t i) const {
-        if (i + 1 < blocks.size()) return blocks[i + 1].second;
-        return ended ? bytes : kUnknown;
+    bool claim(int id) {
+        std::lock_guard lk(m);
+        return claimed.insert(id).second;
+    }
+    bool all_claimed() {
+        std::lock_guard lk(m);
+        return claimed.size() >= data_blocks;
+    }
+    std::vector<int> take_extras() {
+        std::lock_guard lk(m);
+        if (extras_taken) return {};
+        extras_taken = true;
+        return extras;
+    }
+    bool stopped() {
+        std::lock_guard lk(m);
+        return failed;
+    }
+    void fail(std::exception_ptr e) {
+        std::lock_guard lk(m);
+        if (!error) error = e;
+        failed = true;
+    }
+    void record(PgRestoreStep step) {
+        std::lock_guard lk(m);
+        steps.push_back(std::move(step));
     }
 };
 
-// Runs the pg_restore steps on threads of its own while the reading thread fills the spool.
-class Restorer {
+// A reader moving forward through the archive, walking its block framing. Each piece it hands out comes with
+// every block start known up to its end (the last bytes of a read are held back until the next one).
+class Cursor {
 public:
-    Restorer(const StreamedPgRestore& how, PgArchive archive, const TempFile& spool, Spooled& s)
-        : how_(how), archive_(std::move(archive)), spool_(spool), s_(s) {
-        head_.resize(archive_.toc_end);
-        spool_.read_at(0, head_);
-        for (const auto& e : archive_.toc)
-            if (e.section == kSectionData && !e.has_data) extras_.push_back(e.dump_id);
+    Cursor(io::Reader& reader, const StreamedPgRestore& how)
+        : reader_(reader),
+          walker_(how.what, how.head_limit),
+          in_(io::kChunkSize),
+          head_limit_(how.head_limit) {}
+
+    struct Piece {
+        io::Bytes bytes;
+        std::uint64_t pos = 0;  // offset of bytes[0] in the archive
+    };
+    // Reads until the table of contents is known; what it read is handed out again by next().
+    void read_head() {
+        while (!walker_.archive() && !ended_) {
+            Piece p = produce();
+            pending_.emplace_back(p.pos, std::vector<std::byte>(p.bytes.begin(), p.bytes.end()));
+        }
     }
+    // The next piece; empty at the end of the stream.
+    Piece next() {
+        if (!pending_.empty()) {
+            replay_ = std::move(pending_.front());
+            pending_.pop_front();
+            return {io::Bytes(replay_.second.data(), replay_.second.size()), replay_.first};
+        }
+        return produce();
+    }
+    const PgArchiveWalker& walker() const { return walker_; }
+    // The archive's header and table of contents, once read.
+    io::Bytes head() const { return io::Bytes(head_.data(), walker_.archive()->toc_end); }
+
+private:
+    Piece produce() {
+        const std::uint64_t pos = done_;
+        out_.assign(held_.begin(), held_.end());
+        held_.clear();
+        while (!ended_ && out_.size() <= kHeldBack) {
+            std::size_t n = reader_.read(in_);
+            if (n == 0) {
+                ended_ = true;
+                break;
+            }
+            io::Bytes fresh(in_.data(), n);
+            walker_.feed(fresh);
+            if (!walker_.archive() || head_.size() < walker_.archive()->toc_end) {
+                const std::size_t want = std::min(n, head_limit_ - std::min(head_limit_, head_.size()));
+                head_.insert(head_.end(), fresh.begin(), fresh.begin() + static_cast<std::ptrdiff_t>(want));
+            }
+            out_.insert(out_.end(), fresh.begin(), fresh.end());
+        }
+        if (!ended_) {
+            held_.assign(out_.end() - static_cast<std::ptrdiff_t>(kHeldBack), out_.end());
+            out_.resize(out_.size() - kHeldBack);
+        }
+        done_ += out_.size();
+        return {io::Bytes(out_.data(), out_.size()), pos};
+    }
+
+    io::Reader& reader_;
+    PgArchiveWalker walker_;
+    std::vector<std::byte> in_, out_, held_, head_;
+    std::size_t head_limit_;
+    std::uint64_t done_ = 0;
+    bool ended_ = false;
+    std::deque<std::pair<std::uint64_t, std::vector<std::byte>>>
+        pending_;  // read by read_head(), not yet handed out
+    std::pair<std::uint64_t, std::vector<std::byte>> replay_;
+};
+
+// One worker of the data phase: follows its cursor, takes every block nobody has taken yet, and restores what
+// it took with pg_restore --use-list fed on stdin; small blocks are gathered into one batch in memory first.
+class DataWorker {
+public:
+    DataWorker(const StreamedPgRestore& how, Shared& shared, io::Bytes head, Cursor& cursor, bool prover)
+        : how_(how), shared_(shared), head_(head), cursor_(cursor), prover_(prover) {}
 
     void run() {
         try {
-            if (!sectioned()) return run_whole();
-            TempFile head("nightjar-pgrestore-head");
-            head.write(head_);
-            step("pre-data", args({"--section=pre-data", head.path()}), nullptr);
-            std::vector<std::thread> workers;
-            for (int i = 0; i < std::max(1, how_.jobs); ++i) workers.emplace_back([this] { load_data(); });
-            for (auto& w : workers) w.join();
-            if (!extras_taken_ && !extras_.empty()) run_batch(extras_, {});
-            if (!wait_for_end()) return;
-            std::vector<std::string> post{"--section=post-data"};
-            if (how_.jobs > 1) post.push_back("--jobs=" + std::to_string(how_.jobs));
-            post.push_back(head.path());
-            step("post-data", args(post), nullptr);
+            work();
         } catch (...) {
-            fail(std::current_exception());
+            shared_.fail(std::current_exception());
         }
     }
-
-    std::exception_ptr error() const { return error_; }
-    std::vector<PgRestoreStep> steps() const { return steps_; }
 
 private:
-    // Every entry with data must be a data-section entry for the split to be faithful (true of every archive
-    // pg_dump 8.4 and later writes); anything else is restored whole once the spool is complete.
-    bool sectioned() const {
-        for (const auto& e : archive_.toc)
-            if (e.section == 0 || (e.has_data && e.section != kSectionData)) return false;
-        return true;
-    }
-
-    void run_whole() {
-        if (!wait_for_end()) return;
-        std::map<int, std::uint64_t> offsets;
-        {
-            std::lock_guard lk(s_.m);
-            for (const auto& [id, offset] : s_.blocks) offsets[id] = offset;
-        }
-        write_pg_block_offsets(spool_.fd(), archive_, offsets, "spool file for " + how_.what,
-                               Kind::RestoreFailed);
-        std::vector<std::string> whole;
-        if (how_.jobs > 1) whole.push_back("--jobs=" + std::to_string(how_.jobs));
-        whole.push_back(spool_.path());
-        step("whole archive", args(whole), nullptr);
-    }
-
-    bool wait_for_end() {
-        std::unique_lock lk(s_.m);
-        s_.cv.wait(lk, [this] { return s_.failed || s_.ended; });
-        return !s_.failed;
-    }
-
-    std::vector<std::string> args(const std::vector<std::string>& extra) const {
-        std::vector<std::string> argv = how_.argv;
-        argv.insert(argv.end(), extra.begin(), extra.end());
-        return argv;
-    }
-
-    // One pg_restore run; `feed` (if any) writes its stdin and returns false when the run must be stopped.
-    void step(const std::string& name, const std::vector<std::string>& argv,
-              const std::function<bool(Subprocess&)>& feed) {
-        SpawnOptions spawn = how_.spawn;
-        spawn.stdin_pipe = static_cast<bool>(feed);
-        Subprocess child = Subprocess::spawn(argv, spawn);
-        if (feed) {
-            if (!feed(child)) child.kill(SIGTERM);
-            child.close_in();
-        }
-        PgRestoreStep done{name, child.wait(), child.stderr_text()};
-        std::lock_guard lk(steps_m_);
-        steps_.push_back(std::move(done));
-    }
-
-    // A worker: takes the next blocks in stream order as a batch and restores them, until none are left.
-    void load_data() {
-        try {
-            for (;;) {
-                std::vector<int> list;
-                std::vector<std::size_t> blocks;
-                {
-                    std::unique_lock lk(s_.m);
-                    s_.cv.wait(lk, [this] { return s_.failed || s_.ended || next_ < s_.blocks.size(); });
-                    if (s_.failed || next_ >= s_.blocks.size()) return;
-                    if (!extras_taken_) {
-                        list = extras_;
-                        extras_taken_ = true;
-                    }
-                    std::uint64_t bytes = 0;
-                    while (next_ < s_.blocks.size() && blocks.size() < kMaxBatchEntries) {
-                        const std::uint64_t end = s_.end_of(next_);
-                        // A block still arriving only ever starts a batch: a big table at the end of one
-                        // would keep the other workers idle.
-                        if (end == kUnknown && !blocks.empty()) break;
-                        blocks.push_back(next_);
-                        list.push_back(s_.blocks[next_].first);
-                        const std::uint64_t start = s_.blocks[next_].second;
-                        ++next_;
-                        if (end == kUnknown) break;  // still arriving: it ends the batch
-                        bytes += end - start;
-                        if (bytes >= how_.batch_bytes) break;
-                    }
+    void work() {
+        const auto& offsets = cursor_.walker().block_offsets();
+        const auto& order = cursor_.walker().block_order();
+        std::size_t next_start = 0;  // index into `order` of the next block start to act on
+        for (;;) {
+            if (shared_.stopped()) return;
+            Cursor::Piece piece = cursor_.next();
+            if (piece.bytes.empty()) break;
+            std::uint64_t at = piece.pos;
+            const std::uint64_t end = piece.pos + piece.bytes.size();
+            while (at < end) {
+                std::uint64_t cut = end;
+                if (next_start < order.size()) cut = std::min(cut, offsets.at(order[next_start]));
+                if (cut > at && mine_) write(piece.bytes.subspan(at - piece.pos, cut - at));
+                at = std::max(at, cut);
+                if (next_start < order.size() && offsets.at(order[next_start]) == at) {
+                    block_ends();
+                    const int id = order[next_start++];
+                    mine_ = shared_.claim(id);
+                    if (mine_) ids_.push_back(id);
                 }
-                run_batch(list, blocks);
             }
-        } catch (...) {
-            fail(std::current_exception());
+            if (!mine_ && !ids_.empty() && shared_.all_claimed()) flush();
+            if (!mine_ && ids_.empty() && !prover_ && shared_.all_claimed()) return;
+        }
+        block_ends();
+        flush();
+        if (prover_) {
+            std::string problem = cursor_.walker().finish();
+            if (!problem.empty())
+                throw Error(Kind::Verification, how_.what + ": not a readable pg_dump archive: " + problem);
         }
     }
 
-    void run_batch(const std::vector<int>& list, const std::vector<std::size_t>& blocks) {
-        TempFile list_file("nightjar-pgrestore-list");
+    void write(io::Bytes bytes) {
+        if (live_) return send(bytes);
+        if (buffered_.capacity() == 0) buffered_.reserve(how_.batch_bytes + io::kChunkSize);
+        buffered_.insert(buffered_.end(), bytes.begin(), bytes.end());
+        if (buffered_.size() >= how_.batch_bytes) go_live();
+    }
+
+    void send(io::Bytes bytes) {
+        if (!live_ || child_gone_) return;
+        try {
+            live_->in().write(bytes);
+        } catch (const Error& e) {
+            if (e.kind() != Kind::Storage) throw;
+            child_gone_ = true;  // pg_restore stopped reading; its exit status and stderr say why
+        }
+    }
+
+    // Starts pg_restore for the batch so far; the block being read goes on streaming into it.
+    void go_live() {
+        std::vector<int> list = shared_.take_extras();
+        list.insert(list.end(), ids_.begin(), ids_.end());
         std::string text;
         for (int id : list) text += std::to_string(id) + "\n";
-        list_file.write(io::as_bytes(text));
-        const std::string name = "data (" + std::to_string(list.size()) + " entries)";
-        step(name, args({"--use-list=" + list_file.path()}), [&](Subprocess& child) {
-            try {
-                child.in().write(head_);
-                for (std::size_t i : blocks)
-                    if (!feed_block(child, i)) return false;
-            } catch (const Error& e) {
-                if (e.kind() != Kind::Storage) throw;
-                // pg_restore stopped reading: it exits with its reason, which the step records
-            }
-            return true;
-        });
+        list_file_ = std::make_unique<TempFile>("nightjar-pgrestore-list", io::as_bytes(text));
+        std::vector<std::string> argv = how_.argv;
+        argv.push_back("--use-list=" + list_file_->path());
+        SpawnOptions spawn = how_.spawn;
+        spawn.stdin_pipe = true;
+        live_.emplace(Subprocess::spawn(argv, spawn));
+        name_ = "data (" + std::to_string(list.size()) + " entries)";
+        child_gone_ = false;
+        send(head_);
+        send(buffered_);
+        buffered_.clear();
     }
 
-    // Copies block i from the spool to the child's stdin, waiting for bytes still to be spooled.
-    bool feed_block(Subprocess& child, std::size_t i) {
-        std::uint64_t pos = 0;
-        {
-            std::lock_guard lk(s_.m);
-            pos = s_.blocks[i].second;
-        }
-        for (;;) {
-            std::uint64_t end = 0, limit = 0;
-            {
-                std::unique_lock lk(s_.m);
-                s_.cv.wait(lk, [&] { return s_.failed || s_.bytes > pos || s_.end_of(i) != kUnknown; });
-                if (s_.failed) return false;
-                end = s_.end_of(i);
-                limit = std::min(end, s_.bytes);
-            }
-            if (end != kUnknown && pos >= end) return true;
-            // Straight from the spool's pages into the pipe: no copy through our memory.
-            while (pos < limit) {
-                auto offset = static_cast<off_t>(pos);
-                ssize_t n =
-                    ::sendfile(child.in_fd(), spool_.fd(), &offset,
-                               static_cast<std::size_t>(std::min<std::uint64_t>(kSendChunk, limit - pos)));
-                if (n < 0 && errno == EINTR) continue;
-                if (n < 0 && errno == EPIPE) return true;  // pg_restore stopped reading; its exit says why
-                if (n <= 0) {
-                    if (n == 0) errno = EIO;
-                    throw_errno(Kind::RestoreFailed, "cannot feed pg_restore from the spool file",
-                                spool_.path());
-                }
-                pos += static_cast<std::uint64_t>(n);
-            }
-        }
+    // The block being read ended: a live pg_restore has had its last block.
+    void block_ends() {
+        if (mine_ && live_) finish_live();
+        mine_ = false;
     }
 
-    void fail(std::exception_ptr e) {
-        {
-            std::lock_guard lk(s_.m);
-            if (!error_) error_ = e;
-            s_.failed = true;
-        }
-        s_.cv.notify_all();
+    void flush() {
+        if (ids_.empty()) return;
+        if (!live_) go_live();
+        finish_live();
+    }
+
+    void finish_live() {
+        live_->close_in();
+        PgRestoreStep step{name_, live_->wait(), live_->stderr_text()};
+        live_.reset();
+        list_file_.reset();
+        shared_.record(std::move(step));
+        if (how_.after_batch) how_.after_batch(ids_);
+        ids_.clear();
     }
 
     const StreamedPgRestore& how_;
-    PgArchive archive_;
-    const TempFile& spool_;
-    Spooled& s_;
-    std::vector<std::byte> head_;
-    std::vector<int>
-        extras_;  // data entries without a block (sequence positions): they go with the first batch
-    bool extras_taken_ = false;  // guarded by s_.m
-    std::size_t next_ = 0;       // the next block to hand out; guarded by s_.m
-    std::exception_ptr error_;   // guarded by s_.m
-    std::mutex steps_m_;
-    std::vector<PgRestoreStep> steps_;  // guarded by steps_m_
+    Shared& shared_;
+    io::Bytes head_;
+    Cursor& cursor_;
+    bool prover_;
+    bool mine_ = false;     // the block being read is this worker's
+    std::vector<int> ids_;  // the blocks of the current batch, in stream order
+    std::vector<std::byte> buffered_;
+    std::optional<Subprocess> live_;
+    std::unique_ptr<TempFile> list_file_;
+    std::string name_;
+    bool child_gone_ = false;
 };
+
+// Every entry with data must be a data-section entry for the split to be faithful (true of every archive
+// pg_dump 8.4 and later writes).
+void check_sections(const PgArchive& archive, const std::string& what) {
+    for (const auto& e : archive.toc)
+        if (e.section == 0 || (e.has_data && e.section != kSectionData))
+            throw Error(Kind::RestoreFailed,
+                        what + ": entry " + std::to_string(e.dump_id) + " (" + e.desc +
+                            ") has data outside the data section; this archive cannot be "
+                            "restored by section");
+}
+
+PgRestoreStep run_step(const StreamedPgRestore& how, const std::string& name,
+                       std::vector<std::string> extra) {
+    std::vector<std::string> argv = how.argv;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    Subprocess child = Subprocess::spawn(argv, how.spawn);
+    return {name, child.wait(), child.stderr_text()};
+}
 
 }  // namespace
 
 std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const StreamedPgRestore& how) {
     ignore_sigpipe();
-    TempFile spool("nightjar-pgrestore");
-    if (how.content_size > 0) {
-        // Disk space for the whole spool is claimed now, so a full disk stops the restore before it starts.
-        int rc = ::posix_fallocate(spool.fd(), 0, static_cast<off_t>(how.content_size));
-        if (rc == ENOSPC)
-            throw Error(Kind::RestoreFailed, "no space for the " + std::to_string(how.content_size >> 20) +
-                                                 " MiB spool file of " + how.what + " in " +
-                                                 fs::temp_directory_path().string() +
-                                                 " (set TMPDIR to a roomier place); nothing was restored");
+    Cursor first(content, how);
+    first.read_head();
+    if (!first.walker().archive())
+        throw Error(Kind::Verification,
+                    how.what + ": not a readable pg_dump archive: " + first.walker().finish());
+    const PgArchive& archive = *first.walker().archive();
+    check_sections(archive, how.what);
+    if (how.on_head) how.on_head(archive);
+
+    Shared shared;
+    for (const auto& e : archive.toc) {
+        if (e.has_data) ++shared.data_blocks;
+        if (e.section == kSectionData && !e.has_data) shared.extras.push_back(e.dump_id);
     }
-    Spooled s;
-    PgArchiveWalker walker(how.what, how.head_limit);
-    std::unique_ptr<Restorer> restorer;
-    std::thread thread;
-    auto stop = [&] {
-        {
-            std::lock_guard lk(s.m);
-            s.failed = true;
-        }
-        s.cv.notify_all();
-        if (thread.joinable()) thread.join();
-    };
-    try {
-        std::vector<std::byte> buf(io::kChunkSize);
-        std::size_t known = 0;
-        bool stopped = false;
-        while (std::size_t n = content.read(buf)) {
-            io::Bytes piece(buf.data(), n);
-            walker.feed(piece);
-            spool.write(piece);
-            if (!restorer && walker.archive()) {
-                if (how.on_head) how.on_head(*walker.archive());
-                restorer = std::make_unique<Restorer>(how, *walker.archive(), spool, s);
-                thread = std::thread([&restorer] { restorer->run(); });
-            }
-            {
-                std::lock_guard lk(s.m);
-                if (s.failed) {
-                    stopped = true;  // a pg_restore step could not run: its error is rethrown below
-                    break;
-                }
-                const auto& order = walker.block_order();
-                for (; known < order.size(); ++known)
-                    s.blocks.emplace_back(order[known], walker.block_offsets().at(order[known]));
-                s.bytes += n;
-            }
-            s.cv.notify_all();
-        }
-        if (!stopped) {
-            std::string problem = walker.finish();
-            if (!problem.empty())
-                throw Error(Kind::Verification, how.what + ": not a readable pg_dump archive: " + problem);
-            {
-                std::lock_guard lk(s.m);
-                s.ended = true;
-            }
-            s.cv.notify_all();
-        }
-    } catch (...) {
-        stop();
-        throw;
+    TempFile head("nightjar-pgrestore-head", first.head());
+    shared.record(run_step(how, "pre-data", {"--section=pre-data", head.path()}));
+
+    std::vector<std::unique_ptr<io::Reader>> readers;
+    std::vector<std::unique_ptr<Cursor>> cursors;
+    std::vector<std::unique_ptr<DataWorker>> workers;
+    workers.push_back(std::make_unique<DataWorker>(how, shared, first.head(), first, true));
+    for (int i = 1; i < how.jobs && how.reopen; ++i) {
+        readers.push_back(how.reopen());
+        cursors.push_back(std::make_unique<Cursor>(*readers.back(), how));
+        workers.push_back(std::make_unique<DataWorker>(how, shared, first.head(), *cursors.back(), false));
     }
-    if (thread.joinable()) thread.join();
-    if (restorer->error()) std::rethrow_exception(restorer->error());
-    return restorer->steps();
+    std::vector<std::thread> threads;
+    for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+    for (auto& t : threads) t.join();
+    if (shared.error) std::rethrow_exception(shared.error);
+
+    if (auto extras = shared.take_extras(); !extras.empty()) {
+        std::string text;
+        for (int id : extras) text += std::to_string(id) + "\n";
+        TempFile list("nightjar-pgrestore-list", io::as_bytes(text));
+        shared.record(run_step(how, "data (sequence positions)", {"--use-list=" + list.path(), head.path()}));
+    }
+    std::vector<std::string> post{"--section=post-data"};
+    if (how.jobs > 1) post.push_back("--jobs=" + std::to_string(how.jobs));
+    post.push_back(head.path());
+    shared.record(run_step(how, "post-data", post));
+    return shared.steps;
 }
 
 }  // namespace nightjar
