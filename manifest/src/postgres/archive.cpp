@@ -1,5 +1,7 @@
 #include "nightjar/postgres/archive.hpp"
 
+#include <climits>
+#include <cstdlib>
 #include <cstring>
 
 #include "nightjar/error.hpp"
@@ -119,9 +121,12 @@ std::optional<PgArchive> parse_pg_archive(io::Bytes head, const std::string& wha
             if (v >= kV1_14) c.str();      // table access method
             if (v >= kV1_16) c.integer();  // relkind
             e.owner = c.text();
-            c.str();  // "false": WITH OIDS
-            while (c.str()) {
-            }  // dependencies, ended by a NULL string
+            c.str();                      // "false": WITH OIDS
+            while (auto dep = c.str()) {  // dependencies (dump ids), ended by a NULL string
+                char* end = nullptr;
+                long id = std::strtol(dep->c_str(), &end, 10);
+                if (end != dep->c_str() && id > 0 && id < INT_MAX) e.deps.push_back(static_cast<int>(id));
+            }
             // Custom format extra: a data-state flag byte and the data block's offset.
             e.offset_pos = c.pos();
             int state = c.byte();

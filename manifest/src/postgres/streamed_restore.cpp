@@ -7,6 +7,7 @@
 #include <deque>
 #include <exception>
 #include <filesystem>
+#include <map>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -22,6 +23,7 @@ namespace {
 namespace fs = std::filesystem;
 
 constexpr int kSectionData = 3;
+constexpr int kSectionPostData = 4;
 // A block header (type byte, then the dump id: a sign byte and up to 8 bytes) is at most 10 bytes; holding
 // back this many bytes of every piece means a block's id is always known before its first byte is handed on.
 constexpr std::size_t kHeldBack = 16;
@@ -158,12 +160,108 @@ private:
     std::pair<std::uint64_t, std::vector<std::byte>> replay_;
 };
 
+PgRestoreStep run_step(const StreamedPgRestore& how, const std::string& name,
+                       std::vector<std::string> extra) {
+    std::vector<std::string> argv = how.argv;
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    Subprocess child = Subprocess::spawn(argv, how.spawn);
+    return {name, child.wait(), child.stderr_text()};
+}
+
+// Indexes and constraints of one table are built as soon as that table's data is in, beside the loads still
+// running (pg_restore --jobs schedules them the same way): an INDEX or CONSTRAINT entry whose every
+// dependency is a TABLE whose data has been loaded. Everything else in post-data waits for the final run.
+class EarlyPostData {
+public:
+    EarlyPostData(const StreamedPgRestore& how, const PgArchive& archive, std::string head_path,
+                  Shared& shared)
+        : how_(how), head_path_(std::move(head_path)), shared_(shared) {
+        std::map<int, const PgTocEntry*> by_id;
+        for (const auto& e : archive.toc) by_id[e.dump_id] = &e;
+        std::map<int, int> data_of_table;  // TABLE dump id -> its TABLE DATA dump id
+        for (const auto& e : archive.toc)
+            if (e.desc == "TABLE DATA")
+                for (int d : e.deps)
+                    if (by_id.count(d) && by_id[d]->desc == "TABLE") data_of_table[d] = e.dump_id;
+        for (const auto& e : archive.toc) {
+            if (e.section != kSectionPostData || (e.desc != "INDEX" && e.desc != "CONSTRAINT") ||
+                e.deps.empty())
+                continue;
+            Waiting w{e.dump_id, {}};
+            bool tables_only = true;
+            for (int d : e.deps) {
+                auto it = by_id.find(d);
+                if (it == by_id.end() || it->second->desc != "TABLE")
+                    tables_only = false;
+                else if (auto data = data_of_table.find(d); data != data_of_table.end())
+                    w.needs.insert(data->second);
+            }
+            if (tables_only) waiting_.push_back(std::move(w));
+        }
+    }
+    ~EarlyPostData() { join(); }
+
+    // A batch's blocks are loaded: starts what they were the last thing missing for.
+    void loaded(const std::vector<int>& ids) {
+        if (how_.jobs <= 1) return;  // one job: one pg_restore at a time, post-data at the end
+        std::lock_guard lk(m_);
+        loaded_.insert(ids.begin(), ids.end());
+        std::vector<int> ready;
+        for (auto it = waiting_.begin(); it != waiting_.end();) {
+            if (std::includes(loaded_.begin(), loaded_.end(), it->needs.begin(), it->needs.end())) {
+                ready.push_back(it->id);
+                started_.insert(it->id);
+                it = waiting_.erase(it);
+            } else {
+                ++it;
+            }
+        }
+        if (ready.empty()) return;
+        threads_.emplace_back([this, ready] {
+            try {
+                std::string text;
+                for (int id : ready) text += std::to_string(id) + "\n";
+                TempFile list("nightjar-pgrestore-list", io::as_bytes(text));
+                shared_.record(run_step(how_, "post-data (" + std::to_string(ready.size()) + " early)",
+                                        {"--section=post-data", "--use-list=" + list.path(), head_path_}));
+            } catch (...) {
+                shared_.fail(std::current_exception());
+            }
+        });
+    }
+    void join() {
+        std::lock_guard lk(m_);
+        for (auto& t : threads_)
+            if (t.joinable()) t.join();
+    }
+    // The post-data entries run early.
+    std::set<int> started() {
+        std::lock_guard lk(m_);
+        return started_;
+    }
+
+private:
+    struct Waiting {
+        int id;
+        std::set<int> needs;  // TABLE DATA dump ids
+    };
+    const StreamedPgRestore& how_;
+    std::string head_path_;
+    Shared& shared_;
+    std::mutex m_;
+    std::vector<Waiting> waiting_;
+    std::set<int> loaded_;
+    std::set<int> started_;
+    std::vector<std::thread> threads_;
+};
+
 // One worker of the data phase: follows its cursor, takes every block nobody has taken yet, and restores what
 // it took with pg_restore --use-list fed on stdin; small blocks are gathered into one batch in memory first.
 class DataWorker {
 public:
-    DataWorker(const StreamedPgRestore& how, Shared& shared, io::Bytes head, Cursor& cursor, bool prover)
-        : how_(how), shared_(shared), head_(head), cursor_(cursor), prover_(prover) {}
+    DataWorker(const StreamedPgRestore& how, Shared& shared, EarlyPostData& early, io::Bytes head,
+               Cursor& cursor, bool prover)
+        : how_(how), shared_(shared), early_(early), head_(head), cursor_(cursor), prover_(prover) {}
 
     void run() {
         try {
@@ -261,13 +359,16 @@ private:
         PgRestoreStep step{name_, live_->wait(), live_->stderr_text()};
         live_.reset();
         list_file_.reset();
+        const bool clean = step.exit_code == 0;
         shared_.record(std::move(step));
+        if (clean) early_.loaded(ids_);
         if (how_.after_batch) how_.after_batch(ids_);
         ids_.clear();
     }
 
     const StreamedPgRestore& how_;
     Shared& shared_;
+    EarlyPostData& early_;
     io::Bytes head_;
     Cursor& cursor_;
     bool prover_;
@@ -289,14 +390,6 @@ void check_sections(const PgArchive& archive, const std::string& what) {
                         what + ": entry " + std::to_string(e.dump_id) + " (" + e.desc +
                             ") has data outside the data section; this archive cannot be "
                             "restored by section");
-}
-
-PgRestoreStep run_step(const StreamedPgRestore& how, const std::string& name,
-                       std::vector<std::string> extra) {
-    std::vector<std::string> argv = how.argv;
-    argv.insert(argv.end(), extra.begin(), extra.end());
-    Subprocess child = Subprocess::spawn(argv, how.spawn);
-    return {name, child.wait(), child.stderr_text()};
 }
 
 }  // namespace
@@ -322,16 +415,19 @@ std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const Stream
 
     std::vector<std::unique_ptr<io::Reader>> readers;
     std::vector<std::unique_ptr<Cursor>> cursors;
+    EarlyPostData early(how, archive, head.path(), shared);
     std::vector<std::unique_ptr<DataWorker>> workers;
-    workers.push_back(std::make_unique<DataWorker>(how, shared, first.head(), first, true));
+    workers.push_back(std::make_unique<DataWorker>(how, shared, early, first.head(), first, true));
     for (int i = 1; i < how.jobs && how.reopen; ++i) {
         readers.push_back(how.reopen());
         cursors.push_back(std::make_unique<Cursor>(*readers.back(), how));
-        workers.push_back(std::make_unique<DataWorker>(how, shared, first.head(), *cursors.back(), false));
+        workers.push_back(
+            std::make_unique<DataWorker>(how, shared, early, first.head(), *cursors.back(), false));
     }
     std::vector<std::thread> threads;
     for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
     for (auto& t : threads) t.join();
+    early.join();
     if (shared.error) std::rethrow_exception(shared.error);
 
     if (auto extras = shared.take_extras(); !extras.empty()) {
@@ -342,6 +438,14 @@ std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const Stream
     }
     std::vector<std::string> post{"--section=post-data"};
     if (how.jobs > 1) post.push_back("--jobs=" + std::to_string(how.jobs));
+    std::unique_ptr<TempFile> rest;
+    if (auto done = early.started(); !done.empty()) {
+        std::string text;  // every entry but those run early: --section still picks the post-data ones
+        for (const auto& e : archive.toc)
+            if (!done.count(e.dump_id)) text += std::to_string(e.dump_id) + "\n";
+        rest = std::make_unique<TempFile>("nightjar-pgrestore-list", io::as_bytes(text));
+        post.push_back("--use-list=" + rest->path());
+    }
     post.push_back(head.path());
     shared.record(run_step(how, "post-data", post));
     return shared.steps;

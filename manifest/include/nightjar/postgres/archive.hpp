@@ -16,6 +16,7 @@ struct PgTocEntry {
     std::string schema;  // namespace; "" when none
     std::string tag;     // the object's name ("t1", "tab_pkey")
     std::string owner;
+    std::vector<int> deps;  // dump ids of the entries this one depends on
     int section = 0;        // 1 none, 2 pre-data, 3 data, 4 post-data (archives from 1.11 on); 0 unknown
     bool has_data = false;  // custom format: a data block belongs to this entry
     int data_state = 0;     // custom format: 1 data offset not set (a piped dump), 2 offset set, 3 no data
