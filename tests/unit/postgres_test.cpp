@@ -13,9 +13,11 @@
 #include "nightjar/postgres/archive_walker.hpp"
 #include "nightjar/postgres/tools.hpp"
 #include "support/matchers.hpp"
+#include "support/pg_archive.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
+using test::ArchiveBytes;
 using test::IsError;
 
 namespace {
@@ -24,61 +26,9 @@ Config pg(const std::string& section) {
     return parse_config(R"({"postgres": )" + section + "}", "c.json");
 }
 
-// Writes archive fields the way pg_dump's WriteInt/WriteStr do (sign byte + 4 bytes little-endian).
-struct ArchiveBytes {
-    std::string b;
-    void byte(int v) { b.push_back(static_cast<char>(v)); }
-    void integer(std::int64_t v) {
-        byte(v < 0 ? 1 : 0);
-        std::uint64_t u = static_cast<std::uint64_t>(v < 0 ? -v : v);
-        for (int i = 0; i < 4; ++i) byte(static_cast<int>((u >> (8 * i)) & 0xFF));
-    }
-    void str(const char* s) {
-        if (!s) return integer(-1);
-        integer(static_cast<std::int64_t>(std::strlen(s)));
-        b += s;
-    }
-    void entry(int id, const char* desc, const char* schema, const char* tag, int data_state) {
-        integer(id);
-        integer(1);  // hadDumper
-        str("1259");
-        str("16384");
-        str(tag);
-        str(desc);
-        integer(2);  // section
-        str("");
-        str("");
-        str(nullptr);
-        str(schema);
-        str("");
-        str("heap");
-        str("nightjar");
-        str("false");
-        str("3");  // one dependency
-        str(nullptr);
-        byte(data_state);
-        for (int i = 0; i < 8; ++i) byte(0);
-    }
-};
-
 std::string sample_archive(int minor = 14) {
     ArchiveBytes a;
-    a.b = "PGDMP";
-    a.byte(1);
-    a.byte(minor);
-    a.byte(0);
-    a.byte(4);  // intSize
-    a.byte(8);  // offSize
-    a.byte(1);  // custom
-    if (minor >= 15)
-        a.byte(0);
-    else
-        a.integer(0);
-    for (int i = 0; i < 7; ++i) a.integer(i);
-    a.str("shopdb");
-    a.str("15.18 (Debian)");
-    a.str("15.18 (Debian)");
-    a.integer(3);
+    a.header(minor, 3);
     a.entry(1, "TABLE", "shop", "customers", 3);
     a.entry(2, "TABLE DATA", "shop", "customers", 1);
     a.entry(3, "INDEX", "shop", "customers_name_idx", 3);
@@ -279,13 +229,7 @@ namespace {
 std::string archive_with_data() {
     ArchiveBytes a;
     a.b = sample_archive();
-    a.byte(1);  // BLK_DATA
-    a.integer(2);
-    a.integer(5);
-    a.b += "1\tAda";
-    a.integer(8);
-    a.b += "2\tGrace\n";
-    a.integer(0);
+    a.block(2, {"1\tAda", "2\tGrace\n"});
     return a.b;
 }
 

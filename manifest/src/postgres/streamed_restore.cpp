@@ -285,6 +285,8 @@ private:
             while (at < end) {
                 std::uint64_t cut = end;
                 if (next_start < order.size()) cut = std::min(cut, offsets.at(order[next_start]));
+                if (cut < at)
+                    throw Error(Kind::Internal, how_.what + ": a data block was found behind the reader");
                 if (cut > at && mine_) write(piece.bytes.subspan(at - piece.pos, cut - at));
                 at = std::max(at, cut);
                 if (next_start < order.size() && offsets.at(order[next_start]) == at) {
