@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -147,17 +148,12 @@ int run_restore(const RestoreCliOptions& o) {
     std::vector<std::unique_ptr<Component>> components;
     int bad = 0;
     Progress progress;
-    for (std::size_t i = 0; i < selected.size(); ++i) {
+    // A streamed artifact's stored bytes are proven on a thread of their own, beside the start of its restore
+    // (which reads ahead but writes nothing before `verified` has returned).
+    std::vector<std::future<VerifyOutcome>> proving(selected.size());
+    std::vector<bool> streamed(selected.size(), false);
+    auto report_verify = [&](std::size_t i, const VerifyOutcome& v, bool streamed) {
         const Artifact* a = selected[i];
-        components.push_back(make_restore_component(a->component));
-        Component& component = *components.back();
-        auto shown = [&progress, a](std::uint64_t n) { progress.update("verify " + a->name, n); };
-        // A dry run checks each format in full. A real restore of a component that proves its content as it
-        // applies it checks the stored bytes here and decompresses once, in the restore.
-        const bool streamed = !o.dry_run && component.restores_while_verifying(*a);
-        VerifyOutcome v =
-            streamed ? verify_stored_bytes(repo, *a, shown) : verify_artifact(repo, *a, component, shown);
-        progress.done();
         if (v.ok())
             log::info("verify ", a->name, " (", a->path, "): OK",
                       streamed ? " (stored bytes; the content is proven as it is restored)" : "");
@@ -165,18 +161,46 @@ int run_restore(const RestoreCliOptions& o) {
             log::error("verify ", a->name, " (", a->path, "): ", verify_status_name(v.status), ": ",
                        v.detail);
         bad += v.ok() ? 0 : 1;
-        summary["artifacts"].push_back({{"name", a->name},
-                                        {"component", a->component},
-                                        {"path", a->path},
-                                        {"verify", verify_status_name(v.status)},
-                                        {"detail", v.detail}});
+        summary["artifacts"][i]["verify"] = verify_status_name(v.status);
+        summary["artifacts"][i]["detail"] = v.detail;
+    };
+    for (std::size_t i = 0; i < selected.size(); ++i) {
+        const Artifact* a = selected[i];
+        components.push_back(make_restore_component(a->component));
+        Component& component = *components.back();
+        summary["artifacts"].push_back({{"name", a->name}, {"component", a->component}, {"path", a->path}});
+        // A dry run checks each format in full. A real restore of a component that proves its content as it
+        // applies it checks the stored bytes only, and decompresses once, in the restore.
+        if (!o.dry_run && component.restores_while_verifying(*a)) {
+            streamed[i] = true;
+            proving[i] = std::async(std::launch::async, [&repo, a] { return verify_stored_bytes(repo, *a); });
+            continue;
+        }
+        auto shown = [&progress, a](std::uint64_t n) { progress.update("verify " + a->name, n); };
+        VerifyOutcome v = verify_artifact(repo, *a, component, shown);
+        progress.done();
+        report_verify(i, v, false);
     }
-    if (bad > 0) {
-        summary["ok"] = false;
+    bool verified_once = false;
+    // Every artifact proven, or Kind::Verification: called before anything is written.
+    auto verified = [&] {
+        if (!verified_once) {
+            verified_once = true;
+            for (std::size_t i = 0; i < selected.size(); ++i)
+                if (proving[i].valid()) report_verify(i, proving[i].get(), true);
+        }
+        if (bad > 0) {
+            summary["ok"] = false;
+            throw Error(Kind::Verification, std::to_string(bad) + " of " + std::to_string(selected.size()) +
+                                                " artifact(s) failed verification" +
+                                                (o.dry_run ? "" : "; nothing was restored"));
+        }
+    };
+    try {
+        if (bad > 0) verified();
+    } catch (const Error&) {
         if (o.json) std::cout << summary.dump(2) << std::endl;
-        throw Error(Kind::Verification, std::to_string(bad) + " of " + std::to_string(selected.size()) +
-                                            " artifact(s) failed verification" +
-                                            (o.dry_run ? "" : "; nothing was restored"));
+        throw;
     }
 
     if (o.dry_run) {
@@ -203,6 +227,12 @@ int run_restore(const RestoreCliOptions& o) {
         for (auto& r : components[i]->plan_restore(*selected[i], ropts).refusals)
             refusals.push_back(std::move(r));
     if (!refusals.empty()) {
+        try {
+            verified();  // a damaged artifact is the first thing to say
+        } catch (const Error&) {
+            if (o.json) std::cout << summary.dump(2) << std::endl;
+            throw;
+        }
         for (const auto& r : refusals) log::error("refused: ", r);
         summary["ok"] = false;
         summary["refusals"] = refusals;
@@ -216,12 +246,22 @@ int run_restore(const RestoreCliOptions& o) {
     install_interrupt_handlers();
     int failed = 0;
     std::optional<Error> first;
+    bool unproven = false;  // verified() threw: nothing was written, nothing more is tried
+    ropts.before_write = [&] {
+        try {
+            verified();
+        } catch (const Error&) {
+            unproven = true;
+            throw;
+        }
+    };
     for (std::size_t i = 0; i < selected.size(); ++i) {
         const Artifact& a = *selected[i];
         try {
             check_interrupted();
-            // A component that restores while verifying had its stored bytes proven in the pass above.
-            auto content = open_verified_content(repo, a, components[i]->restores_while_verifying(a));
+            if (!streamed[i]) ropts.before_write();
+            // A streamed artifact's stored bytes are proven beside it (before_write waits for that proof).
+            auto content = open_verified_content(repo, a, streamed[i]);
             RestoreReport report = components[i]->restore(a, *content, ropts);
             for (const auto& line : report.lines) log::info(line);
             for (const auto& p : report.problems) log::error(a.name, ": ", p);
@@ -232,6 +272,17 @@ int run_restore(const RestoreCliOptions& o) {
                 if (!first) first = Error(Kind::RestoreFailed, a.name + ": " + report.problems.front());
             }
         } catch (const Error& e) {
+            if (streamed[i] && !verified_once) {
+                try {  // a restore that failed before it asked: its stored bytes may be why
+                    ropts.before_write();
+                } catch (const Error&) {
+                }
+            }
+            if (unproven) {
+                if (o.json) std::cout << summary.dump(2) << std::endl;
+                if (verified_once && bad > 0) ropts.before_write();  // throws the verification error
+                throw;
+            }
             if (e.kind() == Kind::Interrupted || e.kind() == Kind::Internal) throw;
             log::error(e.what());
             summary["artifacts"][i]["error"] = e.what();

@@ -359,6 +359,15 @@ TEST_CASE("a corrupted dump is caught by the dry run", "[integration][postgres]"
         auto r = f.restore({"--dry-run"});
         CHECK(r.code == 4);
         CHECK_THAT(r.err, Catch::Contains(a["path"].get<std::string>()) && Catch::Contains("digest"));
+        // A real restore proves the stored bytes beside its start and writes nothing: no database appears.
+        const std::string target = src.name + "_flipped";
+        src.also_drop.push_back(target);
+        auto real = f.restore({"--db-name", src.name + "=" + target});
+        INFO(real.err);
+        CHECK(real.code == 4);
+        CHECK_THAT(real.err, Catch::Contains("digest-mismatch") && Catch::Contains("nothing was restored"));
+        CHECK(f.server.psql("postgres",
+                            "SELECT count(*) FROM pg_database WHERE datname = '" + target + "'") == "0");
     }
     SECTION("a truncated file on disk") {
         test::truncate_to(file, fs::file_size(file) * 2 / 3);

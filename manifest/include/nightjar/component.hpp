@@ -72,6 +72,9 @@ struct RestoreOptions {
     // Another reader of an artifact's decompressed content from its start, without digest checks (the
     // `content` a restore is given proves them), for a restore that reads in parallel. May be empty.
     std::function<std::unique_ptr<io::Reader>(const Artifact&)> reopen_content = {};
+    // A component that restores while verifying calls this before its first write: it returns once every
+    // artifact's stored bytes are proven, or throws Kind::Verification (nothing may be written then).
+    std::function<void()> before_write = {};
 };
 
 // A dry-run preview of a restore.
@@ -98,9 +101,9 @@ public:
     virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const = 0;
     // True when restore() proves this artifact's content as it applies it: it reads the stream to its end,
     // where a digest mismatch throws, and checks the format on the way. The verify pass of a real restore
-    // then proves only the stored bytes (size and SHA-256, no decompression) before anything is written, so
-    // the artifact is decompressed once. By default the whole chain and verify() run first, and restore()
-    // reads the content a second time.
+    // then proves only the stored bytes (size and SHA-256, no decompression), beside the start of restore(),
+    // which calls RestoreOptions::before_write before it writes anything; the artifact is decompressed once.
+    // By default the whole chain and verify() run first, and restore() reads the content a second time.
     virtual bool restores_while_verifying(const Artifact& artifact) const {
         (void)artifact;
         return false;

@@ -667,6 +667,7 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
     std::map<int, const TableRows*> table_of_entry;  // TABLE DATA dump id -> the counted table
     // Runs once the archive's table of contents has been read: the last moment with nothing written.
     auto prepare_database = [&](const PgArchive& archive) {
+        if (options.before_write) options.before_write();  // every artifact's stored bytes are proven
         for (const auto& e : archive.toc)
             for (const auto& t : tables)
                 if (e.desc == "TABLE DATA" && e.schema == t.schema && e.tag == t.name)

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <condition_variable>
 #include <deque>
 #include <exception>
 #include <filesystem>
@@ -56,8 +57,24 @@ struct Shared {
     std::vector<int> extras;      // data entries without a block (sequence positions): with the first batch
     bool extras_taken = false;
     bool failed = false;
+    bool pre_data_done = false;  // no data run starts before; workers read ahead meanwhile
+    std::condition_variable cv;
     std::exception_ptr error;
     std::vector<PgRestoreStep> steps;
+
+    // False when the restore stops instead.
+    bool wait_for_pre_data() {
+        std::unique_lock lk(m);
+        cv.wait(lk, [this] { return pre_data_done || failed; });
+        return !failed;
+    }
+    void pre_data_finished() {
+        {
+            std::lock_guard lk(m);
+            pre_data_done = true;
+        }
+        cv.notify_all();
+    }
 
     bool claim(int id) {
         std::lock_guard lk(m);
@@ -78,9 +95,12 @@ struct Shared {
         return failed;
     }
     void fail(std::exception_ptr e) {
-        std::lock_guard lk(m);
-        if (!error) error = e;
-        failed = true;
+        {
+            std::lock_guard lk(m);
+            if (!error) error = e;
+            failed = true;
+        }
+        cv.notify_all();
     }
     void record(PgRestoreStep step) {
         std::lock_guard lk(m);
@@ -327,6 +347,7 @@ private:
 
     // Starts pg_restore for the batch so far; the block being read goes on streaming into it.
     void go_live() {
+        if (!shared_.wait_for_pre_data()) throw Error(Kind::Internal, how_.what + ": restore stopped");
         std::vector<int> list = shared_.take_extras();
         list.insert(list.end(), ids_.begin(), ids_.end());
         std::string text;
@@ -405,7 +426,6 @@ std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const Stream
                     how.what + ": not a readable pg_dump archive: " + first.walker().finish());
     const PgArchive& archive = *first.walker().archive();
     check_sections(archive, how.what);
-    if (how.on_head) how.on_head(archive);
 
     Shared shared;
     for (const auto& e : archive.toc) {
@@ -413,8 +433,6 @@ std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const Stream
         if (e.section == kSectionData && !e.has_data) shared.extras.push_back(e.dump_id);
     }
     TempFile head("nightjar-pgrestore-head", first.head());
-    shared.record(run_step(how, "pre-data", {"--section=pre-data", head.path()}));
-
     std::vector<std::unique_ptr<io::Reader>> readers;
     std::vector<std::unique_ptr<Cursor>> cursors;
     EarlyPostData early(how, archive, head.path(), shared);
@@ -426,8 +444,17 @@ std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const Stream
         workers.push_back(
             std::make_unique<DataWorker>(how, shared, early, first.head(), *cursors.back(), false));
     }
+    // The workers read ahead (decompress, skip, claim, gather small tables) while the database is prepared
+    // and pre-data runs; no data run starts before pre-data has ended.
     std::vector<std::thread> threads;
     for (auto& w : workers) threads.emplace_back([&w] { w->run(); });
+    try {
+        if (how.on_head) how.on_head(archive);
+        shared.record(run_step(how, "pre-data", {"--section=pre-data", head.path()}));
+    } catch (...) {
+        shared.fail(std::current_exception());
+    }
+    shared.pre_data_finished();
     for (auto& t : threads) t.join();
     early.join();
     if (shared.error) std::rethrow_exception(shared.error);
