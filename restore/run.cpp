@@ -181,26 +181,22 @@ int run_restore(const RestoreCliOptions& o) {
         progress.done();
         report_verify(i, v, false);
     }
-    bool verified_once = false;
-    // Every artifact proven, or Kind::Verification: called before anything is written.
-    auto verified = [&] {
-        if (!verified_once) {
-            verified_once = true;
-            for (std::size_t i = 0; i < selected.size(); ++i)
-                if (proving[i].valid()) report_verify(i, proving[i].get(), true);
-        }
-        if (bad > 0) {
-            summary["ok"] = false;
-            throw Error(Kind::Verification, std::to_string(bad) + " of " + std::to_string(selected.size()) +
-                                                " artifact(s) failed verification" +
-                                                (o.dry_run ? "" : "; nothing was restored"));
-        }
+    // Waits for the proofs still running; true when every artifact passed.
+    auto proven = [&] {
+        for (std::size_t i = 0; i < selected.size(); ++i)
+            if (proving[i].valid()) report_verify(i, proving[i].get(), true);
+        return bad == 0;
     };
-    try {
-        if (bad > 0) verified();
-    } catch (const Error&) {
+    auto unproven = [&] {
+        summary["ok"] = false;
         if (o.json) std::cout << summary.dump(2) << std::endl;
-        throw;
+        return Error(Kind::Verification, std::to_string(bad) + " of " + std::to_string(selected.size()) +
+                                             " artifact(s) failed verification" +
+                                             (o.dry_run ? "" : "; nothing was restored"));
+    };
+    if (bad > 0) {
+        proven();
+        throw unproven();
     }
 
     if (o.dry_run) {
@@ -227,12 +223,7 @@ int run_restore(const RestoreCliOptions& o) {
         for (auto& r : components[i]->plan_restore(*selected[i], ropts).refusals)
             refusals.push_back(std::move(r));
     if (!refusals.empty()) {
-        try {
-            verified();  // a damaged artifact is the first thing to say
-        } catch (const Error&) {
-            if (o.json) std::cout << summary.dump(2) << std::endl;
-            throw;
-        }
+        if (!proven()) throw unproven();  // a damaged artifact is the first thing to say
         for (const auto& r : refusals) log::error("refused: ", r);
         summary["ok"] = false;
         summary["refusals"] = refusals;
@@ -246,14 +237,9 @@ int run_restore(const RestoreCliOptions& o) {
     install_interrupt_handlers();
     int failed = 0;
     std::optional<Error> first;
-    bool unproven = false;  // verified() threw: nothing was written, nothing more is tried
+    // Nothing is written before every proof is in; a damaged artifact ends the restore with nothing written.
     ropts.before_write = [&] {
-        try {
-            verified();
-        } catch (const Error&) {
-            unproven = true;
-            throw;
-        }
+        if (!proven()) throw Error(Kind::Verification, "an artifact failed verification");
     };
     for (std::size_t i = 0; i < selected.size(); ++i) {
         const Artifact& a = *selected[i];
@@ -272,17 +258,7 @@ int run_restore(const RestoreCliOptions& o) {
                 if (!first) first = Error(Kind::RestoreFailed, a.name + ": " + report.problems.front());
             }
         } catch (const Error& e) {
-            if (streamed[i] && !verified_once) {
-                try {  // a restore that failed before it asked: its stored bytes may be why
-                    ropts.before_write();
-                } catch (const Error&) {
-                }
-            }
-            if (unproven) {
-                if (o.json) std::cout << summary.dump(2) << std::endl;
-                if (verified_once && bad > 0) ropts.before_write();  // throws the verification error
-                throw;
-            }
+            if (!proven()) throw unproven();  // also when the restore failed before it asked
             if (e.kind() == Kind::Interrupted || e.kind() == Kind::Internal) throw;
             log::error(e.what());
             summary["artifacts"][i]["error"] = e.what();

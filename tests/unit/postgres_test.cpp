@@ -1,14 +1,11 @@
 // The pure parts of the PostgreSQL component: its config section, the custom-archive reader, tool choice and
 // the argv/env given to pg_dump and pg_restore (never a password).
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 
 #include "nightjar/components/postgres.hpp"
 #include "nightjar/config.hpp"
-#include "nightjar/io/fd.hpp"
 #include "nightjar/postgres/archive.hpp"
 #include "nightjar/postgres/archive_walker.hpp"
 #include "nightjar/postgres/tools.hpp"
@@ -301,36 +298,4 @@ TEST_CASE("the archive walker frames every data block and finds its offset", "[p
                                        "artifact x/db.zst: not a readable pg_dump archive: "
                                        "unknown data block type 7"));
     }
-}
-
-TEST_CASE("block offsets are written into the TOC the way pg_dump writes them", "[postgres][archive]") {
-    test::TempDir dir;
-    const std::string bytes = archive_with_data();
-    PgArchiveWalker w("t", 1 << 20);
-    w.feed(io::as_bytes(bytes));
-    REQUIRE(w.finish() == "");
-    const auto file = dir.path() / "db.pgdump";
-    io::UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
-    REQUIRE(fd);
-    io::write_all(fd.get(), io::as_bytes(bytes), file.string());
-    write_pg_block_offsets(fd.get(), *w.archive(), w.block_offsets(), file.string(), Kind::RestoreFailed);
-    std::string patched(bytes.size(), '\0');
-    REQUIRE(::pread(fd.get(), patched.data(), patched.size(), 0) == static_cast<ssize_t>(patched.size()));
-    auto a = parse_pg_archive(io::as_bytes(patched), "t");
-    REQUIRE(a);
-    const PgTocEntry& data = a->toc.at(1);
-    CHECK(data.data_state == 2);
-    std::uint64_t offset = 0;
-    for (int b = 0; b < 8; ++b)
-        offset |= static_cast<std::uint64_t>(static_cast<unsigned char>(patched[data.offset_pos + 1 + b]))
-                  << (8 * b);
-    CHECK(offset == sample_archive().size());
-    CHECK(a->toc.at(0).data_state == 3);  // entries without data keep "no data"
-    CHECK(a->toc.at(2).data_state == 3);
-    // Only the offset fields changed.
-    std::size_t changed = 0;
-    for (std::size_t i = 0; i < bytes.size(); ++i) changed += bytes[i] != patched[i];
-    CHECK(changed >= 2);
-    CHECK(changed <= 9);
-    CHECK(patched.substr(sample_archive().size()) == bytes.substr(sample_archive().size()));
 }

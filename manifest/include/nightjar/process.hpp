@@ -34,8 +34,7 @@ public:
 
     io::Reader& out();
     io::Writer& in();
-    void close_in();                            // EOF for the child's stdin
-    int in_fd() const { return in_fd_.get(); }  // the stdin pipe's descriptor (-1 when none or closed)
+    void close_in();  // EOF for the child's stdin
     // Waits for exit: the exit status, or 128 + signal when killed.
     int wait();
     // nullopt when still running after `timeout`.

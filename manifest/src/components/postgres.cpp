@@ -361,6 +361,12 @@ std::string maintenance_db(const Artifact& a) {
     return a.format == kPgGlobalsFormat ? s.string("database") : "postgres";
 }
 
+// DROP DATABASE, also ending other sessions on it where the server can (13 and later).
+void drop_database(PgConnection& admin, const std::string& database, int server_version) {
+    admin.exec("DROP DATABASE " + admin.quote_ident(database) +
+               (server_version >= 130000 ? " WITH (FORCE)" : ""));
+}
+
 std::string refusal(const PgTarget& t, std::int64_t tables, const std::string& original) {
     return "postgres: " + t.describe() + " already has " + std::to_string(tables) +
            " table(s): restore refused, nothing was written: pass --clean to drop and recreate it, or "
@@ -676,13 +682,12 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
         if (!missing.empty())
             throw Error(Kind::Verification, what + ": " + missing + "; nothing was restored");
         PgConnection admin(admin_target);
-        const std::string name = admin.quote_ident(database);
         if (st.exists && options.clean) {
-            admin.exec("DROP DATABASE " + name + (st.server_version >= 130000 ? " WITH (FORCE)" : ""));
+            drop_database(admin, database, st.server_version);
             report.lines.push_back("postgres: dropped " + target.describe() + " (--clean)");
         }
         if (!st.exists || options.clean) {
-            std::string sql = "CREATE DATABASE " + name + " TEMPLATE template0";
+            std::string sql = "CREATE DATABASE " + admin.quote_ident(database) + " TEMPLATE template0";
             if (source.has("encoding")) sql += " ENCODING " + admin.quote_literal(source.string("encoding"));
             if (source.has("collate")) sql += " LC_COLLATE " + admin.quote_literal(source.string("collate"));
             if (source.has("ctype")) sql += " LC_CTYPE " + admin.quote_literal(source.string("ctype"));
@@ -742,16 +747,16 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
         steps = streamed_pg_restore(content, how);
     } catch (const Error& e) {
         if (!created) throw;
-        // The content failed its proof after part of it was applied (the stored bytes were proven just
-        // before, so the file changed under us): a database this restore created is not left half-filled.
+        // The content failed its proof after part of it was applied (the stored bytes were proven before
+        // anything was written, so the file changed under us): a database this restore created is not left
+        // half-filled.
         if (st.exists)
             throw Error(e.kind(), std::string(e.what()) + "; " + target.describe() +
                                       " was recreated (--clean) and holds only part of the backup");
         std::string fate = "was dropped again";
         try {
             PgConnection admin(admin_target);
-            admin.exec("DROP DATABASE " + admin.quote_ident(database) +
-                       (st.server_version >= 130000 ? " WITH (FORCE)" : ""));
+            drop_database(admin, database, st.server_version);
         } catch (const Error& drop) {
             fate = "holds only part of the backup and could not be dropped: " + std::string(drop.what());
         }

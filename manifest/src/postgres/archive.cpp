@@ -128,7 +128,6 @@ std::optional<PgArchive> parse_pg_archive(io::Bytes head, const std::string& wha
                 if (end != dep->c_str() && id > 0 && id < INT_MAX) e.deps.push_back(static_cast<int>(id));
             }
             // Custom format extra: a data-state flag byte and the data block's offset.
-            e.offset_pos = c.pos();
             int state = c.byte();
             e.data_state = state;
             c.skip(static_cast<std::size_t>(a.offset_size));

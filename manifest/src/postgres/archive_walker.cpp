@@ -1,10 +1,6 @@
 #include "nightjar/postgres/archive_walker.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
-#include <vector>
 
 #include "nightjar/error.hpp"
 
@@ -14,7 +10,6 @@ namespace {
 
 constexpr int kBlockData = 1;   // BLK_DATA
 constexpr int kBlockBlobs = 3;  // BLK_BLOBS
-constexpr int kOffsetSet = 2;   // K_OFFSET_POS_SET
 
 std::string entry_name(const PgTocEntry& e) {
     return e.desc + " " + (e.schema.empty() ? "" : e.schema + ".") + e.tag;
@@ -128,29 +123,6 @@ std::string PgArchiveWalker::finish() const {
             return "the archive has no data block for " + entry_name(e) + " (entry " +
                    std::to_string(e.dump_id) + ")";
     return "";
-}
-
-void write_pg_block_offsets(int fd, const PgArchive& archive, const std::map<int, std::uint64_t>& offsets,
-                            const std::string& what, Kind failure_kind) {
-    const auto width = static_cast<std::size_t>(archive.offset_size);
-    std::vector<unsigned char> field(1 + width);
-    for (const auto& e : archive.toc) {
-        auto it = offsets.find(e.dump_id);
-        if (!e.has_data || it == offsets.end()) continue;
-        // WriteOffset: the state byte, then the offset little-endian in offset_size bytes.
-        const std::uint64_t offset = it->second;
-        if (width < 8 && (offset >> (8 * width)) != 0)
-            throw Error(failure_kind, what + ": data offset " + std::to_string(offset) + " does not fit in " +
-                                          std::to_string(width) + " bytes");
-        field[0] = kOffsetSet;
-        for (std::size_t b = 0; b < width; ++b)
-            field[1 + b] = b < 8 ? static_cast<unsigned char>((offset >> (8 * b)) & 0xFF) : 0;
-        ssize_t n = ::pwrite(fd, field.data(), field.size(), static_cast<off_t>(e.offset_pos));
-        if (n != static_cast<ssize_t>(field.size())) {
-            if (n >= 0) errno = EIO;
-            throw_errno(failure_kind, "cannot write the data offsets of", what);
-        }
-    }
 }
 
 }  // namespace nightjar

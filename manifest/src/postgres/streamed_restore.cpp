@@ -49,6 +49,13 @@ private:
     std::string path_;
 };
 
+// A pg_restore --use-list file naming these dump ids, in this order.
+std::unique_ptr<TempFile> list_file(const std::vector<int>& ids) {
+    std::string text;
+    for (int id : ids) text += std::to_string(id) + "\n";
+    return std::make_unique<TempFile>("nightjar-pgrestore-list", io::as_bytes(text));
+}
+
 // What the workers share: who took which block, the pg_restore runs so far, and the first failure.
 struct Shared {
     std::mutex m;
@@ -239,11 +246,9 @@ public:
         if (ready.empty()) return;
         threads_.emplace_back([this, ready] {
             try {
-                std::string text;
-                for (int id : ready) text += std::to_string(id) + "\n";
-                TempFile list("nightjar-pgrestore-list", io::as_bytes(text));
+                auto list = list_file(ready);
                 shared_.record(run_step(how_, "post-data (" + std::to_string(ready.size()) + " early)",
-                                        {"--section=post-data", "--use-list=" + list.path(), head_path_}));
+                                        {"--section=post-data", "--use-list=" + list->path(), head_path_}));
             } catch (...) {
                 shared_.fail(std::current_exception());
             }
@@ -350,9 +355,7 @@ private:
         if (!shared_.wait_for_pre_data()) throw Error(Kind::Internal, how_.what + ": restore stopped");
         std::vector<int> list = shared_.take_extras();
         list.insert(list.end(), ids_.begin(), ids_.end());
-        std::string text;
-        for (int id : list) text += std::to_string(id) + "\n";
-        list_file_ = std::make_unique<TempFile>("nightjar-pgrestore-list", io::as_bytes(text));
+        list_file_ = list_file(list);
         std::vector<std::string> argv = how_.argv;
         argv.push_back("--use-list=" + list_file_->path());
         SpawnOptions spawn = how_.spawn;
@@ -460,19 +463,18 @@ std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const Stream
     if (shared.error) std::rethrow_exception(shared.error);
 
     if (auto extras = shared.take_extras(); !extras.empty()) {
-        std::string text;
-        for (int id : extras) text += std::to_string(id) + "\n";
-        TempFile list("nightjar-pgrestore-list", io::as_bytes(text));
-        shared.record(run_step(how, "data (sequence positions)", {"--use-list=" + list.path(), head.path()}));
+        auto list = list_file(extras);
+        shared.record(
+            run_step(how, "data (sequence positions)", {"--use-list=" + list->path(), head.path()}));
     }
     std::vector<std::string> post{"--section=post-data"};
     if (how.jobs > 1) post.push_back("--jobs=" + std::to_string(how.jobs));
     std::unique_ptr<TempFile> rest;
     if (auto done = early.started(); !done.empty()) {
-        std::string text;  // every entry but those run early: --section still picks the post-data ones
+        std::vector<int> others;  // every entry but those run early: --section still picks the post-data ones
         for (const auto& e : archive.toc)
-            if (!done.count(e.dump_id)) text += std::to_string(e.dump_id) + "\n";
-        rest = std::make_unique<TempFile>("nightjar-pgrestore-list", io::as_bytes(text));
+            if (!done.count(e.dump_id)) others.push_back(e.dump_id);
+        rest = list_file(others);
         post.push_back("--use-list=" + rest->path());
     }
     post.push_back(head.path());

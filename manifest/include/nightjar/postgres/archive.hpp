@@ -20,7 +20,6 @@ struct PgTocEntry {
     int section = 0;        // 1 none, 2 pre-data, 3 data, 4 post-data (archives from 1.11 on); 0 unknown
     bool has_data = false;  // custom format: a data block belongs to this entry
     int data_state = 0;     // custom format: 1 data offset not set (a piped dump), 2 offset set, 3 no data
-    std::size_t offset_pos = 0;  // where this entry's data-offset field (state byte + offset) starts
 };
 
 struct PgArchive {

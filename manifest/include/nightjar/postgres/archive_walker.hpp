@@ -55,11 +55,4 @@ private:
     int int_have_ = 0;
 };
 
-// Fills in the data offsets of an archive file that pg_dump wrote to a pipe (offset state "not set"), as
-// pg_dump itself does when it writes to a seekable file: pg_restore --jobs then seeks to each block instead
-// of scanning the file for it. `fd` holds the archive from offset 0; errors throw `failure_kind` naming
-// `what`.
-void write_pg_block_offsets(int fd, const PgArchive& archive, const std::map<int, std::uint64_t>& offsets,
-                            const std::string& what, Kind failure_kind);
-
 }  // namespace nightjar
