@@ -1,34 +1,56 @@
 #!/usr/bin/env bash
-# Installs the built binaries, the systemd units (or the cron file) and an example config.
-# Usage: scripts/install.sh [--cron] [--prefix /usr/local]
+# Installs nightjar with `cmake --install`: binaries, man pages, bash completion, systemd units (or the cron
+# file), logrotate snippet and /etc/nightjar/nightjar.json.example. With --destdir (or DESTDIR) everything
+# goes beneath that directory and nothing else on the host is touched. Without it, the units are enabled
+# when systemd runs (the timer and the CDC watchdog), unless --no-enable.
+# Usage: scripts/install.sh [--prefix /usr/local] [--destdir DIR] [--cron] [--no-enable]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prefix=/usr/local
+destdir=${DESTDIR:-}
 use_cron=0
+enable=1
 while [ $# -gt 0 ]; do
   case "$1" in
     --cron) use_cron=1 ;;
+    --no-enable) enable=0 ;;
     --prefix) prefix=$2; shift ;;
-    *) echo "usage: $0 [--cron] [--prefix DIR]" >&2; exit 2 ;;
+    --destdir) destdir=$2; shift ;;
+    *) echo "usage: $0 [--prefix DIR] [--destdir DIR] [--cron] [--no-enable]" >&2; exit 2 ;;
   esac
   shift
 done
-build=${NIGHTJAR_BUILD_DIR:-$root/build}
-[ -x "$build/backup/nightjar-backup" ] || "$root/scripts/build.sh"
-install -D -m 0755 "$build/backup/nightjar-backup" "$prefix/bin/nightjar-backup"
-install -D -m 0755 "$build/restore/nightjar-restore" "$prefix/bin/nightjar-restore"
-install -D -m 0644 "$root/README.md" "$prefix/share/doc/nightjar/README.md"
-install -d -m 0750 /etc/nightjar /var/log/nightjar
-[ -f /etc/nightjar/nightjar.json ] || install -m 0640 "$root/samples/nightjar.json" /etc/nightjar/nightjar.json
-if [ "$use_cron" -eq 1 ]; then
-  install -m 0644 "$root/scripts/cron/nightjar-backup" /etc/cron.d/nightjar-backup
-  echo "installed /etc/cron.d/nightjar-backup"
-else
-  for unit in nightjar-backup.service nightjar-backup.timer nightjar-backup-failed@.service; do
-    sed "s#/usr/local/bin#$prefix/bin#g" "$root/scripts/systemd/$unit" > "/etc/systemd/system/$unit"
-  done
-  systemctl daemon-reload
-  systemctl enable --now nightjar-backup.timer
-  echo "installed and enabled nightjar-backup.timer (next run: systemctl list-timers nightjar-backup.timer)"
+case "$prefix" in /*) ;; *) echo "install: --prefix must be absolute, got $prefix" >&2; exit 2 ;; esac
+
+# Decide everything that can fail before writing anything: no half-installs.
+systemd_up=0
+[ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1 && systemd_up=1
+if [ -z "$destdir" ] && [ "$use_cron" -eq 0 ] && [ "$enable" -eq 1 ] && [ "$systemd_up" -eq 0 ]; then
+  echo "install: systemd is not running here; use --cron, or --no-enable to install the units without enabling them" >&2
+  exit 2
 fi
-echo "edit /etc/nightjar/nightjar.json, then try: $prefix/bin/nightjar-backup --dry-run"
+
+build=${NIGHTJAR_BUILD_DIR:-$root/build-install}
+launcher=()
+command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
+cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX="$prefix" "${launcher[@]}" >/dev/null
+cmake --build "$build" -j "$(nproc)" --target nightjar-backup nightjar-restore man deb_changelog >/dev/null
+DESTDIR="$destdir" cmake --install "$build" >/dev/null
+echo "installed nightjar under ${destdir:-/}${destdir:+ (prefix $prefix)}"
+[ -n "$destdir" ] && exit 0
+
+getent passwd nightjar >/dev/null || {
+  if command -v adduser >/dev/null 2>&1; then adduser --system --group --home /var/lib/nightjar --no-create-home --quiet nightjar
+  else useradd --system --home-dir /var/lib/nightjar --shell /usr/sbin/nologin --user-group nightjar; fi
+}
+install -d -m 0750 /etc/nightjar
+if [ "$use_cron" -eq 1 ]; then
+  install -m 0644 "$build/scripts/units/nightjar-backup" /etc/cron.d/nightjar-backup
+  echo "installed /etc/cron.d/nightjar-backup"
+elif [ "$enable" -eq 1 ]; then
+  systemctl daemon-reload
+  systemctl enable --now nightjar-backup.timer nightjar-cdc-watch.service
+  echo "enabled nightjar-backup.timer and nightjar-cdc-watch.service"
+fi
+[ -f /etc/nightjar/nightjar.json ] || echo "copy /etc/nightjar/nightjar.json.example to /etc/nightjar/nightjar.json and edit it"
+echo "then try: $prefix/bin/nightjar-backup --dry-run"

@@ -3,8 +3,9 @@
 
 namespace nightjar {
 
-// Named crash points for tests: inert unless NIGHTJAR_FAILPOINT equals `name`, which then raises SIGKILL
-// (or SIGSTOP when NIGHTJAR_FAILPOINT_ACTION=stop).
+// Named crash points for tests. Armed only in the test copies of the binaries (build/tests/armed/), where
+// NIGHTJAR_FAILPOINT equal to `name` raises SIGKILL (SIGSTOP when NIGHTJAR_FAILPOINT_ACTION=stop); the
+// shipped binaries link an empty definition and do not read the variable.
 void failpoint(std::string_view name);
 
 }  // namespace nightjar
