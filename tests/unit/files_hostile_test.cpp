@@ -476,3 +476,75 @@ TEST_CASE("files verify: a bounded mutation loop over a sealed archive never cra
     CHECK(crashed == 0);
     CHECK(ok + invalid + thrown == kCases);
 }
+
+TEST_CASE("files verify and plan: a bounded mutation loop over the manifest's entries never crashes",
+          "[files][hostile][fuzz]") {
+    Hostile h;
+    std::vector<TarEntry> tar = {dir("etc"), file("etc/a.conf", "key = value\n"), slink("etc/link", "a.conf"),
+                                 hardlink("etc/hard", "etc/a.conf")};
+    const std::string archive = test::craft_tar(tar);
+    const json valid = test::describe_all(tar);
+    const std::vector<std::string> keys = {"path",   "type", "mode",  "mode_octal", "size",     "target",
+                                           "sha256", "rdev", "mtime", "uid",        "path_hex", "target_hex"};
+    const std::vector<json> values = {"",
+                                      "..",
+                                      "/",
+                                      "/../etc/x",
+                                      "etc//a.conf",
+                                      "/etc/a.conf",
+                                      "/etc",
+                                      "zz",
+                                      "0999",
+                                      "07777",
+                                      "file",
+                                      "dir",
+                                      "symlink",
+                                      "hardlink",
+                                      "fifo",
+                                      "char",
+                                      1e300,
+                                      -1,
+                                      0,
+                                      4294967296LL,
+                                      json::number_unsigned_t(18446744073709551615ULL),
+                                      nullptr,
+                                      json::array(),
+                                      json::object(),
+                                      true,
+                                      std::string(1, '\0'),
+                                      "\xff\xfe"};
+    std::mt19937 rng(4242);
+    FilesComponent component(std::nullopt, {.allow_special = true});
+    const int kCases = 1500;
+    int ok = 0, refused = 0, thrown = 0, crashed = 0;
+    for (int i = 0; i < kCases; ++i) {
+        json entries = valid;
+        for (int k = 0; k < 1 + static_cast<int>(rng() % 3); ++k) {
+            json& e = entries[rng() % entries.size()];
+            const std::string& key = keys[rng() % keys.size()];
+            if (rng() % 5 == 0)
+                e.erase(key);
+            else
+                e[key] = values[rng() % values.size()];
+        }
+        if (rng() % 10 == 0) entries.push_back(entries[rng() % entries.size()]);
+        Artifact art;
+        art.path = "fuzz/files.tar.zst";
+        art.source = {{"entries", entries}};
+        try {
+            test::StringReader r(archive);
+            VerifyOutcome v = component.verify(art, r);
+            RestorePlan plan = component.plan_restore(art, h.options());
+            (v.ok() && plan.refusals.empty() ? ok : refused)++;
+        } catch (const Error&) {
+            ++thrown;
+        } catch (...) {
+            ++crashed;
+        }
+    }
+    WARN("files manifest mutation loop: " << kCases << " cases, " << ok << " accepted, " << refused
+                                          << " refused, " << thrown << " nightjar::Error, " << crashed
+                                          << " other exceptions");
+    CHECK(crashed == 0);
+    CHECK(fs::is_empty(h.target));  // a plan writes nothing
+}
