@@ -337,6 +337,7 @@ TEST_CASE("safe_fs: lookups go component by component and never through a link",
     CHECK_FALSE(files::split_relative("./etc"));
     CHECK_FALSE(files::split_relative("a/../b"));
     CHECK_FALSE(files::split_relative("a/"));
+    CHECK_FALSE(files::split_relative(std::string_view("etc\0/x", 6)));
     CHECK(*files::split_relative("etc/x") == std::vector<std::string>{"etc", "x"});
 }
 

@@ -69,7 +69,8 @@ std::optional<std::vector<std::string>> split_relative(std::string_view rel) {
     for (;;) {
         std::size_t end = rel.find('/', start);
         std::string_view part = rel.substr(start, end == std::string_view::npos ? rel.npos : end - start);
-        if (part.empty() || part == "." || part == "..") return std::nullopt;
+        if (part.empty() || part == "." || part == ".." || part.find('\0') != std::string_view::npos)
+            return std::nullopt;
         parts.emplace_back(part);
         if (end == std::string_view::npos) break;
         start = end + 1;

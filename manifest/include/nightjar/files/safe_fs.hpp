@@ -16,7 +16,7 @@
 namespace nightjar::files {
 
 // A relative path as its components. nullopt when it is empty or absolute, or has an empty, "." or ".."
-// component ("etc//x", "./etc", "a/../b").
+// component ("etc//x", "./etc", "a/../b"), or a NUL byte (a system call would cut the name there).
 std::optional<std::vector<std::string>> split_relative(std::string_view rel);
 std::string join(const std::vector<std::string>& parts, std::size_t count);
 
