@@ -549,3 +549,25 @@ TEST_CASE("files verify and plan: a bounded mutation loop over the manifest's en
     CHECK(crashed == 0);
     CHECK(fs::is_empty(h.target));  // a plan writes nothing
 }
+
+TEST_CASE("files restore: a live link or hardlink in the target is replaced, never written through",
+          "[files][hostile]") {
+    Hostile h;
+    Artifact art = h.seal({dir("etc"), file("etc/keep", "from the backup\n")});
+    REQUIRE(h.verify(art).ok());
+    SECTION("a symlink to a file outside") {
+        fs::create_directories(h.target / "etc");
+        fs::create_symlink(h.outside / "secret", h.target / "etc/keep");
+    }
+    SECTION("a hardlink to a file outside") {
+        fs::create_directories(h.target / "etc");
+        fs::create_hard_link(h.outside / "secret", h.target / "etc/keep");
+    }
+    const std::string outside_before = test::tree_hash(h.outside);
+    RestoreReport r = h.restore(art, h.options());
+    CHECK(r.problems.empty());
+    CHECK(test::read_file(h.target / "etc/keep") == "from the backup\n");
+    CHECK(test::read_file(h.outside / "secret") == "outside\n");
+    CHECK(test::read_file(h.target / ".nightjar-replaced-b1/etc/keep") == "outside\n");
+    CHECK(test::tree_hash(h.outside) == outside_before);
+}
