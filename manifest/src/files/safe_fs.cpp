@@ -41,6 +41,8 @@ int open_beneath(int dir, const std::string& rel) {
     if (errno == ENOSYS || errno == EPERM || errno == E2BIG || errno == EINVAL) g_openat2.store(0);
     return -1;
 #else
+    (void)dir;
+    (void)rel;
     g_openat2.store(0);
     errno = ENOSYS;
     return -1;
