@@ -27,6 +27,9 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_option("--jobs", jobs, "pg_restore parallel jobs (default: one per core, at most 4)")
         ->check(CLI::Range(1, 64));
     app.add_flag("--skip-globals", skip_globals, "Do not restore PostgreSQL roles and tablespaces");
+    app.add_flag(
+        "--allow-special", allow_special,
+        "Files: restore FIFOs, devices and sockets the manifest declares (else a verification failure)");
     app.add_flag("--json", json, "Print a JSON summary on stdout");
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
     app.add_flag(

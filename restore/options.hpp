@@ -23,6 +23,7 @@ struct RestoreCliOptions {
     std::vector<std::string> db_names;  // postgres: OLD=NEW renames
     int jobs = 0;                       // postgres: pg_restore jobs (0 = one per core, at most 4)
     bool skip_globals = false;          // postgres: leave roles and tablespaces alone
+    bool allow_special = false;         // files: restore FIFOs, devices and sockets the manifest declares
     bool json = false;        // one JSON summary on stdout
     bool quiet = false;
     bool redis_flush = false;      // redis live mode: empty the target first

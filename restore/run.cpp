@@ -100,6 +100,7 @@ RestoreOptions restore_options(const RestoreCliOptions& o, const Manifest& manif
     ropts.backup_id = manifest.id;
     if (!o.target_dir.empty()) ropts.target_dir = fs::absolute(o.target_dir);
     ropts.clean = o.clean;
+    ropts.allow_special = o.allow_special;
     ropts.force = o.force;
     ropts.redis_flush = o.redis_flush || o.clean;
     ropts.redis_mode = !o.redis_mode.empty() ? o.redis_mode : o.redis_rdb_path.empty() ? "live" : "file";
@@ -166,7 +167,7 @@ int run_restore(const RestoreCliOptions& o) {
     };
     for (std::size_t i = 0; i < selected.size(); ++i) {
         const Artifact* a = selected[i];
-        components.push_back(make_restore_component(a->component));
+        components.push_back(make_restore_component(a->component, ropts));
         Component& component = *components.back();
         summary["artifacts"].push_back({{"name", a->name}, {"component", a->component}, {"path", a->path}});
         // A dry run checks each format in full. A real restore of a component that proves its content as it

@@ -36,8 +36,10 @@ std::vector<std::unique_ptr<Component>> make_components(const Config& config,
     return out;
 }
 
-std::unique_ptr<Component> make_restore_component(std::string_view kind) {
-    if (kind == "files") return std::make_unique<FilesComponent>();
+std::unique_ptr<Component> make_restore_component(std::string_view kind, const RestoreOptions& options) {
+    if (kind == "files")
+        return std::make_unique<FilesComponent>(std::nullopt,
+                                                FilesRestoreSettings{.allow_special = options.allow_special});
     if (kind == "redis") return std::make_unique<RedisComponent>();
     if (kind == "postgres") return std::make_unique<PostgresComponent>();
     throw Error(Kind::Verification, "unknown component kind in manifest: " + std::string(kind));

@@ -67,8 +67,9 @@ struct RestoreOptions {
     int db_port = 0;           // postgres: its port (0 = the recorded one)
     std::string db_user = "";  // postgres: connect as this role ("" = the recorded one)
     std::map<std::string, std::string> db_rename = {};  // postgres: --db-name OLD=NEW, restore OLD into NEW
-    int jobs = 0;               // postgres: pg_restore jobs; 0 = one per core, at most 4
-    bool skip_globals = false;  // postgres: do not restore roles and tablespaces
+    int jobs = 0;                // postgres: pg_restore jobs; 0 = one per core, at most 4
+    bool skip_globals = false;   // postgres: do not restore roles and tablespaces
+    bool allow_special = false;  // files: FIFOs, devices and sockets the manifest declares may be restored
     // Another reader of an artifact's decompressed content from its start, without digest checks (the
     // `content` a restore is given proves them), for a restore that reads in parallel. May be empty.
     std::function<std::unique_ptr<io::Reader>(const Artifact&)> reopen_content = {};
@@ -122,6 +123,7 @@ std::vector<std::string> skipped_kinds(bool skip_config, bool skip_db, bool skip
 std::vector<std::unique_ptr<Component>> make_components(const Config& config,
                                                         const std::vector<std::string>& skip);
 // The component that restores artifacts of `kind` (no config needed). Kind::Verification for an unknown kind.
-std::unique_ptr<Component> make_restore_component(std::string_view kind);
+// `options` carries what its verify must know beforehand (files: allow_special).
+std::unique_ptr<Component> make_restore_component(std::string_view kind, const RestoreOptions& options = {});
 
 }  // namespace nightjar

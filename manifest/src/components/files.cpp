@@ -13,12 +13,14 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <exception>
 #include <map>
 #include <set>
 
 #include "nightjar/error.hpp"
+#include "nightjar/files/safe_fs.hpp"
 #include "nightjar/io/fd.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/json_fields.hpp"
@@ -51,19 +53,69 @@ constexpr const char* kReplacedPrefix = ".nightjar-replaced-";
 // One entry of the archive as the manifest records it. `path` is absolute ("/etc/x"), raw bytes.
 struct FileEntry {
     std::string path;
-    char type = 'f';  // 'f' file, 'd' directory, 'l' symlink
+    // 'f' file, 'd' directory, 'l' symlink, 'h' hardlink to an earlier file of the archive, and the
+    // specials ('p' FIFO, 'c' character device, 'b' block device, 's' socket), restored only with
+    // --allow-special. The backup itself records only f, d and l.
+    char type = 'f';
     std::uint32_t mode = 0;
     std::uint32_t uid = 0, gid = 0;
     std::string owner, group;
     std::int64_t mtime = 0;
     std::int64_t mtime_nsec = 0;
     std::uint64_t size = 0;
-    std::string sha256;  // files only
-    std::string target;  // symlinks only, raw bytes
+    std::string sha256;      // files only
+    std::string target;      // symlinks: raw bytes; hardlinks: the absolute path of the earlier entry
+    std::uint64_t rdev = 0;  // devices only
 };
 
+bool is_special(char t) {
+    return t == 'p' || t == 'c' || t == 'b' || t == 's';
+}
+
 std::string type_name(char t) {
-    return t == 'd' ? "dir" : t == 'l' ? "symlink" : "file";
+    switch (t) {
+        case 'f':
+            return "file";
+        case 'd':
+            return "dir";
+        case 'l':
+            return "symlink";
+        case 'h':
+            return "hardlink";
+        case 'p':
+            return "fifo";
+        case 'c':
+            return "char";
+        case 'b':
+            return "block";
+        case 's':
+            return "socket";
+        default:
+            return "unknown";
+    }
+}
+
+char type_of(const std::string& name) {
+    for (char t : std::string("fdlhpcbs"))
+        if (type_name(t) == name) return t;
+    return '?';
+}
+
+char type_of(const struct stat& st) {
+    return S_ISDIR(st.st_mode)    ? 'd'
+           : S_ISLNK(st.st_mode)  ? 'l'
+           : S_ISREG(st.st_mode)  ? 'f'
+           : S_ISFIFO(st.st_mode) ? 'p'
+           : S_ISCHR(st.st_mode)  ? 'c'
+           : S_ISBLK(st.st_mode)  ? 'b'
+           : S_ISSOCK(st.st_mode) ? 's'
+                                  : '?';
+}
+
+std::string octal(std::uint32_t mode) {
+    char buf[16];
+    std::snprintf(buf, sizeof buf, "%04o", mode & 07777);
+    return buf;
 }
 
 std::string to_hex(std::string_view s) {
@@ -105,6 +157,7 @@ std::string get_bytes(const JsonFields& f, const std::string& key) {
 json entry_json(const FileEntry& e) {
     json j{{"type", type_name(e.type)},
            {"mode", e.mode},
+           {"mode_octal", octal(e.mode)},
            {"uid", e.uid},
            {"gid", e.gid},
            {"owner", e.owner},
@@ -114,16 +167,37 @@ json entry_json(const FileEntry& e) {
            {"size", e.size}};
     put_bytes(j, "path", e.path);
     if (e.type == 'f') j["sha256"] = e.sha256;
-    if (e.type == 'l') put_bytes(j, "target", e.target);
+    if (e.type == 'l' || e.type == 'h') put_bytes(j, "target", e.target);
+    if (e.type == 'c' || e.type == 'b') j["rdev"] = e.rdev;
     return j;
+}
+
+// "mode" (a number) and "mode_octal" ("0644"): either is enough (older manifests have only the number);
+// when both are there they must agree.
+std::uint32_t mode_from_json(const JsonFields& f) {
+    std::optional<std::uint32_t> octal_mode;
+    if (f.has("mode_octal")) {
+        std::string s = f.string("mode_octal");
+        if (s.empty() || s.size() > 5 || s.find_first_not_of("01234567") != std::string::npos)
+            f.fail("mode_octal", "expected an octal mode like \"0644\", got \"" + s + "\"");
+        unsigned long v = std::stoul(s, nullptr, 8);
+        if (v > 07777) f.fail("mode_octal", "expected an octal mode up to 07777, got \"" + s + "\"");
+        octal_mode = static_cast<std::uint32_t>(v);
+    }
+    if (octal_mode && !f.has("mode")) return *octal_mode;
+    auto mode = static_cast<std::uint32_t>(f.integer("mode", 0, 07777));
+    if (octal_mode && *octal_mode != mode)
+        f.fail("mode_octal", "\"" + octal(*octal_mode) + "\" differs from mode " + octal(mode));
+    return mode;
 }
 
 FileEntry entry_from_json(const JsonFields& f) {
     FileEntry e;
     e.path = get_bytes(f, "path");
-    std::string t = f.choice("type", {"file", "dir", "symlink"}, "file");
-    e.type = t == "dir" ? 'd' : t == "symlink" ? 'l' : 'f';
-    e.mode = static_cast<std::uint32_t>(f.integer("mode", 0, 07777));
+    std::string t =
+        f.choice("type", {"file", "dir", "symlink", "hardlink", "fifo", "char", "block", "socket"}, "file");
+    e.type = type_of(t);
+    e.mode = mode_from_json(f);
     e.uid = static_cast<std::uint32_t>(f.integer("uid", 0, 0xFFFFFFFFLL));
     e.gid = static_cast<std::uint32_t>(f.integer("gid", 0, 0xFFFFFFFFLL));
     e.owner = f.string_or("owner", "");
@@ -135,7 +209,8 @@ FileEntry entry_from_json(const JsonFields& f) {
         e.sha256 = f.string("sha256");
         if (!io::is_sha256_hex(e.sha256)) f.fail("sha256", "malformed SHA-256");
     }
-    if (e.type == 'l') e.target = get_bytes(f, "target");
+    if (e.type == 'l' || e.type == 'h') e.target = get_bytes(f, "target");
+    if (e.type == 'c' || e.type == 'b') e.rdev = f.uint64("rdev");
     return e;
 }
 
@@ -348,24 +423,6 @@ std::string display(const std::string& raw) {
     return out;
 }
 
-// Lexically: does a symlink at `name` (relative to the root) pointing at `target` stay inside the root?
-bool link_stays_inside(const std::string& name, const std::string& target, bool root_is_slash) {
-    if (target.empty()) return false;
-    if (target[0] == '/') return root_is_slash;
-    int depth = 0;
-    fs::path parent = fs::path(name).parent_path();
-    for (const auto& part : parent)
-        if (part != "." && !part.empty()) ++depth;
-    for (const auto& part : fs::path(target)) {
-        if (part == "..") {
-            if (--depth < 0) return false;
-        } else if (part != "." && !part.empty()) {
-            ++depth;
-        }
-    }
-    return true;
-}
-
 // The entry's path as the manifest names it: libarchive reports directories with a trailing slash.
 std::string entry_name(archive_entry* entry) {
     const char* raw = archive_entry_pathname(entry);
@@ -374,53 +431,185 @@ std::string entry_name(archive_entry* entry) {
     return name;
 }
 
+// The type of a tar entry in the manifest's letters ('?' for anything else).
+char tar_type(archive_entry* entry) {
+    if (archive_entry_hardlink(entry)) return 'h';
+    switch (archive_entry_filetype(entry)) {
+        case AE_IFREG:
+            return 'f';
+        case AE_IFDIR:
+            return 'd';
+        case AE_IFLNK:
+            return 'l';
+        case AE_IFIFO:
+            return 'p';
+        case AE_IFCHR:
+            return 'c';
+        case AE_IFBLK:
+            return 'b';
+        case AE_IFSOCK:
+            return 's';
+        default:
+            return '?';
+    }
+}
+
+// What differs between a tar header and the manifest's entry for it ("" when they agree): type, mode,
+// size, link target, device number.
+std::string header_mismatch(const FileEntry& e, archive_entry* entry) {
+    const std::string p = display(e.path);
+    char t = tar_type(entry);
+    if (t != e.type)
+        return "type differs from the manifest: " + p + " (manifest: " + type_name(e.type) +
+               ", archive: " + type_name(t) + ")";
+    auto perm = static_cast<std::uint32_t>(archive_entry_perm(entry)) & 07777;
+    if (perm != e.mode)
+        return "mode differs from the manifest: " + p + " (manifest: " + octal(e.mode) +
+               ", archive: " + octal(perm) + ")";
+    if (e.type != 'h') {
+        la_int64_t size = archive_entry_size_is_set(entry) ? archive_entry_size(entry) : 0;
+        if (size < 0 || static_cast<std::uint64_t>(size) != e.size)
+            return "size differs from the manifest: " + p + " (manifest: " + std::to_string(e.size) +
+                   ", archive: " + std::to_string(size) + ")";
+    }
+    if (e.type == 'l') {
+        const char* link = archive_entry_symlink(entry);
+        if ((link ? link : "") != e.target) return "link target differs from the manifest: " + p;
+    }
+    if (e.type == 'h') {
+        std::string link = archive_entry_hardlink(entry);
+        while (link.size() > 1 && link.back() == '/') link.pop_back();
+        if (link != archive_name(e.target)) return "hardlink target differs from the manifest: " + p;
+    }
+    if ((e.type == 'c' || e.type == 'b') && static_cast<std::uint64_t>(archive_entry_rdev(entry)) != e.rdev)
+        return "device number differs from the manifest: " + p;
+    return "";
+}
+
+std::string special_refusal(const FileEntry& e) {
+    return "special file (" + type_name(e.type) + ") in the backup: " + display(e.path) +
+           ": pass --allow-special to restore it";
+}
+
+// The manifest's entries, by archive name, with what verify and the restore walk both check per tar entry:
+// every entry named once, in the manifest's order, matching its header; hardlinks only to an earlier
+// file of the same archive.
+class ArchiveMatcher {
+public:
+    ArchiveMatcher(std::vector<FileEntry> entries, bool allow_special) : entries_(std::move(entries)) {
+        allow_special_ = allow_special;
+        seen_.assign(entries_.size(), false);
+        for (std::size_t i = 0; i < entries_.size(); ++i)
+            if (!index_.emplace(archive_name(entries_[i].path), i).second)
+                problems_.push_back("listed twice in the manifest: " + display(entries_[i].path));
+    }
+
+    // The manifest entry for this tar header, or nullptr (with the reason in `problem`).
+    const FileEntry* match(archive_entry* entry, std::string& problem) {
+        std::string name = entry_name(entry);
+        auto it = index_.find(name);
+        if (it == index_.end()) {
+            problem = "entry not in the manifest: " + display(name);
+            return nullptr;
+        }
+        std::size_t i = it->second;
+        const FileEntry& e = entries_[i];
+        if (seen_[i]) {
+            problem = "appears twice in the archive: " + display(e.path);
+            return nullptr;
+        }
+        seen_[i] = true;
+        if (any_ && i < last_) {
+            problem = "archive entry out of the manifest's order: " + display(e.path);
+            return nullptr;
+        }
+        any_ = true;
+        last_ = i;
+        problem = header_mismatch(e, entry);
+        if (problem.empty() && is_special(e.type) && !allow_special_) problem = special_refusal(e);
+        if (problem.empty() && e.type == 'h' && !files_.count(archive_name(e.target)))
+            problem = "hardlink target is not an earlier file of the archive: " + display(e.path) + " -> " +
+                      display(e.target);
+        if (e.type == 'f') files_.insert(name);
+        return problem.empty() ? &e : nullptr;
+    }
+
+    // Manifest entries the archive never had.
+    std::vector<std::string> missing() const {
+        std::vector<std::string> out;
+        for (std::size_t i = 0; i < entries_.size(); ++i)
+            if (!seen_[i]) out.push_back("missing from the archive: " + display(entries_[i].path));
+        return out;
+    }
+    const std::vector<std::string>& problems() const { return problems_; }
+
+private:
+    std::vector<FileEntry> entries_;
+    std::map<std::string, std::size_t> index_;
+    std::vector<bool> seen_;
+    std::set<std::string> files_;  // archive names of the regular files seen so far
+    std::vector<std::string> problems_;
+    std::size_t last_ = 0;
+    bool any_ = false;
+    bool allow_special_ = false;
+};
+
 enum class Change { New, Changed, Unchanged };
 
-Change compare_with_target(const FileEntry& e, const fs::path& dest) {
-    struct stat st {};
-    if (::lstat(dest.c_str(), &st) != 0) return Change::New;
-    char t = S_ISDIR(st.st_mode) ? 'd' : S_ISLNK(st.st_mode) ? 'l' : S_ISREG(st.st_mode) ? 'f' : '?';
+// Compares an entry with what the target has at `name` in the directory `dir` (opened through the safe
+// layer). `st` is that node's lstat, nullopt when absent. Nothing is followed and nothing blocks: a file is
+// opened O_NOFOLLOW|O_NONBLOCK and must be the regular file of the recorded size.
+Change compare_at(int dir, const std::string& name, const std::optional<struct stat>& st,
+                  const FileEntry& e) {
+    if (!st) return Change::New;
+    char t = type_of(*st);
+    if (e.type == 'h') return Change::Changed;  // relinked every time: cheap, and never through the target
     if (t != e.type) return Change::Changed;
-    if ((st.st_mode & 07777) != e.mode && e.type != 'l') return Change::Changed;
+    if ((st->st_mode & 07777) != e.mode && e.type != 'l') return Change::Changed;
     if (e.type == 'd') return Change::Unchanged;  // a directory's contents are judged entry by entry
-    if (st.st_mtim.tv_sec != e.mtime) return Change::Changed;
+    if (is_special(e.type))
+        return (e.type != 'c' && e.type != 'b') || st->st_rdev == e.rdev ? Change::Unchanged
+                                                                         : Change::Changed;
+    if (st->st_mtim.tv_sec != e.mtime) return Change::Changed;
     if (e.type == 'l') {
-        std::string buf(4096, '\0');
-        ssize_t n = ::readlink(dest.c_str(), buf.data(), buf.size());
+        std::string buf(static_cast<std::size_t>(st->st_size) + 2, '\0');
+        ssize_t n = ::readlinkat(dir, name.c_str(), buf.data(), buf.size());
         return n >= 0 && buf.substr(0, static_cast<std::size_t>(n)) == e.target ? Change::Unchanged
                                                                                 : Change::Changed;
     }
-    if (static_cast<std::uint64_t>(st.st_size) != e.size) return Change::Changed;
-    int fd = ::open(dest.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+    if (static_cast<std::uint64_t>(st->st_size) != e.size) return Change::Changed;
+    int fd = ::openat(dir, name.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
     if (fd < 0) return Change::Changed;
-    io::FdReader reader(io::UniqueFd(fd), dest.string());
+    io::UniqueFd owned(fd);
+    struct stat now {};
+    if (::fstat(fd, &now) != 0 || !S_ISREG(now.st_mode) || static_cast<std::uint64_t>(now.st_size) != e.size)
+        return Change::Changed;
+    io::FdReader reader(std::move(owned), name);
     io::Sha256 sha;
     std::vector<std::byte> buf(256 * 1024);
     while (std::size_t n = reader.read(buf)) sha.update(io::Bytes(buf.data(), n));
     return sha.hex() == e.sha256 ? Change::Unchanged : Change::Changed;
 }
 
-// Restores the caller's working directory when it goes out of scope.
-class ScopedChdir {
-public:
-    explicit ScopedChdir(const fs::path& dir) {
-        saved_ = ::open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-        if (saved_ < 0) throw_errno(Kind::RestoreFailed, "cannot open the current directory", ".");
-        if (::chdir(dir.c_str()) != 0) {
-            ::close(saved_);
-            throw_errno(Kind::RestoreFailed, "cannot enter restore target", dir.string());
-        }
+std::string blocked_reason(files::Blocked b) {
+    switch (b) {
+        case files::Blocked::Symlink:
+            return "is a symlink in the target (never followed)";
+        case files::Blocked::NotDirectory:
+            return "is not a directory in the target";
+        default:
+            return "cannot be opened in the target";
     }
-    ~ScopedChdir() {
-        if (::fchdir(saved_) != 0) log::warn("could not return to the previous working directory");
-        ::close(saved_);
-    }
+}
 
-private:
-    int saved_ = -1;
-};
+std::string replaced_dir_name(const RestoreOptions& options) {
+    return std::string(kReplacedPrefix) + (options.backup_id.empty() ? "restore" : options.backup_id);
+}
 
 }  // namespace
+
+FilesComponent::FilesComponent(std::optional<FilesConfig> config, FilesRestoreSettings settings)
+    : config_(std::move(config)), settings_(settings) {}
 
 CheckReport FilesComponent::check() const {
     CheckReport report;
@@ -552,31 +741,24 @@ DumpResult FilesComponent::dump(DumpContext& context, Staging& staging) {
 }
 
 VerifyOutcome FilesComponent::verify(const Artifact& artifact, io::Reader& content) const {
-    std::map<std::string, FileEntry> expected;
-    for (auto& e : entries_of(artifact)) expected.emplace(archive_name(e.path), std::move(e));
+    ArchiveMatcher matcher(entries_of(artifact), settings_.allow_special);
+    std::vector<std::string> wrong = matcher.problems();
     std::string what = "artifact " + artifact.path;
     ArchiveHandle tar{archive_read_new(), true};
     ArchiveSource src{content, std::vector<std::byte>(io::kChunkSize), nullptr};
     open_tar(tar.a, src, what);
-    std::vector<std::string> wrong;
-    std::set<std::string> seen;
     while (archive_entry* entry = next_entry(tar.a, src, what)) {
-        std::string name = entry_name(entry);
+        std::string problem;
+        const FileEntry* e = matcher.match(entry, problem);
         std::string digest = read_entry_data(tar.a, src, what, [](io::Bytes) {});
-        auto it = expected.find(name);
-        if (it == expected.end()) {
-            wrong.push_back("entry not in the manifest: " + display(name));
+        if (!e) {
+            wrong.push_back(problem);
             continue;
         }
-        seen.insert(name);
-        const FileEntry& e = it->second;
-        if (e.type == 'f' && digest != e.sha256)
-            wrong.push_back("content differs from the manifest: " + display(e.path));
-        if (e.type == 'l' && (archive_entry_symlink(entry) ? archive_entry_symlink(entry) : "") != e.target)
-            wrong.push_back("link target differs from the manifest: " + display(e.path));
+        if (e->type == 'f' && digest != e->sha256)
+            wrong.push_back("content differs from the manifest: " + display(e->path));
     }
-    for (const auto& [name, e] : expected)
-        if (!seen.count(name)) wrong.push_back("missing from the archive: " + display(e.path));
+    for (auto& m : matcher.missing()) wrong.push_back(std::move(m));
     if (wrong.empty()) return {};
     std::string detail = wrong.front();
     if (wrong.size() > 1) detail += " (and " + std::to_string(wrong.size() - 1) + " more)";
@@ -585,32 +767,171 @@ VerifyOutcome FilesComponent::verify(const Artifact& artifact, io::Reader& conte
 
 RestorePlan FilesComponent::plan_restore(const Artifact& artifact, const RestoreOptions& options) const {
     RestorePlan plan;
-    const bool to_slash = !options.target_dir;
-    const fs::path root = options.target_dir.value_or("/");
+    const bool allow_special = settings_.allow_special || options.allow_special;
+    const fs::path root_path = options.target_dir.value_or("/");
+    auto refuse = [&plan](std::string r) { plan.refusals.push_back(std::move(r)); };
+    std::optional<files::SafeRoot> root;
+    try {
+        root = files::SafeRoot::open(root_path);
+    } catch (const Error& e) {
+        refuse(e.what());
+        return plan;
+    }
+    const std::string replaced = replaced_dir_name(options);
+    const std::vector<FileEntry> entries = entries_of(artifact);
+    std::map<std::string, char> declared;  // archive name -> type (the first of a name)
+    for (const auto& e : entries) declared.emplace(archive_name(e.path), e.type);
+    std::set<std::string> named;      // names planned so far
+    std::set<std::string> recreated;  // directories that replace a non-directory: all below them is new
     int counts[3] = {0, 0, 0};
-    for (const auto& e : entries_of(artifact)) {
-        std::string name = archive_name(e.path);
-        if (!is_safe_relative(name) || name.rfind(kReplacedPrefix, 0) == 0) {
-            plan.refusals.push_back("unsafe path in backup (absolute or with ..): " + display(e.path));
+    for (const auto& e : entries) {
+        const std::string name = archive_name(e.path);
+        auto parts = files::split_relative(name);
+        if (!parts || (*parts)[0].rfind(kReplacedPrefix, 0) == 0) {
+            refuse("unsafe path in backup (absolute or with ..): " + display(e.path));
             continue;
         }
-        if (e.type == 'l' && !link_stays_inside(name, e.target, to_slash)) {
-            plan.refusals.push_back("symlink leads outside the restore target: " + display(e.path) + " -> " +
-                                    display(e.target));
+        if (!named.insert(name).second) {
+            refuse("listed twice in the manifest: " + display(e.path));
             continue;
         }
-        Change c = compare_with_target(e, root / name);
+        std::string beneath;
+        for (std::size_t k = 1; k < parts->size() && beneath.empty(); ++k)
+            if (auto it = declared.find(files::join(*parts, k)); it != declared.end() && it->second != 'd')
+                beneath = type_name(it->second) + " " + display("/" + it->first);
+        if (!beneath.empty()) {
+            refuse("entry beneath a " + beneath + " of the backup (never followed): " + display(e.path));
+            continue;
+        }
+        if (is_special(e.type) && !allow_special) {
+            refuse(special_refusal(e));
+            continue;
+        }
+        if (e.type == 'h') {
+            std::string to = archive_name(e.target);
+            auto it = declared.find(to);
+            if (to == name || !named.count(to) || it == declared.end() || it->second != 'f') {
+                refuse("hardlink target is not an earlier file of the archive: " + display(e.path) + " -> " +
+                       display(e.target));
+                continue;
+            }
+        }
+        Change c = Change::New;
+        bool below_recreated = false;
+        for (std::size_t k = 1; k < parts->size() && !below_recreated; ++k)
+            below_recreated = recreated.count(files::join(*parts, k)) > 0;
+        if (root && !below_recreated) {
+            files::DirLookup dir = root->lookup_dir(*parts, parts->size() - 1);
+            if (dir.blocked != files::Blocked::None && dir.blocked != files::Blocked::Missing) {
+                refuse("a parent " + blocked_reason(dir.blocked) + ": " + display(root->shown(dir.at)) +
+                       " (for " + display(e.path) + ")");
+                continue;
+            }
+            if (dir.blocked == files::Blocked::None) {
+                auto st = files::stat_at(dir.fd.get(), parts->back(), root->shown(name));
+                c = compare_at(dir.fd.get(), parts->back(), st, e);
+                if (st && c == Change::Changed && e.type == 'd' && S_ISLNK(st->st_mode)) {
+                    refuse("the backup has a directory where the target has a symlink (never followed): " +
+                           display(root->shown(name)));
+                    continue;
+                }
+                if (st && c == Change::Changed && !(S_ISDIR(st->st_mode) && e.type == 'd')) {
+                    if (e.type == 'd') recreated.insert(name);
+                    // The replaced node goes aside through the same layer: its folder must not be a link.
+                    std::vector<std::string> aside{replaced};
+                    aside.insert(aside.end(), parts->begin(), parts->end() - 1);
+                    files::DirLookup a = root->lookup_dir(aside, aside.size());
+                    if (a.blocked != files::Blocked::None && a.blocked != files::Blocked::Missing) {
+                        refuse("cannot keep the replaced file aside: " + display(root->shown(a.at)) + " " +
+                               blocked_reason(a.blocked) + " (for " + display(e.path) + ")");
+                        continue;
+                    }
+                }
+            }
+        }
         ++counts[static_cast<int>(c)];
         if (c != Change::Unchanged)
             plan.lines.push_back(std::string(c == Change::New ? "new     " : "changed ") +
-                                 display((root / name).string()));
+                                 display((root_path / name).string()));
     }
     plan.summary = {
-        {"target", root.string()}, {"new", counts[0]}, {"changed", counts[1]}, {"unchanged", counts[2]}};
+        {"target", root_path.string()}, {"new", counts[0]}, {"changed", counts[1]}, {"unchanged", counts[2]}};
     plan.lines.push_back("files: " + std::to_string(counts[0]) + " new, " + std::to_string(counts[1]) +
-                         " changed, " + std::to_string(counts[2]) + " unchanged under " + root.string());
+                         " changed, " + std::to_string(counts[2]) + " unchanged under " + root_path.string());
     return plan;
 }
+
+namespace {
+
+uid_t uid_for(const FileEntry& e) {
+    if (!e.owner.empty()) {
+        struct passwd pw {
+        }, *res = nullptr;
+        char buf[4096];
+        if (getpwnam_r(e.owner.c_str(), &pw, buf, sizeof buf, &res) == 0 && res) return res->pw_uid;
+    }
+    return e.uid;
+}
+
+gid_t gid_for(const FileEntry& e) {
+    if (!e.group.empty()) {
+        struct group gr {
+        }, *res = nullptr;
+        char buf[4096];
+        if (getgrnam_r(e.group.c_str(), &gr, buf, sizeof buf, &res) == 0 && res) return res->gr_gid;
+    }
+    return e.gid;
+}
+
+struct timespec mtime_of(const FileEntry& e) {
+    struct timespec t {};
+    t.tv_sec = static_cast<time_t>(e.mtime);
+    t.tv_nsec = static_cast<long>(e.mtime_nsec);
+    return t;
+}
+
+// Owner (as root only), mode and mtime of an open file or directory.
+void set_meta_fd(int fd, const FileEntry& e, bool as_root, const std::string& shown) {
+    if (as_root && ::fchown(fd, uid_for(e), gid_for(e)) != 0)
+        throw_errno(Kind::RestoreFailed, "files: cannot set the owner of", shown);
+    if (::fchmod(fd, e.mode) != 0) throw_errno(Kind::RestoreFailed, "files: cannot set the mode of", shown);
+    struct timespec times[2] = {{0, UTIME_OMIT}, mtime_of(e)};
+    if (::futimens(fd, times) != 0) throw_errno(Kind::RestoreFailed, "files: cannot set the mtime of", shown);
+}
+
+// The same for a node that cannot be opened (a symlink, a special file), by name, never following it.
+void set_meta_at(int dir, const std::string& name, const FileEntry& e, bool as_root,
+                 const std::string& shown) {
+    if (as_root && ::fchownat(dir, name.c_str(), uid_for(e), gid_for(e), AT_SYMLINK_NOFOLLOW) != 0)
+        throw_errno(Kind::RestoreFailed, "files: cannot set the owner of", shown);
+    if (e.type != 'l' && ::fchmodat(dir, name.c_str(), e.mode, 0) != 0)
+        throw_errno(Kind::RestoreFailed, "files: cannot set the mode of", shown);
+    struct timespec times[2] = {{0, UTIME_OMIT}, mtime_of(e)};
+    if (::utimensat(dir, name.c_str(), times, AT_SYMLINK_NOFOLLOW) != 0)
+        throw_errno(Kind::RestoreFailed, "files: cannot set the mtime of", shown);
+}
+
+// Moves `name` (in `dir`, the parent of the entry `parts`) into <root>/<replaced>/<parent path>/, never
+// over something already kept there (a second copy gets a ".~N" suffix).
+void move_aside(const files::SafeRoot& root, const std::string& replaced,
+                const std::vector<std::string>& parts, int dir, const std::string& shown) {
+    std::vector<std::string> aside{replaced};
+    aside.insert(aside.end(), parts.begin(), parts.end() - 1);
+    files::DirLookup a = root.lookup_dir(aside, aside.size(), true, 0700);
+    if (a.blocked != files::Blocked::None)
+        throw Error(Kind::RestoreFailed, "files: cannot move aside the file to be replaced: " + shown + ": " +
+                                             display(root.shown(a.at)) + " " + blocked_reason(a.blocked));
+    const std::string& name = parts.back();
+    for (int n = 0; n < 1000; ++n) {
+        std::string kept = n == 0 ? name : name + ".~" + std::to_string(n);
+        if (::renameat2(dir, name.c_str(), a.fd.get(), kept.c_str(), RENAME_NOREPLACE) == 0) return;
+        if (errno == EINVAL && ::renameat(dir, name.c_str(), a.fd.get(), kept.c_str()) == 0) return;
+        if (errno != EEXIST && errno != ENOTEMPTY) break;
+    }
+    throw_errno(Kind::RestoreFailed, "files: cannot move aside the file to be replaced", shown);
+}
+
+}  // namespace
 
 RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& content,
                                       const RestoreOptions& options) {
@@ -620,89 +941,140 @@ RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& cont
         if (plan.refusals.size() > 1) msg += " (and " + std::to_string(plan.refusals.size() - 1) + " more)";
         throw Error(Kind::RestoreFailed, msg);
     }
-    const fs::path root = options.target_dir.value_or("/");
-    std::error_code ec;
-    fs::create_directories(root, ec);
-    if (ec)
-        throw Error(Kind::RestoreFailed,
-                    "files: cannot create restore target " + root.string() + ": " + ec.message());
-
-    std::map<std::string, FileEntry> expected;
-    for (auto& e : entries_of(artifact)) expected.emplace(archive_name(e.path), std::move(e));
-    const std::string replaced_dir =
-        std::string(kReplacedPrefix) + (options.backup_id.empty() ? "restore" : options.backup_id);
+    const bool allow_special = settings_.allow_special || options.allow_special;
+    const bool as_root = ::geteuid() == 0;
+    const files::SafeRoot root = files::SafeRoot::create(options.target_dir.value_or("/"));
+    const std::string replaced = replaced_dir_name(options);
+    ArchiveMatcher matcher(entries_of(artifact), allow_special);
 
     RestoreReport report;
-    int written = 0, unchanged = 0, replaced = 0;
+    int written = 0, unchanged = 0, replaced_count = 0;
+    std::vector<std::pair<std::vector<std::string>, FileEntry>> dirs;  // new or changed: metadata at the end
     std::string what = "artifact " + artifact.path;
-    ScopedChdir in_target(root);
     ArchiveHandle tar{archive_read_new(), true};
     ArchiveSource src{content, std::vector<std::byte>(io::kChunkSize), nullptr};
     open_tar(tar.a, src, what);
-    ArchiveHandle disk{archive_write_disk_new(), false};
-    int flags = ARCHIVE_EXTRACT_PERM | ARCHIVE_EXTRACT_TIME | ARCHIVE_EXTRACT_SECURE_SYMLINKS |
-                ARCHIVE_EXTRACT_SECURE_NODOTDOT | ARCHIVE_EXTRACT_SECURE_NOABSOLUTEPATHS;
-    if (::geteuid() == 0) flags |= ARCHIVE_EXTRACT_OWNER;
-    archive_write_disk_set_options(disk.a, flags);
-    archive_write_disk_set_standard_lookup(disk.a);
+    unsigned tmp_counter = 0;
+    auto skip_data = [&] { read_entry_data(tar.a, src, what, [](io::Bytes) {}); };
 
     while (archive_entry* entry = next_entry(tar.a, src, what)) {
-        std::string name = entry_name(entry);
-        auto it = expected.find(name);
-        const char* hardlink = archive_entry_hardlink(entry);
-        if (it == expected.end() || !is_safe_relative(name) || hardlink) {
-            report.problems.push_back("refused archive entry not described by the manifest: " +
-                                      display(name));
-            archive_read_data_skip(tar.a);
-            continue;
-        }
-        const FileEntry& e = it->second;
-        Change change = compare_with_target(e, name);
+        std::string problem;
+        const FileEntry* matched = matcher.match(entry, problem);
+        if (!matched)
+            throw Error(Kind::Verification,
+                        "files: " + what + ": " + problem + " (the archive changed after it was verified)");
+        const FileEntry& e = *matched;
+        const std::string name = archive_name(e.path);
+        const std::vector<std::string> parts = *files::split_relative(name);  // proven by the plan
+        const std::string shown = display(root.shown(name));
+        files::DirLookup dir = root.lookup_dir(parts, parts.size() - 1, true);
+        if (dir.blocked != files::Blocked::None)
+            throw Error(Kind::RestoreFailed, "files: cannot restore " + shown + ": " +
+                                                 display(root.shown(dir.at)) + " " +
+                                                 blocked_reason(dir.blocked));
+        const int dfd = dir.fd.get();
+        const std::string& base = parts.back();
+        auto st = files::stat_at(dfd, base, shown);
+        Change change = compare_at(dfd, base, st, e);
         if (change == Change::Unchanged) {
             ++unchanged;
-            read_entry_data(tar.a, src, what, [](io::Bytes) {});
+            skip_data();
             continue;
         }
-        struct stat st {};
-        bool exists = ::lstat(name.c_str(), &st) == 0;
-        if (exists && !(S_ISDIR(st.st_mode) && e.type == 'd')) {
-            // Keep what we replace, so an operator can undo the restore by hand.
-            fs::path aside = fs::path(replaced_dir) / name;
-            fs::create_directories(aside.parent_path(), ec);
-            if (ec || ::rename(name.c_str(), aside.c_str()) != 0)
-                throw_errno(Kind::RestoreFailed, "files: cannot move aside the file to be replaced",
-                            (root / name).string());
-            ++replaced;
+        const std::string tmp =
+            ".nightjar-tmp-" + std::to_string(::getpid()) + "-" + std::to_string(++tmp_counter);
+        bool replaces = st && !(S_ISDIR(st->st_mode) && e.type == 'd');
+        // Puts the node made at `tmp` in place, the old one kept aside first.
+        auto place = [&] {
+            if (replaces) {
+                move_aside(root, replaced, parts, dfd, shown);
+                ++replaced_count;
+            }
+            if (::renameat(dfd, tmp.c_str(), dfd, base.c_str()) != 0) {
+                int err = errno;
+                ::unlinkat(dfd, tmp.c_str(), 0);
+                errno = err;
+                throw_errno(Kind::RestoreFailed, "files: cannot put in place", shown);
+            }
+        };
+        auto made = [&](int rc, const char* how) {
+            if (rc != 0) throw_errno(Kind::RestoreFailed, std::string("files: cannot ") + how, shown);
+        };
+        if (e.type == 'f') {
+            int fd = ::openat(dfd, tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+            made(fd < 0 ? -1 : 0, "create");
+            io::UniqueFd out(fd);
+            try {
+                std::string digest = read_entry_data(
+                    tar.a, src, what, [&](io::Bytes piece) { io::write_all(fd, piece, shown); });
+                if (digest != e.sha256)
+                    throw Error(Kind::Verification,
+                                "files: restored content differs from the manifest: " + shown +
+                                    " (the file in the target was left as it was)");
+                set_meta_fd(fd, e, as_root, shown);
+            } catch (...) {
+                ::unlinkat(dfd, tmp.c_str(), 0);
+                throw;
+            }
+            place();
+        } else if (e.type == 'd') {
+            skip_data();
+            if (replaces) {
+                move_aside(root, replaced, parts, dfd, shown);
+                ++replaced_count;
+            }
+            if (!st || replaces) made(::mkdirat(dfd, base.c_str(), 0700), "create the directory");
+            dirs.emplace_back(parts, e);
+        } else if (e.type == 'l') {
+            skip_data();
+            made(::symlinkat(e.target.c_str(), dfd, tmp.c_str()), "create the symlink");
+            set_meta_at(dfd, tmp, e, as_root, shown);
+            place();
+        } else if (e.type == 'h') {
+            skip_data();
+            const std::vector<std::string> to = *files::split_relative(archive_name(e.target));
+            files::DirLookup tdir = root.lookup_dir(to, to.size() - 1);
+            if (tdir.blocked != files::Blocked::None)
+                throw Error(Kind::RestoreFailed, "files: cannot link " + shown + ": " +
+                                                     display(root.shown(tdir.at)) + " " +
+                                                     blocked_reason(tdir.blocked));
+            made(::linkat(tdir.fd.get(), to.back().c_str(), dfd, tmp.c_str(), 0), "create the hardlink");
+            place();
+        } else {
+            skip_data();
+            mode_t kind = e.type == 'p'   ? S_IFIFO
+                          : e.type == 'c' ? S_IFCHR
+                          : e.type == 'b' ? S_IFBLK
+                                          : S_IFSOCK;
+            made(::mknodat(dfd, tmp.c_str(), kind | 0600, static_cast<dev_t>(e.rdev)),
+                 "create the special file");
+            set_meta_at(dfd, tmp, e, as_root, shown);
+            place();
         }
-        if (archive_write_header(disk.a, entry) < ARCHIVE_WARN) {
-            report.problems.push_back("cannot restore " + display((root / name).string()) + ": " +
-                                      archive_message(disk.a));
-            archive_read_data_skip(tar.a);
-            continue;
-        }
-        std::string digest = read_entry_data(tar.a, src, what, [&](io::Bytes piece) {
-            if (archive_write_data(disk.a, piece.data(), piece.size()) < 0)
-                throw Error(Kind::RestoreFailed, "files: cannot write " + display((root / name).string()) +
-                                                     ": " + archive_message(disk.a));
-        });
-        if (archive_write_finish_entry(disk.a) < ARCHIVE_WARN)
-            report.problems.push_back("cannot finish " + display((root / name).string()) + ": " +
-                                      archive_message(disk.a));
-        if (e.type == 'f' && digest != e.sha256)
-            report.problems.push_back("restored content differs from the manifest: " +
-                                      display((root / name).string()));
         ++written;
     }
-    if (archive_write_close(disk.a) < ARCHIVE_WARN)
-        report.problems.push_back("cannot set directory times under " + root.string() + ": " +
-                                  archive_message(disk.a));
+    for (auto& m : matcher.missing()) report.problems.push_back(m);
+    // Directories last, deepest first, so that writing their entries does not disturb their times.
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) {
+        const std::string shown = display(root.shown(files::join(it->first, it->first.size())));
+        files::DirLookup d = root.lookup_dir(it->first, it->first.size());
+        try {
+            if (d.blocked != files::Blocked::None)
+                throw Error(Kind::RestoreFailed, "files: cannot reopen the directory " + shown);
+            set_meta_fd(d.fd.get(), it->second, as_root, shown);
+        } catch (const Error& err) {
+            report.problems.push_back(err.what());
+        }
+    }
     report.lines.push_back("files: " + std::to_string(written) + " restored, " + std::to_string(unchanged) +
-                           " unchanged under " + root.string());
-    if (replaced > 0)
-        report.lines.push_back("files: " + std::to_string(replaced) + " replaced file(s) kept in " +
-                               (root / replaced_dir).string());
-    report.summary = {
-        {"target", root.string()}, {"restored", written}, {"unchanged", unchanged}, {"replaced", replaced}};
+                           " unchanged under " + root.path().string());
+    if (replaced_count > 0)
+        report.lines.push_back("files: " + std::to_string(replaced_count) + " replaced file(s) kept in " +
+                               root.shown(replaced));
+    report.summary = {{"target", root.path().string()},
+                      {"restored", written},
+                      {"unchanged", unchanged},
+                      {"replaced", replaced_count}};
     return report;
 }
 

@@ -8,9 +8,16 @@
 
 namespace nightjar {
 
+// What a restore of this component may do beyond the defaults.
+struct FilesRestoreSettings {
+    bool allow_special = false;  // FIFOs, devices and sockets the manifest declares verify and restore
+                                 // (--allow-special); without it they are verification failures
+};
+
 class FilesComponent final : public Component {
 public:
-    explicit FilesComponent(std::optional<FilesConfig> config = std::nullopt) : config_(std::move(config)) {}
+    explicit FilesComponent(std::optional<FilesConfig> config = std::nullopt,
+                            FilesRestoreSettings settings = {});
     std::string_view kind() const override { return "files"; }
     CheckReport check() const override;
     DumpResult dump(DumpContext& context, Staging& staging) override;
@@ -21,6 +28,7 @@ public:
 
 private:
     std::optional<FilesConfig> config_;
+    FilesRestoreSettings settings_;
 };
 
 // Paths in the manifest are JSON strings: valid UTF-8 is stored as "path", anything else as "path_hex".
