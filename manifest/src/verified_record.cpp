@@ -15,6 +15,9 @@ using nlohmann::json;
 namespace {
 
 constexpr std::size_t kRecordMaxBytes = 1u << 20;
+// A record older than this is stale whatever it matches: silent rot changes no stat field, so every backup
+// still counted on is hashed again at least weekly.
+constexpr std::int64_t kRecordMaxAgeS = 7 * 86400;
 
 // What the record binds its result to: the manifest's self-digest and each artifact's stat.
 std::optional<json> current_state(const RepositoryReader& repo, const Manifest& manifest) {
@@ -44,8 +47,10 @@ std::optional<StoredVerification> read_record(const Storage& storage, const std:
         }
         json j = parse_json_document(text, "verified record " + name, Kind::Verification, {.max_depth = 8});
         JsonFields f(j, "verified record " + name, Kind::Verification);
-        f.only({"state", "ok", "problem", "verified_at"});
+        f.only({"state", "ok", "problem", "verified_at", "verified_unix"});
         if (f.raw().at("state") != state) return std::nullopt;
+        const std::int64_t age = unix_now() - f.integer("verified_unix", 0, std::int64_t{1} << 40);
+        if (age < 0 || age > kRecordMaxAgeS) return std::nullopt;
         return StoredVerification{f.boolean_or("ok", false), f.string_or("problem", ""), true};
     } catch (const std::exception&) {
         return std::nullopt;  // any doubt about the record means hashing again
@@ -53,7 +58,12 @@ std::optional<StoredVerification> read_record(const Storage& storage, const std:
 }
 
 void write_record(Storage& storage, const std::string& name, const json& state, const StoredVerification& r) {
-    json j{{"state", state}, {"ok", r.ok}, {"problem", r.problem}, {"verified_at", rfc3339_utc(unix_now())}};
+    const std::int64_t now = unix_now();
+    json j{{"state", state},
+           {"ok", r.ok},
+           {"problem", r.problem},
+           {"verified_at", rfc3339_utc(now)},
+           {"verified_unix", now}};
     try {
         auto out = storage.open_write(name, {.atomic = true, .sync = true, .mode = 0640});
         out->write(io::as_bytes(j.dump(2) + "\n"));

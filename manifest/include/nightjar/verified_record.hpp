@@ -2,7 +2,8 @@
 // Full verification of a backup's stored bytes for retention, remembered in a small record beside the
 // manifest (`verified_<id>.json`) so the same bytes are not hashed again every night. The record is as
 // untrusted as the rest of the backup dir: it only lets a re-hash be skipped when the manifest digest and
-// every artifact's size and stat stamp (inode, mtime, ctime) are exactly what they were when it was written.
+// every artifact's size and stat stamp (inode, mtime, ctime) are exactly what they were when it was written,
+// and for a week at most (silent rot changes no stat field).
 #include <string>
 
 #include "nightjar/manifest.hpp"
