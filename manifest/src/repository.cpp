@@ -298,7 +298,10 @@ Lock lock_for_deleting(const fs::path& backup_dir, const LockWait& wait) {
 
 Lock RepositoryWriter::lock() {
     storage_.make_dir(".");
-    return Lock(storage_.root() / kLockFile);
+    Lock held(storage_.root() / kLockFile);
+    // The readers' lock file exists from the first backup on, so restores never have to create it.
+    if (int fd = open_readers_lock(storage_.root() / kReadersLockFile); fd >= 0) ::close(fd);
+    return held;
 }
 
 std::string RepositoryWriter::next_id(std::int64_t now) const {
