@@ -45,13 +45,17 @@ private:
         std::string key;        // objects: the member being read
     };
     static std::string escape(const std::string& key) {
+        if (key.size() > 60) return escape(key.substr(0, 57)) + "...";
         std::string out;
         for (char c : key) out += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
         return out;
     }
     std::string where() const {
         std::string p;
-        for (const auto& f : frames_) p += "/" + (f.array ? std::to_string(f.index) : escape(f.key));
+        for (const auto& f : frames_) {
+            p += "/" + (f.array ? std::to_string(f.index) : escape(f.key));
+            if (p.size() > 160) return p.substr(0, 160) + "...";  // deep enough to say where
+        }
         return p.empty() ? "/" : p;
     }
     bool value() {
