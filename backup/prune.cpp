@@ -40,9 +40,11 @@ std::vector<Described> describe(const RepositoryReader& repo) {
             d.manifest.reset();
             log::warn("prune: ", ref.id, ": ", d.info.status, ": ", e.what());
         } catch (const std::exception& e) {
+            // Not a fault found in the document (out of memory, say): nothing is known, so it is kept.
+            d.info.status = "unreadable";
             d.info.problem = e.what();
             d.manifest.reset();
-            log::warn("prune: ", ref.id, ": damaged: ", e.what());
+            log::warn("prune: ", ref.id, ": unreadable: ", e.what());
         }
         out.push_back(std::move(d));
     }
@@ -60,7 +62,16 @@ void confirm_newest(const RepositoryWriter& repo, std::vector<Described>& backup
     });
     for (Described* d : order) {
         if (!d->info.good() || !d->manifest) continue;
-        StoredVerification v = verify_backup_stored(repo, *d->manifest, {.record_to = record_to});
+        StoredVerification v;
+        try {
+            v = verify_backup_stored(repo, *d->manifest, {.record_to = record_to});
+        } catch (const Error& e) {
+            // Could not be read to the end (EIO, EACCES): not counted as the newest, and not deleted either.
+            d->info.status = "unreadable";
+            d->info.problem = e.what();
+            log::error("prune: ", d->info.id, " could not be verified: ", e.what());
+            continue;
+        }
         if (v.ok) {
             log::info("prune: ", d->info.id, " verified", v.from_record ? " (recorded, unchanged since)" : "",
                       ": it is the newest complete backup");
