@@ -511,3 +511,12 @@ TEST_CASE("a run never deletes the backup it has just published", "[integration]
     CHECK(newest["status"] == "partial");
     CHECK_THAT(r.err, Catch::Contains("keep   " + left[0] + " (published by this run"));
 }
+
+TEST_CASE("--config /dev/zero fails fast with the limit named", "[integration][operations][hostile]") {
+    auto b = run_guarded({NIGHTJAR_BACKUP_BIN, "--config", "/dev/zero"});
+    CHECK(b.code == 2);
+    CHECK_THAT(b.err, Catch::Contains("config /dev/zero: larger than the 1 MiB a config file may have"));
+    auto r = run_guarded({NIGHTJAR_RESTORE_BIN, "latest", "--config", "/dev/zero"});
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("larger than the 1 MiB"));
+}
