@@ -2,30 +2,93 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
+#include <cstdlib>
+#include <optional>
 #include <set>
 
 #include "nightjar/error.hpp"
 #include "nightjar/log.hpp"
+#include "nightjar/verified_record.hpp"
 
 namespace nightjar {
 
-std::vector<BackupInfo> describe_backups(const RepositoryReader& repo) {
-    std::vector<BackupInfo> out;
+namespace {
+
+// The manifest of each listed backup, or why it could not be had.
+struct Described {
+    BackupInfo info;
+    std::optional<Manifest> manifest;
+};
+
+std::vector<Described> describe(const RepositoryReader& repo) {
+    std::vector<Described> out;
     for (const auto& ref : repo.list()) {
-        BackupInfo info{ref.id, parse_backup_id_time(ref.id), "damaged", false};
+        Described d{{ref.id, parse_backup_id_time(ref.id), "damaged", false, "", ""}, std::nullopt};
         try {
-            Manifest m = repo.load(ref);
-            info.status = m.status;
-            info.verified = true;
-            for (const auto& a : m.artifacts) {
+            d.manifest = repo.load(ref);
+            d.info.status = d.manifest->status;
+            d.info.verified = true;
+            for (const auto& a : d.manifest->artifacts) {
                 auto st = repo.stat_artifact(a);
-                if (!st || st->size != a.size) info.verified = false;
+                if (!st || st->size != a.size) d.info.verified = false;
             }
         } catch (const Error& e) {
-            if (e.kind() != Kind::Verification) throw;
+            // One bad manifest never stops the others: its content is damage, an I/O error is not knowing.
+            if (e.kind() != Kind::Verification) d.info.status = "unreadable";
+            d.info.problem = e.what();
+            d.manifest.reset();
+            log::warn("prune: ", ref.id, ": ", d.info.status, ": ", e.what());
+        } catch (const std::exception& e) {
+            // Not a fault found in the document (out of memory, say): nothing is known, so it is kept.
+            d.info.status = "unreadable";
+            d.info.problem = e.what();
+            d.manifest.reset();
+            log::warn("prune: ", ref.id, ": unreadable: ", e.what());
         }
-        out.push_back(info);
+        out.push_back(std::move(d));
     }
+    return out;
+}
+
+// Fully verifies, newest first, every backup that would count as the newest complete one, until one passes:
+// a rotted newest backup (same size, flipped byte) is unverified and can no longer push out an older good
+// one.
+void confirm_newest(const RepositoryWriter& repo, std::vector<Described>& backups, Storage* record_to) {
+    std::vector<Described*> order;
+    for (auto& d : backups) order.push_back(&d);
+    std::stable_sort(order.begin(), order.end(), [](const Described* a, const Described* b) {
+        return a->info.time != b->info.time ? a->info.time > b->info.time : a->info.id > b->info.id;
+    });
+    for (Described* d : order) {
+        if (!d->info.good() || !d->manifest) continue;
+        StoredVerification v;
+        try {
+            v = verify_backup_stored(repo, *d->manifest, {.record_to = record_to});
+        } catch (const Error& e) {
+            // Could not be read to the end (EIO, EACCES): not counted as the newest, and not deleted either.
+            d->info.status = "unreadable";
+            d->info.problem = e.what();
+            log::error("prune: ", d->info.id, " could not be verified: ", e.what());
+            continue;
+        }
+        if (v.ok) {
+            log::info("prune: ", d->info.id, " verified", v.from_record ? " (recorded, unchanged since)" : "",
+                      ": it is the newest complete backup");
+            return;
+        }
+        d->info.verified = false;
+        d->info.problem = v.problem;
+        log::error("prune: ", d->info.id, " failed verification: ", v.problem,
+                   ": it does not count as the newest complete backup");
+    }
+}
+
+}  // namespace
+
+std::vector<BackupInfo> describe_backups(const RepositoryReader& repo) {
+    std::vector<BackupInfo> out;
+    for (auto& d : describe(repo)) out.push_back(std::move(d.info));
     return out;
 }
 
@@ -42,6 +105,13 @@ void clear_leftovers(RepositoryWriter& repo, std::int64_t now, bool dry_run, std
     std::set<std::string> published;
     for (const auto& ref : repo.list()) published.insert(ref.id);
     for (const auto& e : repo.storage().list(".")) {
+        // A verification record whose backup is gone (a prune cut short between the two removals).
+        const std::string prefix = "verified_", suffix = ".json";
+        if (!e.is_dir && !dry_run && e.name.size() > prefix.size() + suffix.size() &&
+            e.name.rfind(prefix, 0) == 0 &&
+            e.name.compare(e.name.size() - suffix.size(), suffix.size(), suffix) == 0 &&
+            !published.count(e.name.substr(prefix.size(), e.name.size() - prefix.size() - suffix.size())))
+            repo.storage().remove(e.name);
         if (!e.is_dir) continue;
         bool staging = e.name.rfind(".staging-", 0) == 0;
         bool orphan = is_backup_id(e.name) && !published.count(e.name);
@@ -63,10 +133,31 @@ void clear_leftovers(RepositoryWriter& repo, std::int64_t now, bool dry_run, std
 }  // namespace
 
 PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::int64_t now, bool dry_run,
-                  std::int64_t grace_s) {
+                  std::int64_t grace_s, const PruneOptions& options) {
     PruneResult result;
-    auto backups = describe_backups(repo);
+    auto described = describe(repo);
+    if (!policy.empty()) confirm_newest(repo, described, dry_run ? nullptr : &repo.storage());
+    std::vector<BackupInfo> backups;
+    for (auto& d : described) {
+        if (!options.keep_id.empty() && d.info.id == options.keep_id) d.info.pinned = "published by this run";
+        backups.push_back(d.info);
+    }
     result.decisions = plan_retention(backups, policy, now);
+    // Deleting waits for the restores and dry runs reading the backup dir; it never pulls one from under
+    // them.
+    std::optional<Lock> deleting;
+    const bool deletes = std::any_of(result.decisions.begin(), result.decisions.end(),
+                                     [](const RetentionDecision& d) { return !d.keep; });
+    if (deletes && !dry_run) {
+        LockWait wait{.limit_s = options.reader_wait_s, .on_wait = {}};
+        if (const char* env = std::getenv("NIGHTJAR_PRUNE_READER_WAIT_S"); env && *env)
+            wait.limit_s = std::atoi(env);
+        wait.on_wait = [&] {
+            log::warn("prune: waiting (up to ", wait.limit_s, " s) for a restore or dry run reading ",
+                      repo.storage().root().string(), " to finish before deleting");
+        };
+        deleting.emplace(lock_for_deleting(repo.storage().root(), wait));
+    }
     // Oldest first: a prune cut short loses the backups that were going anyway, never a newer one first.
     for (auto it = result.decisions.rbegin(); it != result.decisions.rend(); ++it) {
         const RetentionDecision& d = *it;

@@ -1,5 +1,6 @@
 #pragma once
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "nightjar/repository.hpp"
@@ -13,14 +14,25 @@ struct PruneResult {
     std::size_t kept = 0;
 };
 
-// Applies the policy to the published backups (the caller holds the lock unless dry_run). With dry_run it
-// only reports: every backup with keep/delete and the rule behind it. Also clears what crashed runs left:
-// staging dirs and artifact dirs without a manifest older than `grace_s` are removed; younger ones are
-// reported.
-PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::int64_t now, bool dry_run,
-                  std::int64_t grace_s = 86400);
+struct PruneOptions {
+    std::string keep_id;  // never deleted whatever the policy: the backup this run has just published
+    // How long deletion waits for restores and dry runs reading the backup dir (their shared readers' lock)
+    // before it gives up with Kind::LockHeld, having deleted nothing. NIGHTJAR_PRUNE_READER_WAIT_S
+    // overrides it.
+    int reader_wait_s = 300;
+};
 
-// What the retention planner needs to know of each published backup.
+// Applies the policy to the published backups (the caller holds the lock unless dry_run). With dry_run it
+// only reports: every backup with keep/delete and the rule behind it. Before deciding, the backups that
+// would count as the newest complete one are fully verified (streamed SHA-256 of their stored bytes, or a
+// matching verified record) until one passes, so the newest restorable backup is always kept. Also clears
+// what crashed runs left: staging dirs and artifact dirs without a manifest older than `grace_s` are
+// removed; younger ones are reported.
+PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::int64_t now, bool dry_run,
+                  std::int64_t grace_s = 86400, const PruneOptions& options = {});
+
+// What the retention planner needs to know of each published backup. Never throws for one backup's
+// manifest: an invalid one is "damaged", one that cannot be read is "unreadable", both with the reason.
 std::vector<BackupInfo> describe_backups(const RepositoryReader& repo);
 
 }  // namespace nightjar

@@ -421,7 +421,9 @@ int run_backup(const BackupOptions& options) {
         RetentionPolicy policy = options.retention(config.retention);
         if (!policy.empty()) {
             if (code == 0 || options.prune_on_failure) {
-                PruneResult r = prune(repo, policy, unix_now(), false);
+                // Never the backup this run has just published, whatever the policy says of it.
+                PruneResult r = prune(repo, policy, unix_now(), false, 86400,
+                                      {.keep_id = summary["id"].get<std::string>()});
                 summary["pruned"] = r.deleted;
             } else {
                 log::warn(

@@ -10,6 +10,7 @@
 #include "nightjar/components/postgres.hpp"
 #include "nightjar/config.hpp"
 #include "nightjar/error.hpp"
+#include "nightjar/failpoint.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
 #include "nightjar/progress.hpp"
@@ -76,8 +77,10 @@ int list_backups(const RepositoryReader& repo, const RestoreCliOptions& o) {
                     comps +=
                         (comps.empty() ? "" : ",") + c.kind + (c.status == "ok" ? "" : "(" + c.status + ")");
             row.update({{"status", m.status}, {"stored_bytes", m.stored_bytes()}, {"components", comps}});
-        } catch (const Error& e) {
+        } catch (const std::exception& e) {
+            // One bad manifest is that backup damaged, shown with the reason; the others are still listed.
             status = "damaged";
+            comps = e.what();
             row.update({{"status", "damaged"}, {"error", e.what()}});
         }
         std::int64_t t = parse_backup_id_time(ref.id);
@@ -129,6 +132,10 @@ int run_restore(const RestoreCliOptions& o) {
     ReadOnlyStorage storage(disk);
     RepositoryReader repo(storage);
     if (o.list) return list_backups(repo, o);
+    // Shared with other readers, exclusive with a prune's deletions: the backup cannot vanish mid-restore.
+    Lock reading = lock_for_reading(
+        disk.root(), {.limit_s = 60, .on_wait = [] { log::warn("waiting for a prune to finish deleting"); }});
+    failpoint("restore:locked");
 
     BackupRef ref = repo.find(o.backup);
     Manifest manifest = repo.load(ref);

@@ -1,10 +1,14 @@
 #include "nightjar/config.hpp"
 
-#include <fstream>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "nightjar/error.hpp"
+#include "nightjar/io/fd.hpp"
 #include "nightjar/json_fields.hpp"
 
 namespace nightjar {
@@ -12,6 +16,10 @@ namespace nightjar {
 using nlohmann::json;
 
 namespace {
+
+// A config file larger than this is refused (real ones are a few KiB): read with a cap, so /dev/zero or a
+// pipe that never ends fails fast.
+constexpr std::size_t kConfigMaxBytes = 1u << 20;
 
 FilesConfig parse_files(const JsonFields& f) {
     f.only({"paths", "exclude", "on_unreadable"});
@@ -53,16 +61,26 @@ MonitoringConfig parse_monitoring(const JsonFields& f) {
     return m;
 }
 
+Config parse_config_json(const json& j, const std::string& what, const std::filesystem::path& source);
+
 }  // namespace
 
 Config parse_config(const std::string& text, const std::filesystem::path& source) {
-    json j;
     std::string what = "config " + source.string();
+    if (text.size() > kConfigMaxBytes)
+        throw Error(Kind::Config, what + ": larger than the " + std::to_string(kConfigMaxBytes >> 20) +
+                                      " MiB a config file may have: check the path given to --config");
+    json j = parse_json_document(text, what, Kind::Config, {.ignore_comments = true});
     try {
-        j = json::parse(text, nullptr, true, /*ignore_comments=*/true);
-    } catch (const json::parse_error& e) {
-        throw Error(Kind::Config, what + ": not valid JSON: " + e.what());
+        return parse_config_json(j, what, source);
+    } catch (const json::exception& e) {
+        throw Error(Kind::Config, what + ": " + e.what());
     }
+}
+
+namespace {
+
+Config parse_config_json(const json& j, const std::string& what, const std::filesystem::path& source) {
     JsonFields f(j, what, Kind::Config);
     f.only({"backup_dir", "compression", "files", "retention", "monitoring", "cdc", "hooks", "redis",
             "postgres"});
@@ -84,14 +102,32 @@ Config parse_config(const std::string& text, const std::filesystem::path& source
     return c;
 }
 
+}  // namespace
+
 Config load_config(const std::filesystem::path& path) {
-    std::ifstream in(path);
-    if (!in)
-        throw Error(Kind::Config,
-                    "config: cannot read " + path.string() + ": check the path given to --config");
-    std::stringstream ss;
-    ss << in.rdbuf();
-    return parse_config(ss.str(), path);
+    // Read through the descriptor with a cap, never by the size the file claims: /dev/zero, a pipe or a
+    // growing file stop at the limit.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        throw Error(Kind::Config, "config: cannot read " + path.string() + ": " + std::strerror(errno) +
+                                      ": check the path given to --config");
+    io::UniqueFd owned(fd);
+    std::string text;
+    char buf[64 * 1024];
+    for (;;) {
+        ssize_t n = ::read(fd, buf, sizeof buf);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0)
+            throw Error(Kind::Config, "config: cannot read " + path.string() + ": " + std::strerror(errno) +
+                                          ": check the path given to --config");
+        if (n == 0) break;
+        text.append(buf, static_cast<std::size_t>(n));
+        if (text.size() > kConfigMaxBytes)
+            throw Error(Kind::Config, "config " + path.string() + ": larger than the " +
+                                          std::to_string(kConfigMaxBytes >> 20) +
+                                          " MiB a config file may have: check the path given to --config");
+    }
+    return parse_config(text, path);
 }
 
 }  // namespace nightjar

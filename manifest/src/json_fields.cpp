@@ -6,6 +6,98 @@ namespace nightjar {
 
 using nlohmann::json;
 
+namespace {
+
+// A SAX pass that builds nothing: it tracks where it is (for the JSON pointer of an error) and how deep,
+// and stops at the first problem.
+class DocumentCheck final : public json::json_sax_t {
+public:
+    explicit DocumentCheck(std::size_t max_depth) : max_depth_(max_depth) {}
+    bool null() override { return value(); }
+    bool boolean(bool) override { return value(); }
+    bool number_integer(number_integer_t) override { return value(); }
+    bool number_unsigned(number_unsigned_t) override { return value(); }
+    bool number_float(number_float_t, const string_t&) override { return value(); }
+    bool string(string_t&) override { return value(); }
+    bool binary(binary_t&) override { return value(); }
+    bool start_object(std::size_t) override { return open(false); }
+    bool key(string_t& k) override {
+        frames_.back().key = k;
+        return true;
+    }
+    bool end_object() override { return close(); }
+    bool start_array(std::size_t) override { return open(true); }
+    bool end_array() override { return close(); }
+    bool parse_error(std::size_t position, const std::string& token,
+                     const nlohmann::detail::exception& e) override {
+        if (e.id == 406)  // number overflow: the lexer read a number no double can hold
+            error_ = where() + ": number out of range: " + token.substr(0, 40);
+        else
+            error_ = "not valid JSON: " + std::string(e.what()) + " (byte " + std::to_string(position) + ")";
+        return false;
+    }
+    const std::string& error() const { return error_; }
+
+private:
+    struct Frame {
+        bool array = false;
+        std::size_t index = 0;  // arrays: the element being read
+        std::string key;        // objects: the member being read
+    };
+    static std::string escape(const std::string& key) {
+        if (key.size() > 60) return escape(key.substr(0, 57)) + "...";
+        std::string out;
+        for (char c : key) out += c == '~' ? "~0" : c == '/' ? "~1" : std::string(1, c);
+        return out;
+    }
+    std::string where() const {
+        std::string p;
+        for (const auto& f : frames_) {
+            p += "/" + (f.array ? std::to_string(f.index) : escape(f.key));
+            if (p.size() > 160) return p.substr(0, 160) + "...";  // deep enough to say where
+        }
+        return p.empty() ? "/" : p;
+    }
+    bool value() {
+        if (!frames_.empty() && frames_.back().array) ++frames_.back().index;
+        return true;
+    }
+    bool open(bool array) {
+        if (frames_.size() >= max_depth_) {
+            error_ = where() + ": nested deeper than " + std::to_string(max_depth_) + " levels";
+            return false;
+        }
+        frames_.push_back({array, 0, ""});
+        return true;
+    }
+    bool close() {
+        frames_.pop_back();
+        return value();
+    }
+    std::size_t max_depth_;
+    std::vector<Frame> frames_;
+    std::string error_;
+};
+
+}  // namespace
+
+json parse_json_document(std::string_view text, const std::string& what, Kind kind,
+                         JsonParseOptions options) {
+    // nlohmann stops at a NUL as if the input ended there: bytes after it would be ignored.
+    if (auto nul = text.find('\0'); nul != std::string_view::npos)
+        throw Error(kind, what + ": not valid JSON: a NUL byte at byte " + std::to_string(nul) +
+                              " (the document must be plain text, all of it)");
+    try {
+        DocumentCheck check(options.max_depth);
+        if (!json::sax_parse(text, &check, json::input_format_t::json, /*strict=*/true,
+                             options.ignore_comments))
+            throw Error(kind, what + ": " + (check.error().empty() ? "not valid JSON" : check.error()));
+        return json::parse(text, nullptr, /*allow_exceptions=*/true, options.ignore_comments);
+    } catch (const json::exception& e) {
+        throw Error(kind, what + ": not valid JSON: " + e.what());
+    }
+}
+
 std::string describe_json(const json& j) {
     if (j.is_object()) return "an object";
     if (j.is_array()) return "an array";
@@ -38,6 +130,9 @@ const json& JsonFields::at(std::string_view key) const {
 std::string JsonFields::string(std::string_view key) const {
     const json& v = at(key);
     if (!v.is_string()) fail(key, "expected a string, got " + describe_json(v));
+    // "\u0000" decodes to a NUL that every C API would cut the string at: refuse it, never truncate.
+    if (v.get_ref<const std::string&>().find('\0') != std::string::npos)
+        fail(key, "contains a NUL byte (\\u0000)");
     return v.get<std::string>();
 }
 
@@ -59,8 +154,10 @@ std::string JsonFields::choice(std::string_view key, std::initializer_list<std::
 
 std::int64_t JsonFields::integer(std::string_view key, std::int64_t min, std::int64_t max) const {
     const json& v = at(key);
+    // A float is an integer only when whole and inside int64 (a cast of 1e300 would be undefined).
     bool ok =
-        v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>());
+        v.is_number_integer() || (v.is_number_float() && std::floor(v.get<double>()) == v.get<double>() &&
+                                  std::fabs(v.get<double>()) < 9.0e18);
     std::int64_t n =
         ok ? (v.is_number_integer() ? v.get<std::int64_t>() : static_cast<std::int64_t>(v.get<double>())) : 0;
     if (v.is_number_unsigned() && v.get<std::uint64_t>() > static_cast<std::uint64_t>(max)) ok = false;
@@ -107,6 +204,8 @@ std::vector<std::string> JsonFields::strings_or(std::string_view key,
     for (std::size_t i = 0; i < v.size(); ++i) {
         if (!v[i].is_string())
             fail(std::string(key) + "/" + std::to_string(i), "expected a string, got " + describe_json(v[i]));
+        if (v[i].get_ref<const std::string&>().find('\0') != std::string::npos)
+            fail(std::string(key) + "/" + std::to_string(i), "contains a NUL byte (\\u0000)");
         out.push_back(v[i].get<std::string>());
     }
     return out;

@@ -86,6 +86,8 @@ Artifact parse_artifact(const JsonFields& f) {
     return a;
 }
 
+Manifest parse_manifest_json(json& j, const std::string& what);
+
 }  // namespace
 
 json to_json_with_digest(const Manifest& m) {
@@ -98,13 +100,23 @@ std::string serialize(const Manifest& m) {
     return to_json_with_digest(m).dump(2) + "\n";
 }
 
-Manifest parse_manifest(const std::string& text, const std::string& what) {
-    json j;
+Manifest parse_manifest(std::string_view text, const std::string& what) {
+    if (text.size() > kManifestMaxBytes)
+        throw Error(Kind::Verification, what + ": larger than the " +
+                                            std::to_string(kManifestMaxBytes >> 20) +
+                                            " MiB a manifest may have");
+    json j = parse_json_document(text, what, Kind::Verification);
     try {
-        j = json::parse(text);
-    } catch (const json::parse_error& e) {
-        throw Error(Kind::Verification, what + ": not valid JSON: " + e.what());
+        return parse_manifest_json(j, what);
+    } catch (const json::exception& e) {
+        // A case the field checks missed is still this document's fault, never an internal error.
+        throw Error(Kind::Verification, what + ": " + e.what());
     }
+}
+
+namespace {
+
+Manifest parse_manifest_json(json& j, const std::string& what) {
     JsonFields f(j, what, Kind::Verification);
     if (f.has("schema") && f.integer("schema", 0, 1 << 30) != kManifestSchema)
         f.fail("schema", "unknown schema version " + describe_json(j["schema"]) + " (this nightjar reads " +
@@ -142,6 +154,8 @@ Manifest parse_manifest(const std::string& text, const std::string& what) {
             what + ": the manifest's self-digest does not match its content (it was edited or damaged)");
     return m;
 }
+
+}  // namespace
 
 std::string manifest_file_name(const std::string& id) {
     return "manifest_" + id + ".json";

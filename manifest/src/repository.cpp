@@ -2,11 +2,15 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
+#include <cstring>
 #include <string>
+#include <thread>
 
 #include "nightjar/error.hpp"
 #include "nightjar/failpoint.hpp"
@@ -132,14 +136,24 @@ std::vector<BackupRef> RepositoryReader::list() const {
 
 namespace {
 
-std::string read_text(const Storage& storage, const fs::path& rel) {
-    auto reader = storage.open_read(rel);
+// The manifest's bytes, read from a regular file through its descriptor with a cap (a file that grows while
+// it is read stops at the limit too).
+std::string read_manifest_text(const Storage& storage, const fs::path& rel, const std::string& what) {
+    RegularFile file = storage.open_regular(rel);
+    if (file.missing) throw Error(Kind::Verification, what + ": the file is missing");
+    if (!file.reader)
+        throw Error(Kind::Verification, what + ": is " + file.not_regular + ", not a regular file");
+    auto too_large = [&] {
+        return Error(Kind::Verification, what + ": larger than the " +
+                                             std::to_string(kManifestMaxBytes >> 20) +
+                                             " MiB a manifest may have");
+    };
+    if (file.size > kManifestMaxBytes) throw too_large();
     std::string text;
     std::vector<std::byte> buf(64 * 1024);
-    while (std::size_t n = reader->read(buf)) {
+    while (std::size_t n = file.reader->read(buf)) {
         text.append(reinterpret_cast<const char*>(buf.data()), n);
-        if (text.size() > (256u << 20))
-            throw Error(Kind::Verification, storage.describe(rel) + ": manifest too large");
+        if (text.size() > kManifestMaxBytes) throw too_large();
     }
     return text;
 }
@@ -148,7 +162,7 @@ std::string read_text(const Storage& storage, const fs::path& rel) {
 
 Manifest RepositoryReader::load(const BackupRef& ref) const {
     std::string what = "manifest " + storage_.describe(ref.manifest);
-    Manifest m = parse_manifest(read_text(storage_, ref.manifest), what);
+    Manifest m = parse_manifest(read_manifest_text(storage_, ref.manifest, what), what);
     if (m.id != ref.id)
         throw Error(Kind::Verification, what + ": /id: is " + m.id + ", the file name says " + ref.id);
     return m;
@@ -170,7 +184,17 @@ BackupRef RepositoryReader::find(const std::string& what) const {
 }
 
 std::unique_ptr<io::Reader> RepositoryReader::open_artifact(const Artifact& artifact) const {
-    return storage_.open_read(artifact.path);
+    RegularFile file = storage_.open_regular(artifact.path);
+    const std::string where = storage_.describe(artifact.path);
+    if (file.missing) throw Error(Kind::Verification, "artifact file is missing: " + where);
+    if (!file.reader)
+        throw Error(Kind::Verification, "artifact " + artifact.path + ": " + where + " is " +
+                                            file.not_regular + ", not a regular file: refusing to read it");
+    if (file.size != artifact.size)
+        throw Error(Kind::Verification, "artifact " + artifact.path + ": size is " +
+                                            std::to_string(file.size) + " bytes, the manifest says " +
+                                            std::to_string(artifact.size));
+    return std::move(file.reader);
 }
 
 std::optional<Entry> RepositoryReader::stat_artifact(const Artifact& artifact) const {
@@ -208,9 +232,76 @@ Lock::~Lock() {
     if (fd_ >= 0) ::close(fd_);  // closing drops the flock
 }
 
+namespace {
+
+// Opens (creating when allowed) the readers' lock file: a regular file, never a link, never blocking.
+int open_readers_lock(const fs::path& file) {
+    int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT)
+        fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0) return -1;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
+// flock with a bounded wait; false when still held by others after `wait.limit_s`.
+bool flock_waiting(int fd, int op, const LockWait& wait) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait.limit_s);
+    bool told = false;
+    for (;;) {
+        if (::flock(fd, op | LOCK_NB) == 0) return true;
+        if (errno == EINTR) continue;
+        if (errno != EWOULDBLOCK) throw_errno(Kind::Storage, "cannot lock", "readers' lock");
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        if (!told && wait.on_wait) wait.on_wait();
+        told = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+}  // namespace
+
+Lock lock_for_reading(const fs::path& backup_dir, const LockWait& wait) {
+    const fs::path file = backup_dir / kReadersLockFile;
+    int fd = open_readers_lock(file);
+    if (fd < 0) {
+        log::warn("cannot open the readers' lock ", file.string(), " (", std::strerror(errno),
+                  "): reading without it; a prune running now could delete what is being read");
+        return Lock(Lock::Adopt{}, -1);
+    }
+    if (!flock_waiting(fd, LOCK_SH, wait)) {
+        ::close(fd);
+        throw Error(Kind::LockHeld, "backup dir is being pruned: " + backup_dir.string() +
+                                        ": a prune is deleting backups; try again when it has finished");
+    }
+    return Lock(Lock::Adopt{}, fd);
+}
+
+Lock lock_for_deleting(const fs::path& backup_dir, const LockWait& wait) {
+    const fs::path file = backup_dir / kReadersLockFile;
+    int fd = open_readers_lock(file);
+    if (fd < 0) throw_errno(Kind::Storage, "cannot open the readers' lock", file.string());
+    if (!flock_waiting(fd, LOCK_EX, wait)) {
+        ::close(fd);
+        throw Error(Kind::LockHeld, "prune: a restore or dry run is still reading " + backup_dir.string() +
+                                        " after " + std::to_string(wait.limit_s) +
+                                        " s: nothing was deleted; prune again when it has finished "
+                                        "(nightjar-backup --prune-only)");
+    }
+    return Lock(Lock::Adopt{}, fd);
+}
+
 Lock RepositoryWriter::lock() {
     storage_.make_dir(".");
-    return Lock(storage_.root() / kLockFile);
+    Lock held(storage_.root() / kLockFile);
+    // The readers' lock file exists from the first backup on, so restores never have to create it.
+    if (int fd = open_readers_lock(storage_.root() / kReadersLockFile); fd >= 0) ::close(fd);
+    return held;
 }
 
 std::string RepositoryWriter::next_id(std::int64_t now) const {
@@ -268,6 +359,7 @@ void RepositoryWriter::remove(const BackupRef& ref) {
     storage_.sync_dir(".");
     failpoint("remove:after-manifest");
     storage_.remove_tree(ref.id);
+    storage_.remove("verified_" + ref.id + ".json");  // its verification record, if any
 }
 
 }  // namespace nightjar

@@ -41,6 +41,12 @@ std::vector<RetentionDecision> plan_retention(std::vector<BackupInfo> backups, c
     });
     std::vector<RetentionDecision> out;
     for (const auto& b : backups) out.push_back({b.id, true, {}});
+    for (std::size_t i = 0; i < backups.size(); ++i) {
+        if (!backups[i].pinned.empty()) out[i].reasons.push_back(backups[i].pinned);
+        if (backups[i].status == "unreadable")
+            out[i].reasons.push_back("manifest could not be read" +
+                                     (backups[i].problem.empty() ? "" : " (" + backups[i].problem + ")"));
+    }
     if (policy.empty()) {
         for (auto& d : out) d.reasons.push_back("no retention policy");
         return out;
@@ -66,10 +72,13 @@ std::vector<RetentionDecision> plan_retention(std::vector<BackupInfo> backups, c
         if (!out[i].reasons.empty()) continue;
         out[i].keep = false;
         const BackupInfo& b = backups[i];
+        const std::string why = b.problem.empty() ? "" : " (" + b.problem + ")";
         if (b.status == "damaged")
-            out[i].reasons.push_back("damaged manifest, outside every keep rule");
+            out[i].reasons.push_back("damaged manifest" + why + ", outside every keep rule");
         else if (!b.verified)
-            out[i].reasons.push_back("artifacts missing or wrong size, outside every keep rule");
+            out[i].reasons.push_back(
+                (b.problem.empty() ? "artifacts missing or wrong size" : "failed verification" + why) +
+                ", outside every keep rule");
         else if (b.status != "complete")
             out[i].reasons.push_back(b.status + " backup, outside every keep rule");
         else

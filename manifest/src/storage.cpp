@@ -15,6 +15,7 @@ namespace fs = std::filesystem;
 
 bool is_safe_relative(const fs::path& rel) {
     if (rel.empty() || rel.is_absolute() || rel.has_root_name() || rel.has_root_directory()) return false;
+    if (rel.native().find('\0') != std::string::npos) return false;  // a C API would cut it short
     for (const auto& part : rel)
         if (part == "..") return false;
     return true;
@@ -69,8 +70,75 @@ std::string PosixStorage::describe(const fs::path& rel) const {
     return abs(rel).string();
 }
 
+namespace {
+
+std::string file_type_name(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISLNK(mode)) return "a symbolic link";
+    return "not a plain file";
+}
+
+}  // namespace
+
+RegularFile Storage::open_regular(const fs::path& rel) const {
+    RegularFile out;
+    auto st = stat(rel);
+    if (!st) {
+        out.missing = true;
+        return out;
+    }
+    if (st->is_dir) {
+        out.not_regular = "a directory";
+        return out;
+    }
+    out.size = st->size;
+    out.reader = open_read(rel);
+    return out;
+}
+
+RegularFile PosixStorage::open_regular(const fs::path& rel) const {
+    const fs::path path = abs(rel);
+    RegularFile out;
+    // O_NOFOLLOW: a symlink is refused, not followed (to /dev/zero, say). O_NONBLOCK: opening a FIFO
+    // returns at once instead of waiting for a writer; fstat below then refuses it.
+    int fd = ::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) {
+        if (errno == ENOENT || errno == ENOTDIR) {
+            out.missing = true;
+            return out;
+        }
+        if (errno == ELOOP) {
+            out.not_regular = "a symbolic link";
+            return out;
+        }
+        throw_errno(Kind::Storage, "cannot open", path.string());
+    }
+    io::UniqueFd owned(fd);
+    struct stat st {};
+    if (::fstat(fd, &st) != 0) throw_errno(Kind::Storage, "cannot stat", path.string());
+    if (!S_ISREG(st.st_mode)) {
+        out.not_regular = file_type_name(st.st_mode);
+        return out;
+    }
+    int flags = ::fcntl(fd, F_GETFL);
+    if (flags < 0 || ::fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0)
+        throw_errno(Kind::Storage, "cannot set blocking mode", path.string());
+    out.size = static_cast<std::uint64_t>(st.st_size);
+    out.reader = std::make_unique<io::FdReader>(std::move(owned), path.string());
+    return out;
+}
+
 std::unique_ptr<io::Reader> PosixStorage::open_read(const fs::path& rel) const {
-    return io::FdReader::open(abs(rel), Kind::Verification);
+    RegularFile f = open_regular(rel);
+    if (f.missing) throw Error(Kind::Verification, "cannot open: " + abs(rel).string() + ": no such file");
+    if (!f.reader)
+        throw Error(Kind::Verification, abs(rel).string() + ": is " + f.not_regular +
+                                            ", not a regular file: refusing to read it");
+    return std::move(f.reader);
 }
 
 std::unique_ptr<io::Writer> PosixStorage::open_write(const fs::path& rel, WriteOptions options) {
@@ -86,7 +154,7 @@ std::vector<Entry> PosixStorage::list(const fs::path& dir) const {
         throw Error(Kind::Storage, "cannot list directory: " + abs(dir).string() + ": " + ec.message());
     }
     for (const auto& e : it) {
-        Entry entry{e.path().filename().string(), e.is_directory(ec), 0};
+        Entry entry{e.path().filename().string(), e.is_directory(ec), 0, ""};
         if (!entry.is_dir) entry.size = e.file_size(ec);
         out.push_back(std::move(entry));
     }
@@ -99,7 +167,11 @@ std::optional<Entry> PosixStorage::stat(const fs::path& rel) const {
         if (errno == ENOENT) return std::nullopt;
         throw_errno(Kind::Storage, "cannot stat", abs(rel).string());
     }
-    return Entry{rel.filename().string(), S_ISDIR(st.st_mode), static_cast<std::uint64_t>(st.st_size)};
+    auto ns = [](const struct timespec& t) {
+        return std::to_string(static_cast<long long>(t.tv_sec) * 1000000000LL + t.tv_nsec);
+    };
+    return Entry{rel.filename().string(), S_ISDIR(st.st_mode), static_cast<std::uint64_t>(st.st_size),
+                 std::to_string(st.st_ino) + ":" + ns(st.st_mtim) + ":" + ns(st.st_ctim)};
 }
 
 void PosixStorage::make_dir(const fs::path& rel) {

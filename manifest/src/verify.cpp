@@ -129,25 +129,36 @@ VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& arti
 
 namespace {
 
-// Missing file or wrong size, before anything is read.
-std::optional<VerifyOutcome> stat_problem(const RepositoryReader& repo, const Artifact& artifact) {
-    auto st = repo.stat_artifact(artifact);
-    if (!st || st->is_dir)
-        return VerifyOutcome{VerifyStatus::Missing,
-                             "artifact file is missing: " + repo.storage().describe(artifact.path)};
-    if (st->size != artifact.size)
-        return VerifyOutcome{VerifyStatus::SizeMismatch, "size is " + std::to_string(st->size) +
-                                                             " bytes, the manifest says " +
-                                                             std::to_string(artifact.size)};
-    return std::nullopt;
+// The stored file opened as a regular file of the recorded size, or why not (missing, wrong size, a FIFO or
+// a symlink), decided on the opened descriptor before anything is read.
+struct OpenedArtifact {
+    std::unique_ptr<io::Reader> reader;
+    std::optional<VerifyOutcome> problem;
+};
+
+OpenedArtifact open_checked(const RepositoryReader& repo, const Artifact& artifact) {
+    RegularFile file = repo.storage().open_regular(artifact.path);
+    const std::string where = repo.storage().describe(artifact.path);
+    if (file.missing)
+        return {nullptr, VerifyOutcome{VerifyStatus::Missing, "artifact file is missing: " + where}};
+    if (!file.reader)
+        return {nullptr, VerifyOutcome{VerifyStatus::Missing,
+                                       "artifact " + artifact.path + ": " + where + " is " +
+                                           file.not_regular + ", not a regular file: refusing to read it"}};
+    if (file.size != artifact.size)
+        return {nullptr, VerifyOutcome{VerifyStatus::SizeMismatch, "size is " + std::to_string(file.size) +
+                                                                       " bytes, the manifest says " +
+                                                                       std::to_string(artifact.size)}};
+    return {std::move(file.reader), std::nullopt};
 }
 
 }  // namespace
 
 VerifyOutcome verify_stored_bytes(const RepositoryReader& repo, const Artifact& artifact,
                                   const VerifyProgress& progress) {
-    if (auto problem = stat_problem(repo, artifact)) return *problem;
-    auto file = repo.open_artifact(artifact);
+    OpenedArtifact opened = open_checked(repo, artifact);
+    if (opened.problem) return *opened.problem;
+    auto& file = opened.reader;
     io::FilterChain chain;
     auto& sha = chain.add<io::Sha256Filter>();
     auto& size = chain.add<io::SizeFilter>();
@@ -163,8 +174,9 @@ VerifyOutcome verify_stored_bytes(const RepositoryReader& repo, const Artifact& 
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
                               const std::function<VerifyOutcome(io::Reader&)>& check,
                               const VerifyProgress& progress) {
-    if (auto problem = stat_problem(repo, artifact)) return *problem;
-    VerifiedContent content(repo.open_artifact(artifact), artifact, progress);
+    OpenedArtifact opened = open_checked(repo, artifact);
+    if (opened.problem) return *opened.problem;
+    VerifiedContent content(std::move(opened.reader), artifact, progress);
     VerifyOutcome format;
     try {
         format = check(content);

@@ -1,16 +1,20 @@
 // The nightly job around the backup itself: pruning, metrics, pings, the lock, and the unit files.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <utime.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <map>
 #include <regex>
 #include <thread>
 
+#include "nightjar/io/sha256.hpp"
 #include "nightjar/manifest.hpp"
 #include "nightjar/process.hpp"
 #include "support/commands.hpp"
+#include "support/corrupt.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -288,7 +292,8 @@ TEST_CASE("the systemd units verify and the timer runs at 01:50", "[integration]
     }
 }
 
-TEST_CASE("log-file appends the same lines; log-format json writes one object per line", "[integration][operations]") {
+TEST_CASE("log-file appends the same lines; log-format json writes one object per line",
+          "[integration][operations]") {
     Setup s;
     fs::path log = s.dir / "logs/backup.log";
     fs::create_directories(log.parent_path());
@@ -310,4 +315,208 @@ TEST_CASE("log-file appends the same lines; log-format json writes one object pe
     CHECK(saw_summary);
     CHECK(r.err + "\n" == text);  // stderr carries the same lines (the capture trims the last newline)
     CHECK(s.backup({"--log-format", "xml"}).code == 2);
+}
+
+namespace {
+
+// Waits until `p` is stopped (SIGSTOP from a failpoint); false when it never was.
+bool wait_stopped(const Subprocess& p) {
+    for (int i = 0; i < 800; ++i) {
+        std::string path = "/proc/" + std::to_string(p.pid()) + "/stat";
+        if (fs::exists(path) && test::read_file(path).find(") T ") != std::string::npos) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+    }
+    return false;
+}
+
+// A backup command run with a hang guard: killed (and the test failed) if it does not finish in time.
+test::Outcome run_guarded(const std::vector<std::string>& argv, std::vector<std::string> env = {}) {
+    SpawnOptions o;
+    o.env = std::move(env);
+    Subprocess p = Subprocess::spawn(argv, o);
+    auto code = p.wait_for(std::chrono::seconds(120));
+    if (!code) {
+        p.kill(SIGKILL);
+        p.wait();
+        FAIL_CHECK("hung: " << argv.front());
+        return {-1, "", p.stderr_text()};
+    }
+    return {*code, "", p.stderr_text()};
+}
+
+// The self-digest recomputed over whatever `j` now holds: what an attacker who knows the format writes.
+std::string sealed(json j) {
+    j.erase("manifest_sha256");
+    j["manifest_sha256"] = io::sha256_hex(j.dump());
+    return j.dump();
+}
+
+}  // namespace
+
+TEST_CASE("hostile manifests beside a good backup: listed as damaged, everything else carries on",
+          "[integration][operations][hostile]") {
+    Setup s(json{{"retention", {{"keep_last", 2}}}});
+    auto ids = make_history(s, 1, 1);
+    std::string good = test::read_file(s.backups / manifest_file_name(ids[0]));
+    // Older than the good one, so they never count as "latest".
+    const std::string deep_id = "20200101_000000", big_id = "20200102_000000", nul_id = "20200103_000000";
+    test::write_file(s.backups / manifest_file_name(deep_id),
+                     std::string(100000, '[') + std::string(100000, ']'));
+    json j = json::parse(good);
+    j["id"] = big_id;
+    std::string big = sealed(j);
+    big.replace(big.find("\"schema\":1"), 10, "\"schema\":1e400");
+    test::write_file(s.backups / manifest_file_name(big_id), big);
+    j["id"] = nul_id;
+    test::write_file(s.backups / manifest_file_name(nul_id), sealed(j) + std::string("\0garbage", 8));
+
+    auto list = test::restore({"--list", "--json", "--backup-dir", s.backups.string()});
+    INFO(list.err);
+    REQUIRE(list.code == 0);
+    json rows = json::parse(list.out);
+    REQUIRE(rows.size() == 4);
+    std::map<std::string, json> by_id;
+    for (const auto& r : rows) by_id[r["id"]] = r;
+    CHECK(by_id[ids[0]]["status"] == "complete");
+    CHECK(by_id[deep_id]["status"] == "damaged");
+    CHECK_THAT(by_id[deep_id]["error"].get<std::string>(), Catch::Contains("nested deeper than"));
+    CHECK(by_id[big_id]["status"] == "damaged");
+    CHECK_THAT(by_id[big_id]["error"].get<std::string>(),
+               Catch::Contains(manifest_file_name(big_id) + ": /schema: number out of range"));
+    CHECK(by_id[nul_id]["status"] == "damaged");
+    CHECK_THAT(by_id[nul_id]["error"].get<std::string>(), Catch::Contains("a NUL byte at byte"));
+    auto text = test::restore({"--list", "--backup-dir", s.backups.string()});
+    CHECK(text.code == 0);
+    CHECK_THAT(text.out, Catch::Contains(deep_id) && Catch::Contains("damaged") &&
+                             Catch::Contains("number out of range"));
+
+    // Restores and dry runs of the good one are untouched by the others.
+    CHECK(test::restore({"latest", "--backup-dir", s.backups.string(), "-n"}).code == 0);
+    auto bad = test::restore({deep_id, "--backup-dir", s.backups.string(), "-n"});
+    CHECK(bad.code == 4);
+    CHECK_THAT(bad.err, Catch::Contains("nested deeper than"));
+    // The nightly run publishes and prunes the rest (keep_last 2: the new one and the good one).
+    auto nightly = s.backup();
+    INFO(nightly.err);
+    CHECK(nightly.code == 0);
+    CHECK_THAT(nightly.err, Catch::Contains("damaged manifest"));
+    auto left = s.listed();
+    REQUIRE(left.size() == 2);
+    CHECK(left[1] == ids[0]);
+}
+
+TEST_CASE("an artifact that is a FIFO or a symlink to /dev/zero fails verification, no hang",
+          "[integration][operations][hostile]") {
+    Setup s;
+    auto ids = make_history(s, 1, 1);
+    json m = json::parse(test::read_file(s.backups / manifest_file_name(ids[0])));
+    fs::path artifact = s.backups / m["artifacts"][0]["path"].get<std::string>();
+    SECTION("a FIFO") {
+        fs::remove(artifact);
+        REQUIRE(::mkfifo(artifact.c_str(), 0600) == 0);
+    }
+    SECTION("a symlink to /dev/zero with the recorded size") {
+        // A size of 9 is what lstat reports for a link to "/dev/zero": seal a manifest that says so.
+        m["artifacts"][0]["size"] = 9;
+        test::write_file(s.backups / manifest_file_name(ids[0]), sealed(m));
+        fs::remove(artifact);
+        fs::create_symlink("/dev/zero", artifact);
+    }
+    for (const char* mode : {"--dry-run", ""}) {
+        std::vector<std::string> argv{NIGHTJAR_RESTORE_BIN, ids[0],         "--backup-dir",
+                                      s.backups.string(),   "--target-dir", (s.dir / "out").string()};
+        if (*mode) argv.push_back(mode);
+        auto r = run_guarded(argv);
+        INFO(r.err);
+        CHECK(r.code == 4);
+        CHECK_THAT(r.err, Catch::Contains(m["artifacts"][0]["path"].get<std::string>()) &&
+                              Catch::Contains("not a regular file"));
+    }
+    CHECK_FALSE(fs::exists(s.dir / "out"));
+    // Prune does not hang on it either.
+    CHECK(
+        run_guarded({NIGHTJAR_BACKUP_BIN, "--config", s.config.string(), "--prune-only", "--keep-last", "1"})
+            .code == 0);
+}
+
+TEST_CASE("retention keeps the newest backup that passes a full verification",
+          "[integration][operations][hostile]") {
+    Setup s;
+    auto ids = make_history(s, 2, 1);
+    // The newest silently rots: one flipped byte, same size.
+    json m = json::parse(test::read_file(s.backups / manifest_file_name(ids[1])));
+    test::flip_byte(s.backups / m["artifacts"][0]["path"].get<std::string>(), 20);
+    auto r = s.backup({"--prune-only", "--keep-last", "1"});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.err, Catch::Contains(ids[1] + " failed verification") && Catch::Contains("digest-mismatch"));
+    auto left = s.listed();
+    CHECK(std::find(left.begin(), left.end(), ids[0]) != left.end());  // the restorable one stays
+    CHECK(test::restore({ids[0], "--backup-dir", s.backups.string(), "-n"}).code == 0);
+    // Its verification is recorded: the next prune does not hash it again.
+    CHECK(fs::exists(s.backups / ("verified_" + ids[0] + ".json")));
+    auto again = s.backup({"--prune-only", "--keep-last", "1"});
+    CHECK(again.code == 0);
+    CHECK_THAT(again.err, Catch::Contains(ids[0] + " verified (recorded, unchanged since)"));
+}
+
+TEST_CASE("a prune waits for a restore reading the backup dir, and says so",
+          "[integration][operations][hostile]") {
+    Setup s;
+    auto ids = make_history(s, 2, 3);
+    // The restore of the older backup freezes right after taking the readers' lock.
+    SpawnOptions o;
+    o.env = {"NIGHTJAR_FAILPOINT=restore:locked", "NIGHTJAR_FAILPOINT_ACTION=stop"};
+    fs::path out = s.dir / "out";
+    Subprocess restore = Subprocess::spawn(
+        {NIGHTJAR_RESTORE_BIN, ids[0], "--backup-dir", s.backups.string(), "--target-dir", out.string()}, o);
+    REQUIRE(wait_stopped(restore));
+
+    // With a short wait: LockHeld, and nothing deleted.
+    auto refused = s.backup({"--prune-only", "--keep-last", "1"}, {"NIGHTJAR_PRUNE_READER_WAIT_S=1"});
+    CHECK(refused.code == 5);
+    CHECK_THAT(refused.err, Catch::Contains("waiting (up to 1 s) for a restore or dry run") &&
+                                Catch::Contains("nothing was deleted"));
+    CHECK(s.listed().size() == 2);
+
+    // With the default wait: it waits, says so in its log, and deletes once the restore is done.
+    fs::path log = s.dir / "prune.log";
+    Subprocess prune = Subprocess::spawn({NIGHTJAR_BACKUP_BIN, "--config", s.config.string(), "--prune-only",
+                                          "--keep-last", "1", "--log-file", log.string()});
+    bool waiting = false;
+    for (int i = 0; i < 800 && !waiting; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        waiting = fs::exists(log) && test::read_file(log).find("waiting (up to") != std::string::npos;
+    }
+    CHECK(waiting);
+    CHECK(s.listed().size() == 2);  // still nothing deleted while the restore holds its lock
+    restore.kill(SIGCONT);
+    CHECK(restore.wait() == 0);
+    CHECK(prune.wait() == 0);
+    CHECK(s.listed() == std::vector<std::string>{ids[1]});
+    CHECK(fs::exists(out / (s.dir / "src/app.conf").relative_path()));
+}
+
+TEST_CASE("a run never deletes the backup it has just published", "[integration][operations][hostile]") {
+    // Redis is configured on a port nobody listens on: the run publishes a partial backup (files only).
+    Setup s(json{{"retention", {{"keep_last", 1}}}, {"redis", {{"port", 1}}}});
+    auto first = s.backup({"--skip-redis"});
+    REQUIRE(first.code == 0);
+    auto r = s.backup({"--prune-on-failure"});
+    INFO(r.err);
+    CHECK(r.code == 6);
+    auto left = s.listed();
+    REQUIRE(left.size() == 2);  // the partial one it published, and the complete one before it
+    json newest = json::parse(test::read_file(s.backups / manifest_file_name(left[0])));
+    CHECK(newest["status"] == "partial");
+    CHECK_THAT(r.err, Catch::Contains("keep   " + left[0] + " (published by this run"));
+}
+
+TEST_CASE("--config /dev/zero fails fast with the limit named", "[integration][operations][hostile]") {
+    auto b = run_guarded({NIGHTJAR_BACKUP_BIN, "--config", "/dev/zero"});
+    CHECK(b.code == 2);
+    CHECK_THAT(b.err, Catch::Contains("config /dev/zero: larger than the 1 MiB a config file may have"));
+    auto r = run_guarded({NIGHTJAR_RESTORE_BIN, "latest", "--config", "/dev/zero"});
+    CHECK(r.code == 2);
+    CHECK_THAT(r.err, Catch::Contains("larger than the 1 MiB"));
 }

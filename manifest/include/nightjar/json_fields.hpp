@@ -56,4 +56,16 @@ private:
 // A short rendering of a JSON value for error messages ("\"54x2\"", "12", "an object").
 std::string describe_json(const nlohmann::json& j);
 
+struct JsonParseOptions {
+    std::size_t max_depth = 256;   // objects and arrays nested deeper than this are an error, found before
+                                   // any tree is built (a deep tree would overflow the stack later)
+    bool ignore_comments = false;  // accept // and /* */ comments (configs do)
+};
+
+// Total parsing of one JSON document: every byte must belong to it (a NUL byte or anything after the
+// document is an error), nesting is bounded, and a number out of range is an error naming its JSON
+// pointer. Every failure throws `kind` with `what` in the message; nothing else escapes.
+nlohmann::json parse_json_document(std::string_view text, const std::string& what, Kind kind,
+                                   JsonParseOptions options = {});
+
 }  // namespace nightjar

@@ -9,6 +9,8 @@
 namespace nightjar {
 
 inline constexpr int kManifestSchema = 1;
+// A manifest larger than this is refused before it is parsed (real ones are a few KiB to a few MiB).
+inline constexpr std::size_t kManifestMaxBytes = 64u << 20;
 
 // One stored file of a backup.
 struct Artifact {
@@ -55,8 +57,9 @@ nlohmann::json to_json_with_digest(const Manifest& m);
 std::string serialize(const Manifest& m);
 // Strict: unknown schema or field, wrong types, unsafe paths, bad digests and an edited document
 // (self-digest) throw Kind::Verification with the JSON pointer of the field. `what` names the document in
-// messages.
-Manifest parse_manifest(const std::string& text, const std::string& what);
+// messages. Total: any input gives a Manifest or a Kind::Verification error (size, nesting depth, bytes
+// after the document, numbers out of range, NUL bytes in strings included), nothing else.
+Manifest parse_manifest(std::string_view text, const std::string& what);
 
 std::string manifest_file_name(const std::string& id);  // "manifest_<id>.json"
 bool is_backup_id(std::string_view id);

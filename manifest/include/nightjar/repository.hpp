@@ -92,6 +92,8 @@ public:
     Manifest load(const BackupRef& ref) const;
     // Resolves "latest" or a backup id or a manifest file name.
     BackupRef find(const std::string& what) const;
+    // Opens the stored file only when it is a regular file (no symlink, FIFO or device) whose opened size is
+    // the recorded one; anything else is Kind::Verification naming the artifact, before a byte is read.
     std::unique_ptr<io::Reader> open_artifact(const Artifact& artifact) const;
     std::optional<Entry> stat_artifact(const Artifact& artifact) const;
     const Storage& storage() const { return storage_; }
@@ -105,6 +107,8 @@ private:
 class Lock {
 public:
     explicit Lock(const std::filesystem::path& file);
+    struct Adopt {};
+    Lock(Adopt, int locked_fd) : fd_(locked_fd) {}  // owns a descriptor that already holds a lock (or -1)
     Lock(Lock&&) noexcept;
     ~Lock();
 
@@ -133,5 +137,20 @@ private:
 };
 
 inline constexpr const char* kLockFile = ".nightjar.lock";
+// Readers' lock: restores and dry runs hold it shared while they read a backup; a prune holds it exclusive
+// while it deletes, so a backup never disappears under a restore. Separate from kLockFile, so a restore can
+// run while a backup is being taken.
+inline constexpr const char* kReadersLockFile = ".nightjar.readers.lock";
+
+struct LockWait {
+    int limit_s = 60;               // give up after this long with Kind::LockHeld
+    std::function<void()> on_wait;  // called once when the lock is taken and we start waiting
+};
+
+// A shared hold on the readers' lock of `backup_dir`. A backup dir we cannot create the lock file in (read
+// only, not ours) is read without one, with a warning: nothing can prune there either.
+Lock lock_for_reading(const std::filesystem::path& backup_dir, const LockWait& wait = {});
+// The exclusive hold a prune takes before it deletes anything (Kind::LockHeld after `wait.limit_s`).
+Lock lock_for_deleting(const std::filesystem::path& backup_dir, const LockWait& wait = {});
 
 }  // namespace nightjar

@@ -22,8 +22,13 @@ struct RetentionPolicy {
 struct BackupInfo {
     std::string id;
     std::int64_t time = 0;  // unix seconds (UTC) of the backup id
-    std::string status;     // "complete" | "partial" | "damaged" (manifest unreadable)
-    bool verified = true;   // manifest loads and every artifact has its recorded size
+    // "complete" | "partial" | "damaged" (manifest invalid) | "unreadable" (manifest could not be read: an
+    // I/O error, not its content; always kept, since nothing is known about it)
+    std::string status;
+    bool verified = true;  // manifest loads and every artifact has its recorded size (and, for the backup
+                           // counted as the newest complete one, its recorded SHA-256)
+    std::string problem;   // why it is damaged or unverified, when known (for the reasons)
+    std::string pinned;    // non-empty: always kept, for this reason ("published by this run")
     bool good() const { return status == "complete" && verified; }
 };
 
@@ -35,7 +40,8 @@ struct RetentionDecision {
 
 // Decisions in the order of `backups` sorted newest first. Rules no policy can override: the newest good
 // (complete and verified) backup is always kept; partial, damaged or unverified backups never fill a
-// last/daily/weekly/monthly slot, so they can never push a good backup out; an empty policy keeps everything.
+// last/daily/weekly/monthly slot, so they can never push a good backup out; an empty policy keeps everything;
+// a pinned or unreadable backup is always kept.
 std::vector<RetentionDecision> plan_retention(std::vector<BackupInfo> backups, const RetentionPolicy& policy,
                                               std::int64_t now);
 

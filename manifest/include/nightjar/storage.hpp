@@ -22,13 +22,28 @@ struct Entry {
     std::string name;
     bool is_dir = false;
     std::uint64_t size = 0;
+    std::string stamp;  // from stat(): changes whenever the content may have (POSIX: inode, mtime and ctime
+                        // in ns); "" when the backend cannot tell
+};
+
+// A file opened for reading only when it is a regular file: never through a symlink, never blocking on a
+// FIFO, with the size of what was opened (not of what a path named a moment earlier).
+struct RegularFile {
+    std::unique_ptr<io::Reader> reader;  // null when missing or not a regular file
+    std::uint64_t size = 0;              // fstat of the opened descriptor
+    bool missing = false;                // nothing under that name
+    std::string not_regular;             // what is there instead: "a FIFO", "a symbolic link", ...
 };
 
 class Storage {
 public:
     virtual ~Storage() = default;
     // Relative paths only; errors throw Kind::Storage naming the path (Kind::Verification when missing).
+    // Only a regular file is read (a FIFO, a device or a symlink is Kind::Verification).
     virtual std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const = 0;
+    // What open_read does, with the outcome as a value; I/O errors other than absence throw Kind::Storage.
+    // The default (for a backend with no file types) is stat() then open_read().
+    virtual RegularFile open_regular(const std::filesystem::path& rel) const;
     virtual std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel,
                                                    WriteOptions options = {}) = 0;
     // Entries directly below `dir`; an absent dir is empty.
@@ -48,6 +63,7 @@ public:
     explicit PosixStorage(std::filesystem::path root) : root_(std::move(root)) {}
     const std::filesystem::path& root() const { return root_; }
     std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const override;
+    RegularFile open_regular(const std::filesystem::path& rel) const override;
     std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel,
                                            WriteOptions options = {}) override;
     std::vector<Entry> list(const std::filesystem::path& dir) const override;
@@ -69,6 +85,9 @@ public:
     explicit ReadOnlyStorage(const Storage& inner) : inner_(inner) {}
     std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const override {
         return inner_.open_read(rel);
+    }
+    RegularFile open_regular(const std::filesystem::path& rel) const override {
+        return inner_.open_regular(rel);
     }
     std::vector<Entry> list(const std::filesystem::path& dir) const override { return inner_.list(dir); }
     std::optional<Entry> stat(const std::filesystem::path& rel) const override { return inner_.stat(rel); }
