@@ -101,7 +101,7 @@ TEST_CASE(
     CHECK(test::read_file(dir / "t1" / conf) == "x = 1\n");
     CHECK(test::read_file(dir / "r1.rdb").rfind("REDIS", 0) == 0);
 
-    for (const std::string which : {std::string("latest-any"), partial_id}) {
+    for (const std::string& which : {std::string("latest-any"), partial_id}) {
         INFO(which);
         auto refused = test::restore({which, "--backup-dir", backups.string(), "--target-dir",
                                       (dir / "t2").string(), "--redis-rdb-path", (dir / "r2.rdb").string()});

@@ -1,6 +1,8 @@
 // The globals artifact read as data: every statement form pg_dumpall --globals-only writes is accepted, and
 // anything else (psql meta-commands, COPY, DO, functions, smuggled second statements) is refused, line named.
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <map>
 
 #include "nightjar/postgres/globals.hpp"
 #include "support/commands.hpp"

@@ -388,24 +388,24 @@ int jobs_for(const RestoreOptions& o) {
     return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 }
 
-// The globals artifact's text, read to its end (the digests are judged there); bounded.
-std::string read_globals(io::Reader& content) {
+// The globals artifact's text, read to its end (the digests are judged there); bounded: past the limit the
+// rest is read but not kept, and `too_large` is set.
+std::string read_globals(io::Reader& content, bool& too_large) {
     std::string text;
     std::vector<std::byte> buf(io::kChunkSize);
-    bool too_large = false;
+    too_large = false;
     while (std::size_t n = content.read(buf)) {
         if (too_large) continue;
         text.append(io::as_chars(io::Bytes(buf.data(), n)));
         too_large = text.size() > kPgGlobalsLimit;
     }
-    if (too_large)
-        throw Error(Kind::Verification, "globals: larger than " + std::to_string(kPgGlobalsLimit >> 20) +
-                                            " MiB: not a globals dump; refused");
+    if (too_large) text.clear();
     return text;
 }
 
 // The format check of a globals artifact: a cluster dump, complete, of accepted statements only.
-std::string globals_problem(const std::string& text) {
+std::string globals_problem(const std::string& text, bool too_large) {
+    if (too_large) return "larger than " + std::to_string(kPgGlobalsLimit >> 20) + " MiB: not a globals dump";
     if (text.rfind(kGlobalsHead, 0) != 0) return "not a pg_dumpall cluster dump";
     if (text.find(kGlobalsTail, text.size() > 4096 ? text.size() - 4096 : 0) == std::string::npos)
         return "the globals dump is cut short (no \"dump complete\" trailer)";
@@ -529,8 +529,9 @@ RestoreReport restore_globals(const Artifact& a, io::Reader& content, const Rest
         report.lines.push_back("postgres: globals (roles, tablespaces) skipped (--skip-globals)");
         return report;
     }
-    const std::string text = read_globals(content);
-    if (std::string why = globals_problem(text); !why.empty())
+    bool too_large = false;
+    const std::string text = read_globals(content, too_large);
+    if (std::string why = globals_problem(text, too_large); !why.empty())
         throw Error(Kind::Verification, "artifact " + a.path + ": " + why + "; nothing was restored");
     PgGlobalsScript script = parse_pg_globals(text);
     JsonFields s(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
@@ -682,14 +683,10 @@ DumpResult PostgresComponent::dump(DumpContext& context, Staging& staging) {
 VerifyOutcome PostgresComponent::verify(const Artifact& artifact, io::Reader& content) const {
     std::vector<std::byte> buf(io::kChunkSize);
     if (artifact.format == kPgGlobalsFormat) {
-        std::string text;
-        try {
-            text = read_globals(content);
-        } catch (const Error& e) {
-            if (e.kind() != Kind::Verification) throw;
-            return {VerifyStatus::FormatInvalid, e.what()};
-        }
-        if (std::string why = globals_problem(text); !why.empty()) return {VerifyStatus::FormatInvalid, why};
+        bool too_large = false;
+        const std::string text = read_globals(content, too_large);
+        if (std::string why = globals_problem(text, too_large); !why.empty())
+            return {VerifyStatus::FormatInvalid, why};
         return {};
     }
     if (artifact.format != kPgDumpFormat)
@@ -767,8 +764,9 @@ RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const Rest
         plan.summary = {{"target", admin.describe()}};
         if (options.reopen_content) {
             auto content = options.reopen_content(artifact);
-            std::string text = read_globals(*content);
-            if (std::string why = globals_problem(text); !why.empty()) {
+            bool too_large = false;
+            std::string text = read_globals(*content, too_large);
+            if (std::string why = globals_problem(text, too_large); !why.empty()) {
                 plan.refusals.push_back("postgres: globals: " + why);
                 return plan;
             }
