@@ -576,7 +576,7 @@ TEST_CASE("globals are data: meta-commands, COPY and smuggled statements are ref
 }
 
 TEST_CASE(
-    "globals: left alone by a side-by-side restore unless --globals; existing roles keep their password and "
+    "globals: left alone by a side-by-side restore unless --globals, existing roles keep their password and "
     "attributes unless --globals=replace",
     "[integration][postgres][globals]") {
     Flow f;

@@ -65,7 +65,7 @@ TEST_CASE("a refusal by one component stops the whole restore before anything is
 }
 
 TEST_CASE(
-    "latest is the newest complete backup; a partial one (Redis failed) needs latest-any and --skip-redis",
+    "latest is the newest complete backup, a partial one (Redis failed) needs latest-any and --skip-redis",
     "[integration][restore]") {
     const int redis_port = std::stoi(test::required_env("NIGHTJAR_TEST_REDIS_PORT"));
     test::TempDir dir;
