@@ -645,7 +645,7 @@ TEST_CASE(
     f.server.psql("postgres", "DROP ROLE IF EXISTS " + gone);
 }
 
-TEST_CASE("--db selects databases: --db app restores app beside crm and leaves crm untouched",
+TEST_CASE("database selection: --db app restores app beside crm and leaves crm untouched",
           "[integration][postgres]") {
     Flow f;
     Database app(f.server, "nj_app");
