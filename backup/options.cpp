@@ -5,7 +5,9 @@
 namespace nightjar {
 
 void BackupOptions::add_to(CLI::App& app) {
-    app.add_option("-c,--config", config, "Config file (JSON)")->capture_default_str();
+    app.add_option("-c,--config", config, "Config file (JSON)")
+        ->capture_default_str()
+        ->envname("NIGHTJAR_CONFIG");
     app.add_option("--backup-dir", backup_dir, "Backup directory (overrides backup_dir in the config)");
     app.add_flag("-n,--dry-run", dry_run,
                  "Validate config, sources and backup dir; print the plan; write nothing");

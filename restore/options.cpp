@@ -1,13 +1,20 @@
 #include "options.hpp"
 
+#include <filesystem>
+
 #include "nightjar/component.hpp"
 
 namespace nightjar {
 
 void RestoreCliOptions::add_to(CLI::App& app) {
-    app.add_option("backup", backup, "Manifest file, backup id, or 'latest'");
+    app.add_option("backup", backup,
+                   "Manifest file, backup id, 'latest' (the newest complete backup) or 'latest-any' (the "
+                   "newest of any status)");
     app.add_option("--backup-dir", backup_dir, "Backup directory (default: the manifest's own directory)");
-    app.add_option("-c,--config", config, "Config file, read for backup_dir");
+    app.add_option("-c,--config", config,
+                   "Config file, read for backup_dir and Redis credentials (default: $NIGHTJAR_CONFIG, else "
+                   "/etc/nightjar/nightjar.json when it exists)")
+        ->envname("NIGHTJAR_CONFIG");
     app.add_flag("-l,--list", list, "List published backups and exit");
     app.add_flag("-n,--dry-run", dry_run,
                  "Verify every artifact and show what a restore would change; write nothing");
@@ -26,22 +33,45 @@ void RestoreCliOptions::add_to(CLI::App& app) {
                    "OLD=NEW: restore database OLD into NEW, leaving OLD untouched (repeatable)");
     app.add_option("--jobs", jobs, "pg_restore parallel jobs (default: one per core, at most 4)")
         ->check(CLI::Range(1, 64));
-    app.add_flag("--skip-globals", skip_globals, "Do not restore PostgreSQL roles and tablespaces");
+    app.add_option(
+        "--db", dbs,
+        "Restore only this PostgreSQL database (repeatable; default: every database of the backup)");
+    auto* skip_globals_flag =
+        app.add_flag("--skip-globals", skip_globals, "Do not restore PostgreSQL roles and tablespaces");
+    app.add_flag("--globals{create}", globals,
+                 "Restore roles and tablespaces also with --db/--db-name (create missing ones; "
+                 "--globals=replace also alters existing ones)")
+        ->check(CLI::IsMember({"create", "replace"}))
+        ->excludes(skip_globals_flag);
     app.add_flag(
         "--allow-special", allow_special,
         "Files: restore FIFOs, devices and sockets the manifest declares (else a verification failure)");
     app.add_flag("--json", json, "Print a JSON summary on stdout");
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
-    app.add_flag(
-        "--redis-flush", redis_flush,
-        "Redis live mode: empty the target first (FLUSHALL); without it, keys not in the backup stay");
+    auto* flush = app.add_flag("--redis-flush", redis_flush,
+                               "Redis live mode: empty a non-empty target first (FLUSHALL)");
+    app.add_flag("--redis-merge", redis_merge,
+                 "Redis live mode: load into a non-empty target, keeping its keys not in the backup")
+        ->excludes(flush);
     app.add_flag("--force", force, "Overwrite an existing file (--redis-rdb-path)");
     app.add_option("--redis-mode", redis_mode, "Redis restore: live (into a running server) or file")
         ->check(CLI::IsMember({"live", "file"}));
     app.add_option("--redis-rdb-path", redis_rdb_path, "Redis file mode: write the RDB here");
-    app.add_option("--redis-host", redis_host, "Redis live mode: the target server's host");
+    app.add_option("--redis-host", redis_host,
+                   "Redis live mode: the target server's host (default: the one recorded in the manifest)");
     app.add_option("--redis-port", redis_port, "Redis live mode: the target server's port")
         ->check(CLI::Range(1, 65535));
+    app.add_option("--log-file", log_file, "Also append log lines to this file");
+    app.add_option("--log-format", log_format, "Log line format")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
+}
+
+std::string RestoreCliOptions::config_file() const {
+    if (!config.empty()) return config;
+    std::error_code ec;
+    if (std::filesystem::exists(kDefaultConfig, ec)) return kDefaultConfig;
+    return "";
 }
 
 std::vector<std::string> RestoreCliOptions::skipped_kinds() const {

@@ -108,10 +108,12 @@ struct Flow {
         if (env.empty()) env = server.env();
         return test::backup(args, env);
     }
-    test::Outcome restore(std::vector<std::string> extra) const {
-        std::vector<std::string> args{"latest", "--backup-dir", backups.string()};
+    test::Outcome restore(std::vector<std::string> extra) const { return restore_which("latest", extra); }
+    test::Outcome restore_which(const std::string& which, std::vector<std::string> extra,
+                                std::vector<std::string> env = {}) const {
+        std::vector<std::string> args{which, "--backup-dir", backups.string()};
         args.insert(args.end(), extra.begin(), extra.end());
-        return test::restore(args, server.env());
+        return test::restore(args, env.empty() ? server.env() : env);
     }
     std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
     json manifest() const { return json::parse(test::read_file(manifests().back())); }
@@ -206,7 +208,8 @@ TEST_CASE("a database round-trips: schema and every table's data equal the sourc
           "0");
 
     auto before = data_digests(f.server, src.name);
-    auto r = f.restore({"--db-name", src.name + "=" + copy});
+    // A renamed restore leaves roles alone unless --globals asks for them.
+    auto r = f.restore({"--db-name", src.name + "=" + copy, "--globals"});
     INFO(r.err);
     REQUIRE(r.code == 0);
     CHECK_THAT(r.err, Catch::Contains("globals restored") && Catch::Contains("5 of 5 tables match"));
@@ -306,8 +309,21 @@ TEST_CASE("a source that cannot be dumped fails clearly and is never claimed", "
         CHECK(m["components"][0]["status"] == "failed");
         CHECK_THAT(m["components"][0]["error"].get<std::string>(), Catch::Contains("nj_no_such_db"));
         CHECK(m["components"][0]["details"]["databases"]["nj_no_such_db"]["status"] == "failed");
-        CHECK(f.restore({"--dry-run"}).code ==
-              7);  // restoring over the good database (it has a table) is refused
+        // `latest` is the newest complete backup: there is none.
+        auto latest = f.restore({"--dry-run"});
+        CHECK(latest.code == 2);
+        CHECK_THAT(latest.err, Catch::Contains("no complete backup") && Catch::Contains("postgres failed") &&
+                                   Catch::Contains("latest-any"));
+        // latest-any takes it, but the failed database is selected (every database is, by default).
+        auto any = f.restore_which("latest-any", {"--dry-run"});
+        CHECK(any.code == 2);
+        CHECK_THAT(any.err, Catch::Contains("component postgres failed at capture") &&
+                                Catch::Contains("nj_no_such_db") && Catch::Contains("--skip-db"));
+        // With only the good database selected, restoring over it (it has a table) is refused.
+        auto good_only = f.restore_which("latest-any", {"--dry-run", "--db", good.name});
+        INFO(good_only.err);
+        CHECK(good_only.code == 7);
+        CHECK_THAT(good_only.err, Catch::Contains("--clean"));
     }
     SECTION("other components still run; fail_fast stops the whole run") {
         test::write_file(f.dir / "etc/app.conf", "x = 1\n");
@@ -455,4 +471,252 @@ TEST_CASE("a corrupted dump is caught by the dry run", "[integration][postgres]"
                                  Catch::Contains("nothing was restored"));
         CHECK(database_count(src.name + "_ghost") == "0");
     }
+}
+
+namespace {
+
+// The globals artifact of the newest backup, as text.
+std::string globals_text(const fs::path& backups, Manifest& manifest) {
+    PosixStorage storage(backups);
+    RepositoryReader repo(storage);
+    manifest = repo.load(repo.find("latest"));
+    const Artifact* g = manifest.find("pg-globals");
+    REQUIRE(g);
+    std::string text;
+    auto in = open_verified_content(repo, *g);
+    std::vector<std::byte> buf(1 << 16);
+    while (std::size_t n = in->read(buf)) text.append(io::as_chars(io::Bytes(buf.data(), n)));
+    return text;
+}
+
+// Publishes backup `id` holding only a globals artifact with this text (digests correct).
+void publish_globals(const fs::path& backups, const Manifest& base, const std::string& id,
+                     const std::string& text) {
+    PosixStorage storage(backups);
+    RepositoryWriter repo(storage);
+    const Artifact* g = base.find("pg-globals");
+    REQUIRE(g);
+    auto lock = repo.lock();
+    Staging staging = repo.begin(id, {});
+    auto w = staging.artifact("pg-globals.sql.zst");
+    w->write(io::as_bytes(text));
+    w->finish();
+    Artifact edited = w->artifact("postgres", g->name, g->format);
+    edited.source = g->source;
+    Manifest copy = base;
+    copy.id = id;
+    copy.artifacts = {edited};
+    repo.publish(std::move(staging), copy);
+}
+
+}  // namespace
+
+TEST_CASE("globals are data: meta-commands, COPY and smuggled statements are refused and nothing runs",
+          "[integration][postgres][globals]") {
+    Flow f;
+    Database src(f.server, "nj_gsrc");
+    f.server.psql(src.name, "CREATE TABLE t AS SELECT g FROM generate_series(1, 3) g");
+    f.write_config({{"databases", {src.name}}, {"globals", true}});
+    REQUIRE(f.backup().code == 0);
+    Manifest base;
+    const std::string original = globals_text(f.backups, base);
+    const std::string header = "--\n-- PostgreSQL database cluster dump\n--\n\n";
+    REQUIRE(original.rfind(header, 0) == 0);
+    const std::string tag = unique_name("nj");
+    const fs::path shell_marker = f.dir / "shell-ran";
+    const fs::path out_marker = f.dir / "o-written";
+    const std::string program_marker = "/tmp/" + tag + "-copy-program-ran";
+    const std::string first = tag + "_first", second = tag + "_second";
+    auto roles = [&] {
+        return f.server.psql(
+            "postgres", "SELECT count(*) FROM pg_roles WHERE rolname IN ('" + first + "', '" + second + "')");
+    };
+    struct Case {
+        const char* name;
+        std::string lines;  // inserted after the header, before pg_dumpall's own \restrict
+        int bad_line;
+    };
+    const std::vector<Case> cases{
+        {"shell escape", "CREATE ROLE " + first + ";\n\\! touch " + shell_marker.string() + "\n", 6},
+        {"output redirection", "\\o " + out_marker.string() + "\nCREATE ROLE " + first + ";\n", 5},
+        {"COPY … TO PROGRAM",
+         "CREATE ROLE " + first + ";\nCOPY (SELECT 1) TO PROGRAM 'touch " + program_marker + "';\n", 6},
+        {"a second statement after ';' on a role line",
+         "CREATE ROLE " + first + "; CREATE ROLE " + second + " SUPERUSER LOGIN;\n", 5},
+    };
+    int n = 0;
+    for (const auto& c : cases) {
+        INFO(c.name);
+        const std::string id = "20200101_00000" + std::to_string(n++);
+        publish_globals(f.backups, base, id, header + c.lines + original.substr(header.size()));
+        const std::string manifest = (f.backups / manifest_file_name(id)).string();
+        const std::string where = "globals line " + std::to_string(c.bad_line) + ": ";
+        auto dry = test::restore({manifest, "--dry-run"}, f.server.env());
+        INFO(dry.err);
+        CHECK(dry.code == 4);
+        CHECK_THAT(dry.err, Catch::Contains(where) && Catch::Contains("refused"));
+        auto real = test::restore({manifest}, f.server.env());
+        INFO(real.err);
+        CHECK(real.code == 4);
+        CHECK_THAT(real.err, Catch::Contains(where) && Catch::Contains("nothing was restored"));
+        CHECK_FALSE(fs::exists(shell_marker));
+        CHECK_FALSE(fs::exists(out_marker));
+        CHECK_FALSE(fs::exists(program_marker));
+        CHECK(roles() == "0");  // not even the statement before the bad one ran
+    }
+    // The control: the same harness with an accepted statement does run it.
+    publish_globals(f.backups, base, "20200101_000009",
+                    header + "CREATE ROLE " + first + ";\n" + original.substr(header.size()));
+    auto ok = test::restore({(f.backups / manifest_file_name("20200101_000009")).string()}, f.server.env());
+    INFO(ok.err);
+    CHECK(ok.code == 0);
+    CHECK_THAT(ok.err, Catch::Contains("roles: 1 created (" + first + ")"));
+    CHECK(roles() == "1");
+    f.server.psql("postgres", "DROP ROLE IF EXISTS " + first);
+}
+
+TEST_CASE(
+    "globals: left alone by a side-by-side restore unless --globals, existing roles keep their password and "
+    "attributes unless --globals=replace",
+    "[integration][postgres][globals]") {
+    Flow f;
+    Database src(f.server, "nj_gl");
+    f.server.psql(src.name, "CREATE TABLE t AS SELECT g FROM generate_series(1, 3) g");
+    const std::string kept = unique_name("nj_kept"), gone = unique_name("nj_gone");
+    f.server.psql("postgres", "CREATE ROLE " + kept + " LOGIN PASSWORD 'at-backup' CONNECTION LIMIT 3");
+    f.server.psql("postgres", "CREATE ROLE " + gone + " NOLOGIN");
+    f.write_config({{"databases", {src.name}}, {"globals", true}});
+    auto b = f.backup();
+    INFO(b.err);
+    REQUIRE(b.code == 0);
+    auto state = [&] {
+        return f.server.psql(
+            "postgres",
+            "SELECT rolpassword || ' ' || rolconnlimit FROM pg_authid WHERE rolname = '" + kept + "'");
+    };
+    auto exists = [&](const std::string& role) {
+        return f.server.psql("postgres", "SELECT count(*) FROM pg_roles WHERE rolname = '" + role + "'");
+    };
+    const std::string at_backup = state();
+    f.server.psql("postgres", "ALTER ROLE " + kept + " PASSWORD 'changed-since' CONNECTION LIMIT 7");
+    f.server.psql("postgres", "DROP ROLE " + gone);
+    const std::string changed = state();
+    REQUIRE(changed != at_backup);
+    auto copy = [&](int i) {
+        std::string name = src.name + "_c" + std::to_string(i);
+        src.also_drop.push_back(name);
+        return src.name + "=" + name;
+    };
+
+    auto side = f.restore({"--db-name", copy(1)});
+    INFO(side.err);
+    CHECK(side.code == 0);
+    CHECK_THAT(side.err, Catch::Contains("globals) are not restored") && Catch::Contains("--globals"));
+    CHECK(exists(gone) == "0");
+    auto selected = f.restore({"--db", src.name, "--db-name", copy(2)});
+    CHECK(selected.code == 0);
+    CHECK_THAT(selected.err, Catch::Contains("globals) are not restored"));
+    CHECK(exists(gone) == "0");
+
+    auto plan = f.restore({"--db-name", copy(3), "--globals", "--dry-run"});
+    INFO(plan.err);
+    CHECK(plan.code == 0);
+    CHECK_THAT(plan.err, Catch::Contains("would restore roles and tablespaces") &&
+                             Catch::Contains("roles: 1 created (" + gone + "), 0 altered") &&
+                             Catch::Contains("left as they are") && Catch::Contains(kept));
+    CHECK(exists(gone) == "0");
+
+    auto create = f.restore({"--db-name", copy(3), "--globals"});
+    INFO(create.err);
+    CHECK(create.code == 0);
+    CHECK_THAT(create.err, Catch::Contains("roles: 1 created (" + gone + "), 0 altered") &&
+                               Catch::Contains("--globals=replace alters them"));
+    CHECK(exists(gone) == "1");
+    CHECK(state() == changed);  // the existing role's password and connection limit are untouched
+
+    auto replace = f.restore({"--db-name", copy(4), "--globals=replace"});
+    INFO(replace.err);
+    CHECK(replace.code == 0);
+    CHECK_THAT(replace.err, Catch::Contains("roles: 0 created, ") && Catch::Contains(" altered (") &&
+                                Catch::Contains(kept));
+    CHECK(state() == at_backup);
+    CHECK(f.restore({"--db-name", copy(5), "--globals", "--skip-globals"}).code == 2);
+    f.server.psql("postgres", "DROP ROLE IF EXISTS " + kept);
+    f.server.psql("postgres", "DROP ROLE IF EXISTS " + gone);
+}
+
+TEST_CASE("database selection: --db app restores app beside crm and leaves crm untouched",
+          "[integration][postgres]") {
+    Flow f;
+    Database app(f.server, "nj_app");
+    Database crm(f.server, "nj_crm");
+    f.server.psql(app.name, "CREATE TABLE t AS SELECT g FROM generate_series(1, 3) g");
+    f.server.psql(crm.name, "CREATE TABLE c AS SELECT g FROM generate_series(1, 5) g");
+    f.write_config({{"databases", {app.name, crm.name}}});
+    REQUIRE(f.backup().code == 0);
+    f.server.psql(crm.name, "INSERT INTO c VALUES (100)");  // production moved on after the backup
+    const std::string restored = app.name + "_restored";
+    app.also_drop.push_back(restored);
+    auto db_count = [&](const std::string& name) {
+        return f.server.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = '" + name + "'");
+    };
+
+    // Without --db every database is restored; crm exists, and the refusal never suggests --clean for it.
+    auto all = f.restore({"--db-name", app.name + "=" + restored});
+    INFO(all.err);
+    CHECK(all.code == 7);
+    CHECK_THAT(all.err, Catch::Contains("database \"" + crm.name + "\"") && Catch::Contains("--db NAME") &&
+                            Catch::Contains("--db-name " + crm.name + "=NEWNAME"));
+    CHECK(all.err.find("--clean") == std::string::npos);
+    CHECK(db_count(restored) == "0");
+
+    auto dry = f.restore({"--db", app.name, "--db-name", app.name + "=" + restored, "--dry-run"});
+    INFO(dry.err);
+    CHECK(dry.code == 0);
+    CHECK_THAT(dry.err, Catch::Contains("target: postgres db-" + app.name + " -> database \"" + app.name +
+                                        "\" into database \"" + restored + "\""));
+    CHECK(dry.err.find("target: ") < dry.err.find("verify "));
+    CHECK(dry.err.find(crm.name) == std::string::npos);
+
+    auto one = f.restore({"--db", app.name, "--db-name", app.name + "=" + restored});
+    INFO(one.err);
+    CHECK(one.code == 0);
+    CHECK(f.server.psql(restored, "SELECT count(*) FROM t") == "3");
+    CHECK(f.server.psql(crm.name, "SELECT count(*) FROM c") == "6");  // untouched
+
+    auto unknown = f.restore({"--db", "nj_nowhere", "--dry-run"});
+    CHECK(unknown.code == 2);
+    CHECK_THAT(unknown.err, Catch::Contains("holds no database named \"nj_nowhere\""));
+    auto unselected = f.restore({"--db", app.name, "--db-name", crm.name + "=x", "--dry-run"});
+    CHECK(unselected.code == 2);
+    CHECK_THAT(unselected.err, Catch::Contains("add --db " + crm.name));
+}
+
+TEST_CASE("a restore whose database target cannot be checked fails with exit 3, dry run included",
+          "[integration][postgres]") {
+    Flow f;
+    Database src(f.server, "nj_unreach");
+    f.server.psql(src.name, "CREATE TABLE t AS SELECT g FROM generate_series(1, 3) g");
+    f.write_config({{"databases", {src.name}}});
+    REQUIRE(f.backup().code == 0);
+    const std::string target = src.name + "_x";
+    src.also_drop.push_back(target);
+
+    auto dry = f.restore_which("latest", {"--dry-run", "--db-name", src.name + "=" + target},
+                               {"PGPASSWORD=wrong-password"});
+    INFO(dry.err);
+    CHECK(dry.code == 3);
+    CHECK_THAT(dry.err, Catch::Contains("a target cannot be checked") &&
+                            Catch::Contains("password authentication failed"));
+    CHECK(dry.err.find("every artifact verified") == std::string::npos);
+    auto real =
+        f.restore_which("latest", {"--db-name", src.name + "=" + target}, {"PGPASSWORD=wrong-password"});
+    INFO(real.err);
+    CHECK(real.code == 3);
+    CHECK_THAT(real.err, Catch::Contains("nothing was written"));
+    auto down = f.restore(
+        {"--dry-run", "--db-name", src.name + "=" + target, "--db-port", std::to_string(free_port())});
+    CHECK(down.code == 3);
+    CHECK(f.server.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = '" + target + "'") ==
+          "0");
 }

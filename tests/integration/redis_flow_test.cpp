@@ -196,12 +196,23 @@ TEST_CASE("redis: every type, TTLs, several dbs, 200k keys and a 50 MB value rou
     CHECK(src["used_memory"].get<std::uint64_t>() > (50u << 20));
     CHECK(m["artifacts"][0]["content_size"].get<std::uint64_t>() > (50u << 20));
 
+    // Without --redis-port the target is the server recorded in the manifest (the source, which holds keys):
+    // the dry run names it first, and refuses as the restore would.
+    auto recorded = f.restore({"--dry-run"});
+    INFO(recorded.err);
+    CHECK(recorded.code == 7);
+    CHECK_THAT(recorded.err, Catch::Contains("target: redis redis -> redis 127.0.0.1:" +
+                                             std::to_string(f.source) + " (recorded in the manifest)") &&
+                                 Catch::Contains("holds " + std::to_string(200000 + 14) + " key(s)"));
+    CHECK(recorded.err.find("target: ") < recorded.err.find("verify redis"));
+
+    flush(f.target);
     auto dry = f.restore({"--dry-run", "--redis-port", std::to_string(f.target)});
     INFO(dry.err);
     CHECK(dry.code == 0);
-    CHECK_THAT(dry.err, Catch::Contains("verify redis") && Catch::Contains("OK"));
+    CHECK_THAT(dry.err,
+               Catch::Contains("verify redis") && Catch::Contains("OK") && Catch::Contains("it is empty"));
 
-    flush(f.target);
     auto live = f.restore({"--redis-port", std::to_string(f.target)});
     INFO(live.err);
     REQUIRE(live.code == 0);
@@ -211,10 +222,29 @@ TEST_CASE("redis: every type, TTLs, several dbs, 200k keys and a 50 MB value rou
     CHECK(pttl <= 3600000);
     CHECK(dbsize(f.target, 5) == 1);
 
-    SECTION("into a non-empty target: keys not in the backup stay unless --redis-flush") {
+    SECTION("into a non-empty target: refused, then merged (--redis-merge), then flushed (--redis-flush)") {
         connect(f.target).checked({"SET", "stray", "x"}, "SET");
         connect(f.target).checked({"SET", "str", "changed since the backup"}, "SET");
-        auto merged = f.restore({"--redis-port", std::to_string(f.target)});
+        const std::string held = std::to_string(200000 + 14 + 1) + " key(s)";
+        auto refused = f.restore({"--redis-port", std::to_string(f.target)});
+        INFO(refused.err);
+        CHECK(refused.code == 7);
+        CHECK_THAT(refused.err, Catch::Contains("holds " + held + ": restore refused, nothing was written") &&
+                                    Catch::Contains("--redis-merge") && Catch::Contains("--redis-flush"));
+        CHECK(connect(f.target).checked({"GET", "str"}, "GET").str() == "changed since the backup");
+        auto refused_plan = f.restore({"--dry-run", "--redis-port", std::to_string(f.target)});
+        CHECK(refused_plan.code == 7);
+        CHECK_THAT(refused_plan.err, Catch::Contains("would refuse: redis: ") && Catch::Contains(held));
+        auto merge_plan = f.restore({"--dry-run", "--redis-merge", "--redis-port", std::to_string(f.target)});
+        INFO(merge_plan.err);
+        CHECK(merge_plan.code == 0);
+        CHECK_THAT(merge_plan.err, Catch::Contains("merge: it holds " + held));
+        auto flush_plan = f.restore({"--dry-run", "--redis-flush", "--redis-port", std::to_string(f.target)});
+        CHECK(flush_plan.code == 0);
+        CHECK_THAT(flush_plan.err, Catch::Contains("flush: its " + held + " are removed first"));
+        CHECK(f.restore({"--redis-merge", "--redis-flush"}).code == 2);
+
+        auto merged = f.restore({"--redis-merge", "--redis-port", std::to_string(f.target)});
         INFO(merged.err);
         CHECK(merged.code == 0);
         CHECK_THAT(merged.err, Catch::Contains("replaced by the backup's, 1 not in the backup left alone"));
@@ -408,8 +438,8 @@ TEST_CASE("redis: the shared RDB corpus round-trips through a server, over the s
         INFO(b.err);
         REQUIRE(b.code == 0);
         CHECK(f.manifest()["artifacts"][0]["source"]["transfer"] == "disk");
-        CHECK(f.restore({"--dry-run"}).code == 0);
         flush(target);
+        CHECK(f.restore({"--dry-run", "--redis-port", std::to_string(target)}).code == 0);
         auto r = f.restore({"--redis-port", std::to_string(target)});
         INFO(r.err);
         REQUIRE(r.code == 0);

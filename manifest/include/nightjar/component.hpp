@@ -61,15 +61,22 @@ struct RestoreOptions {
     std::optional<std::filesystem::path> redis_rdb_path =
         std::nullopt;  // redis file mode: where to write the RDB
     std::optional<redis::Endpoint> redis_target =
-        std::nullopt;  // redis live mode: the server to load (default 127.0.0.1:6379)
+        std::nullopt;  // redis live mode: the server to load, whole (default: the recorded endpoint)
+    std::string redis_host = "";  // redis live mode: override the recorded host (--redis-host)
+    int redis_port = 0;           // redis live mode: override the recorded port when > 0 (--redis-port)
+    std::optional<redis::Endpoint> redis_config =
+        std::nullopt;  // redis: the config's endpoint, for its credentials and renamed commands
     nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
     std::string db_host = "";  // postgres: restore to this server, not the recorded one
     int db_port = 0;           // postgres: its port (0 = the recorded one)
     std::string db_user = "";  // postgres: connect as this role ("" = the recorded one)
     std::map<std::string, std::string> db_rename = {};  // postgres: --db-name OLD=NEW, restore OLD into NEW
-    int jobs = 0;                // postgres: pg_restore jobs; 0 = one per core, at most 4
-    bool skip_globals = false;   // postgres: do not restore roles and tablespaces
-    bool allow_special = false;  // files: FIFOs, devices and sockets the manifest declares may be restored
+    int jobs = 0;                  // postgres: pg_restore jobs; 0 = one per core, at most 4
+    bool skip_globals = false;     // postgres: do not restore roles and tablespaces
+    bool allow_special = false;    // files: FIFOs, devices and sockets the manifest declares may be restored
+    bool globals_replace = false;  // postgres: alter existing roles/tablespaces too (--globals=replace)
+    std::vector<std::string> db_selected = {};  // postgres: --db NAME (empty = every database of the backup)
+    bool redis_merge = false;  // redis live mode: load into a non-empty target, keeping its other keys
     // Another reader of an artifact's decompressed content from its start, without digest checks (the
     // `content` a restore is given proves them), for a restore that reads in parallel. May be empty.
     std::function<std::unique_ptr<io::Reader>(const Artifact&)> reopen_content = {};
@@ -100,6 +107,12 @@ public:
     // Format-level check of an artifact's decompressed content, read to its end.
     virtual VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const = 0;
     virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const = 0;
+    // Where the artifact would be restored, for the dry run's first lines ("" = the caller describes it).
+    virtual std::string describe_target(const Artifact& artifact, const RestoreOptions& options) const {
+        (void)artifact;
+        (void)options;
+        return "";
+    }
     // True when restore() proves this artifact's content as it applies it: it reads the stream to its end,
     // where a digest mismatch throws, and checks the format on the way. The verify pass of a real restore
     // then proves only the stored bytes (size and SHA-256, no decompression), beside the start of restore(),

@@ -16,6 +16,7 @@
 #include "nightjar/log.hpp"
 #include "nightjar/postgres/archive.hpp"
 #include "nightjar/postgres/connection.hpp"
+#include "nightjar/postgres/globals.hpp"
 #include "nightjar/postgres/streamed_restore.hpp"
 #include "nightjar/postgres/tools.hpp"
 #include "nightjar/process.hpp"
@@ -367,11 +368,19 @@ void drop_database(PgConnection& admin, const std::string& database, int server_
                (server_version >= 130000 ? " WITH (FORCE)" : ""));
 }
 
-std::string refusal(const PgTarget& t, std::int64_t tables, const std::string& original) {
-    return "postgres: " + t.describe() + " already has " + std::to_string(tables) +
-           " table(s): restore refused, nothing was written: pass --clean to drop and recreate it, or "
-           "--db-name " +
-           original + "=NEWNAME to restore into a new database";
+// A destructive flag (--clean) is suggested only for a database the operator named (--db or --db-name).
+std::string refusal(const PgTarget& t, std::int64_t tables, const std::string& original,
+                    const RestoreOptions& o) {
+    const bool named = o.db_rename.count(original) > 0 ||
+                       std::find(o.db_selected.begin(), o.db_selected.end(), original) != o.db_selected.end();
+    std::string head = "postgres: " + t.describe() + " already has " + std::to_string(tables) +
+                       " table(s): restore refused, nothing was written: ";
+    if (named)
+        return head + "pass --clean to drop and recreate it, or --db-name " + original +
+               "=NEWNAME to restore into a new database";
+    return head + "pass --db-name " + original +
+           "=NEWNAME to restore it beside the existing one, or --db NAME " +
+           "to restore only the databases you mean";
 }
 
 int jobs_for(const RestoreOptions& o) {
@@ -379,22 +388,140 @@ int jobs_for(const RestoreOptions& o) {
     return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 }
 
-// Feeds `content` to a child's stdin; a child that stops reading early is not an error here (its exit says).
-void feed(Subprocess& child, io::Reader& content) {
-    ignore_sigpipe();
+// The globals artifact's text, read to its end (the digests are judged there); bounded: past the limit the
+// rest is read but not kept, and `too_large` is set.
+std::string read_globals(io::Reader& content, bool& too_large) {
+    std::string text;
     std::vector<std::byte> buf(io::kChunkSize);
-    bool open = true;
+    too_large = false;
     while (std::size_t n = content.read(buf)) {
-        if (!open) continue;  // keep reading: the digests are judged at the end of the content
-        try {
-            child.in().write(io::Bytes(buf.data(), n));
-        } catch (const Error&) {
-            open = false;
-        }
+        if (too_large) continue;
+        text.append(io::as_chars(io::Bytes(buf.data(), n)));
+        too_large = text.size() > kPgGlobalsLimit;
     }
-    child.close_in();
+    if (too_large) text.clear();
+    return text;
 }
 
+// The format check of a globals artifact: a cluster dump, complete, of accepted statements only.
+std::string globals_problem(const std::string& text, bool too_large) {
+    if (too_large) return "larger than " + std::to_string(kPgGlobalsLimit >> 20) + " MiB: not a globals dump";
+    if (text.rfind(kGlobalsHead, 0) != 0) return "not a pg_dumpall cluster dump";
+    if (text.find(kGlobalsTail, text.size() > 4096 ? text.size() - 4096 : 0) == std::string::npos)
+        return "the globals dump is cut short (no \"dump complete\" trailer)";
+    try {
+        parse_pg_globals(text);
+    } catch (const Error& e) {
+        return e.what();
+    }
+    return "";
+}
+
+// What a globals restore does against the roles and tablespaces that exist: a role or tablespace that exists
+// is left as it is (its password, attributes, settings, memberships and grants untouched) unless `replace`.
+struct GlobalsApply {
+    std::vector<std::string> roles_created, roles_altered, roles_left;
+    std::vector<std::string> spaces_created, spaces_altered, spaces_left;
+    std::vector<const PgGlobalsStatement*> run;  // the statements to execute, in order
+};
+
+GlobalsApply plan_globals(const PgGlobalsScript& script, const std::set<std::string>& roles,
+                          const std::set<std::string>& spaces, bool replace) {
+    GlobalsApply g;
+    std::set<std::string> our_roles, our_spaces;  // created by this restore, or replaced
+    auto ours = [](const std::set<std::string>& mine, const std::vector<std::string>& objects) {
+        return std::all_of(objects.begin(), objects.end(), [&](const auto& o) { return mine.count(o) > 0; });
+    };
+    auto note = [](std::vector<std::string>& list, const std::string& name) {
+        if (std::find(list.begin(), list.end(), name) == list.end()) list.push_back(name);
+    };
+    for (const auto& st : script.statements) {
+        bool run = false;
+        const std::string object = st.objects.empty() ? "" : st.objects.front();
+        switch (st.kind) {
+            case PgGlobalsKind::Session:
+                run = true;
+                break;
+            case PgGlobalsKind::CreateRole:
+                if (!roles.count(object)) {
+                    note(g.roles_created, object);
+                    run = true;
+                } else if (replace) {
+                    note(g.roles_altered, object);
+                } else {
+                    note(g.roles_left, object);
+                }
+                if (!roles.count(object) || replace) our_roles.insert(object);
+                break;
+            case PgGlobalsKind::AlterRole:
+            case PgGlobalsKind::Membership:
+            case PgGlobalsKind::ParameterGrant:
+                run = ours(our_roles, st.objects);
+                break;
+            case PgGlobalsKind::CreateTablespace:
+                if (!spaces.count(object)) {
+                    note(g.spaces_created, object);
+                    our_spaces.insert(object);
+                    run = true;
+                } else if (replace) {
+                    note(g.spaces_altered, object);
+                    our_spaces.insert(object);
+                } else {
+                    note(g.spaces_left, object);
+                }
+                break;
+            case PgGlobalsKind::AlterTablespace:
+                run = ours(our_spaces, st.objects);
+                break;
+        }
+        if (run) g.run.push_back(&st);
+    }
+    return g;
+}
+
+std::set<std::string> names_of(PgConnection& conn, const char* sql) {
+    std::set<std::string> out;
+    PgResult r = conn.exec(sql);
+    for (int i = 0; i < r.rows(); ++i) out.insert(r.value(i, 0));
+    return out;
+}
+
+GlobalsApply plan_globals(PgConnection& conn, const PgGlobalsScript& script, bool replace) {
+    return plan_globals(script, names_of(conn, "SELECT rolname FROM pg_roles"),
+                        names_of(conn, "SELECT spcname FROM pg_tablespace"), replace);
+}
+
+std::string name_list(const std::vector<std::string>& names) {
+    std::string out;
+    for (std::size_t i = 0; i < names.size() && i < 10; ++i) out += (i ? ", " : "") + names[i];
+    if (names.size() > 10) out += ", … " + std::to_string(names.size() - 10) + " more";
+    return out;
+}
+
+std::string describe_globals(const GlobalsApply& g, bool replace) {
+    auto part = [](const std::vector<std::string>& names, const char* what) {
+        return std::to_string(names.size()) + " " + what +
+               (names.empty() ? "" : " (" + name_list(names) + ")");
+    };
+    return "roles: " + part(g.roles_created, "created") + ", " + part(g.roles_altered, "altered") + ", " +
+           part(g.roles_left, "left as they are") + "; tablespaces: " + part(g.spaces_created, "created") +
+           ", " + part(g.spaces_altered, "altered") + ", " + part(g.spaces_left, "left as they are") +
+           (replace || (g.roles_left.empty() && g.spaces_left.empty())
+                ? ""
+                : " (existing ones keep their passwords and attributes; --globals=replace alters them)");
+}
+
+nlohmann::json globals_json(const GlobalsApply& g) {
+    return {{"roles_created", g.roles_created},
+            {"roles_altered", g.roles_altered},
+            {"roles_left", g.roles_left},
+            {"tablespaces_created", g.spaces_created},
+            {"tablespaces_altered", g.spaces_altered},
+            {"tablespaces_left", g.spaces_left}};
+}
+
+// The statements are checked again here (the artifact may have changed since the verify pass) and executed
+// one by one through libpq, never through psql: no meta-command can run, and one call runs one statement.
 RestoreReport restore_globals(const Artifact& a, io::Reader& content, const RestoreOptions& o) {
     RestoreReport report;
     if (o.skip_globals) {
@@ -402,42 +529,33 @@ RestoreReport restore_globals(const Artifact& a, io::Reader& content, const Rest
         report.lines.push_back("postgres: globals (roles, tablespaces) skipped (--skip-globals)");
         return report;
     }
+    bool too_large = false;
+    const std::string text = read_globals(content, too_large);
+    if (std::string why = globals_problem(text, too_large); !why.empty())
+        throw Error(Kind::Verification, "artifact " + a.path + ": " + why + "; nothing was restored");
+    PgGlobalsScript script = parse_pg_globals(text);
     JsonFields s(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
     PgTarget target = restore_target(a, o, s.string("database"));
-    PgConnection probe(target);  // a clear connection error before psql runs
-    PgTool psql = find_pg_tool("psql", static_cast<int>(s.integer_or("pg_dump_major", 0, 1000, 0)),
-                               PgToolPick::Newest, "", "/usr/lib/postgresql", Kind::RestoreFailed);
-    std::vector<std::string> argv{psql.path.string(), "-X", "-q", "-v", "ON_ERROR_STOP=0"};
-    auto conn = pg_connection_args(target);
-    argv.insert(argv.end(), conn.begin(), conn.end());
-    argv.push_back("--dbname=dbname=" + conninfo_quote(target.database));
-    SpawnOptions spawn;
-    spawn.env = target.child_env();
-    spawn.stdin_pipe = true;
-    Subprocess child = Subprocess::spawn(argv, spawn);
-    feed(child, content);
-    int rc = child.wait();
-    std::string err = child.stderr_text();
-    int existing = 0;
-    std::vector<std::string> errors;
-    for (const auto& line : pg_error_lines(err, 1000)) {
-        if (line.find("already exists") != std::string::npos)
-            ++existing;
-        else
-            errors.push_back(line);
+    PgConnection conn(target);
+    conn.exec("SET standard_conforming_strings = on");
+    GlobalsApply g = plan_globals(conn, script, o.globals_replace);
+    std::size_t done = 0;
+    for (const PgGlobalsStatement* st : g.run) {
+        try {
+            conn.exec(st->sql);
+            ++done;
+        } catch (const Error& e) {
+            report.problems.push_back("globals line " + std::to_string(st->line) + ": " + e.what() +
+                                      " (the statements after it were not run)");
+            break;
+        }
     }
-    if (rc != 0)
-        report.problems.push_back("psql exited " + std::to_string(rc) +
-                                  " restoring globals: " + first_line(err));
-    for (std::size_t i = 0; i < errors.size() && i < 5; ++i)
-        report.problems.push_back("globals: " + errors[i]);
-    if (errors.size() > 5)
-        report.problems.push_back("globals: and " + std::to_string(errors.size() - 5) + " more errors");
-    report.lines.push_back("postgres: globals restored into " + target.describe() + " (" +
-                           std::to_string(existing) +
-                           " role(s)/tablespace(s) already existed and were altered in place)");
-    report.summary = {
-        {"target", target.describe()}, {"already_existed", existing}, {"errors", errors.size()}};
+    report.lines.push_back("postgres: globals restored into " + target.describe() + ": " +
+                           describe_globals(g, o.globals_replace) + "; " + std::to_string(done) + " of " +
+                           std::to_string(g.run.size()) + " statement(s) run");
+    report.summary = globals_json(g);
+    report.summary["target"] = target.describe();
+    report.summary["statements_run"] = done;
     return report;
 }
 
@@ -461,7 +579,26 @@ std::string pg_file_name_part(const std::string& database) {
     return out;
 }
 
+std::string pg_artifact_database(const Artifact& artifact) {
+    return artifact.format == kPgDumpFormat ? source_database(artifact) : "";
+}
+
 void check_pg_renames(const Manifest& manifest, const RestoreOptions& options) {
+    std::vector<std::string> held;
+    for (const auto& a : manifest.artifacts)
+        if (a.component == "postgres" && a.format == kPgDumpFormat) held.push_back(source_database(a));
+    std::string list;
+    for (const auto& d : held) list += (list.empty() ? "" : ", ") + d;
+    for (const auto& db : options.db_selected)
+        if (std::find(held.begin(), held.end(), db) == held.end())
+            throw Error(Kind::Usage, "--db " + db + ": backup " + manifest.id +
+                                         " holds no database named \"" + db +
+                                         "\" (it holds: " + (list.empty() ? "none" : list) + ")");
+    for (const auto& [from, to] : options.db_rename)
+        if (!options.db_selected.empty() && std::find(options.db_selected.begin(), options.db_selected.end(),
+                                                      from) == options.db_selected.end())
+            throw Error(Kind::Usage, "--db-name " + from + "=" + to + ": \"" + from +
+                                         "\" is not selected: add --db " + from);
     for (const auto& [from, to] : options.db_rename) {
         bool found = false;
         for (const auto& a : manifest.artifacts)
@@ -546,18 +683,10 @@ DumpResult PostgresComponent::dump(DumpContext& context, Staging& staging) {
 VerifyOutcome PostgresComponent::verify(const Artifact& artifact, io::Reader& content) const {
     std::vector<std::byte> buf(io::kChunkSize);
     if (artifact.format == kPgGlobalsFormat) {
-        std::string head, tail;
-        while (std::size_t n = content.read(buf)) {
-            std::string_view piece = io::as_chars(io::Bytes(buf.data(), n));
-            if (head.size() < 64) head.append(piece.substr(0, 64 - head.size()));
-            tail.append(piece);
-            if (tail.size() > 4096) tail.erase(0, tail.size() - 4096);
-        }
-        if (head.rfind(kGlobalsHead, 0) != 0)
-            return {VerifyStatus::FormatInvalid, "not a pg_dumpall cluster dump"};
-        if (tail.find(kGlobalsTail) == std::string::npos)
-            return {VerifyStatus::FormatInvalid,
-                    "the globals dump is cut short (no \"dump complete\" trailer)"};
+        bool too_large = false;
+        const std::string text = read_globals(content, too_large);
+        if (std::string why = globals_problem(text, too_large); !why.empty())
+            return {VerifyStatus::FormatInvalid, why};
         return {};
     }
     if (artifact.format != kPgDumpFormat)
@@ -604,6 +733,19 @@ bool PostgresComponent::restores_while_verifying(const Artifact& artifact) const
     return artifact.format == kPgDumpFormat;
 }
 
+std::string PostgresComponent::describe_target(const Artifact& artifact,
+                                               const RestoreOptions& options) const {
+    const bool overridden = !options.db_host.empty() || options.db_port > 0 || !options.db_user.empty();
+    const std::string how = overridden ? " (--db-host/--db-port/--db-user)" : " (recorded in the manifest)";
+    if (artifact.format == kPgGlobalsFormat)
+        return "roles and tablespaces through " +
+               restore_target(artifact, options, maintenance_db(artifact)).describe() + how;
+    const std::string original = source_database(artifact);
+    const std::string database = renamed(original, options);
+    return "database \"" + original + "\" into " + restore_target(artifact, options, database).describe() +
+           (database != original ? " (--db-name)" : "") + how;
+}
+
 RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const RestoreOptions& options) const {
     RestorePlan plan;
     const bool globals = artifact.format == kPgGlobalsFormat;
@@ -616,9 +758,23 @@ RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const Rest
     PgTarget target = restore_target(artifact, options, database);
     PgTarget admin = restore_target(artifact, options, maintenance_db(artifact));
     if (globals) {
-        plan.lines.push_back("postgres: would restore roles and tablespaces first, through " +
-                             admin.describe());
+        // A target that cannot be reached is an error (Kind::SourceUnavailable), not a line of the plan.
+        PgConnection conn(admin);
+        std::string what = "postgres: would restore roles and tablespaces first, through " + admin.describe();
         plan.summary = {{"target", admin.describe()}};
+        if (options.reopen_content) {
+            auto content = options.reopen_content(artifact);
+            bool too_large = false;
+            std::string text = read_globals(*content, too_large);
+            if (std::string why = globals_problem(text, too_large); !why.empty()) {
+                plan.refusals.push_back("postgres: globals: " + why);
+                return plan;
+            }
+            GlobalsApply g = plan_globals(conn, parse_pg_globals(text), options.globals_replace);
+            what += ": " + describe_globals(g, options.globals_replace);
+            plan.summary.update(globals_json(g));
+        }
+        plan.lines.push_back(what);
         return plan;
     }
     std::int64_t rows = 0;
@@ -629,23 +785,20 @@ RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const Rest
                        target.describe();
     plan.summary = {
         {"database", original}, {"target", target.describe()}, {"tables", tables.size()}, {"rows", rows}};
-    try {
-        TargetState st = inspect_target(admin, database);
-        plan.summary["target_exists"] = st.exists;
-        plan.summary["target_tables"] = st.tables;
-        if (!st.exists)
-            plan.lines.push_back(what + ": it does not exist and would be created");
-        else if (st.tables == 0)
-            plan.lines.push_back(what + ": it exists and has no tables");
-        else if (options.clean)
-            plan.lines.push_back(what + ": it has " + std::to_string(st.tables) +
-                                 " table(s) and would be dropped and recreated (--clean)");
-        else
-            plan.refusals.push_back(refusal(target, st.tables, original));
-    } catch (const Error& e) {
-        if (e.kind() != Kind::SourceUnavailable) throw;
-        plan.lines.push_back(what + ": the target could not be checked: " + e.what());
-    }
+    // A target that cannot be reached or checked is an error (Kind::SourceUnavailable), not a line of the
+    // plan.
+    TargetState st = inspect_target(admin, database);
+    plan.summary["target_exists"] = st.exists;
+    plan.summary["target_tables"] = st.tables;
+    if (!st.exists)
+        plan.lines.push_back(what + ": it does not exist and would be created");
+    else if (st.tables == 0)
+        plan.lines.push_back(what + ": it exists and has no tables");
+    else if (options.clean)
+        plan.lines.push_back(what + ": it has " + std::to_string(st.tables) +
+                             " table(s) and would be dropped and recreated (--clean)");
+    else
+        plan.refusals.push_back(refusal(target, st.tables, original, options));
     return plan;
 }
 
@@ -666,7 +819,7 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
 
     TargetState st = inspect_target(admin_target, database);
     if (st.exists && st.tables > 0 && !options.clean)
-        throw Error(Kind::RestoreFailed, refusal(target, st.tables, original));
+        throw Error(Kind::RestoreFailed, refusal(target, st.tables, original, options));
     const std::string what = "artifact " + artifact.path;
     auto tables = tables_of(artifact);
     bool created = false;

@@ -55,8 +55,54 @@ int rdb_version_of(const Artifact& a) {
     return static_cast<int>(source.integer_or("rdb_version", 0, 99, 0));
 }
 
-redis::Endpoint target_of(const RestoreOptions& o) {
-    return o.redis_target.value_or(redis::Endpoint{});
+// The one rule: the endpoint recorded in the manifest, unless the options override it (--redis-host/-port;
+// `redis_target` replaces it whole). Credentials: the config's redis section, plus the recorded user and
+// password file when the target is the recorded server.
+redis::Endpoint target_of(const Artifact& a, const RestoreOptions& o) {
+    if (o.redis_target) return *o.redis_target;
+    redis::Endpoint ep = o.redis_config.value_or(redis::Endpoint{});
+    JsonFields source(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
+    if (source.has("port") || source.has("socket")) {
+        ep.socket = source.string_or("socket", "");
+        ep.host = source.string_or("host", ep.host);
+        ep.port = static_cast<int>(source.integer_or("port", 1, 65535, ep.port));
+    } else if (source.has("endpoint")) {  // older manifests: "redis HOST:PORT" or "redis /path.sock"
+        std::string d = source.string("endpoint");
+        if (d.rfind("redis ", 0) == 0) d.erase(0, 6);
+        auto colon = d.rfind(':');
+        if (!d.empty() && d[0] == '/') {
+            ep.socket = d;
+        } else if (colon != std::string::npos && colon + 1 < d.size() &&
+                   d.find_first_not_of("0123456789", colon + 1) == std::string::npos &&
+                   d.size() - colon <= 6) {
+            ep.socket.clear();
+            ep.host = d.substr(0, colon);
+            if (ep.host.size() > 2 && ep.host.front() == '[' && ep.host.back() == ']')
+                ep.host = ep.host.substr(1, ep.host.size() - 2);
+            ep.port = std::clamp(std::atoi(d.c_str() + colon + 1), 1, 65535);
+        }
+    }
+    // The recorded credentials belong to the recorded server; another target gets the config's (or
+    // $REDISCLI_AUTH) only.
+    const bool overridden = !o.redis_host.empty() || o.redis_port > 0;
+    if (!overridden && source.has("user")) ep.user = source.string("user");
+    if (!overridden && source.has("password_file") && ep.password_file.empty())
+        ep.password_file = source.string("password_file");
+    if (!o.redis_host.empty()) {
+        ep.host = o.redis_host;
+        ep.socket.clear();
+    }
+    if (o.redis_port > 0) {
+        ep.port = o.redis_port;
+        ep.socket.clear();
+    }
+    return ep;
+}
+
+std::string merge_refusal(const redis::Endpoint& ep, std::uint64_t keys) {
+    return "redis: " + ep.describe() + " holds " + std::to_string(keys) +
+           " key(s): restore refused, nothing was written: pass --redis-merge to keep its other keys (the "
+           "backup's replace theirs), or --redis-flush to empty it first";
 }
 
 bool file_mode(const RestoreOptions& o) {
@@ -153,6 +199,8 @@ DumpResult RedisComponent::dump(DumpContext& context, Staging& staging) {
         auto memory = meta.info("memory");
         before = meta.keyspace();
         source = {{"endpoint", ep.describe()},
+                  {"host", ep.host},
+                  {"port", ep.port},
                   {"redis_version", server["redis_version"]},
                   {"role", repl["role"]},
                   {"master_replid", repl["master_replid"]},
@@ -179,6 +227,9 @@ DumpResult RedisComponent::dump(DumpContext& context, Staging& staging) {
     for (const auto& [db, e] : before) stable = stable && after.count(db) && after.at(db).keys == e.keys;
     stable = stable && before.size() == after.size();
 
+    if (!ep.socket.empty()) source["socket"] = ep.socket;
+    if (!ep.user.empty()) source["user"] = ep.user;
+    if (!ep.password_file.empty()) source["password_file"] = ep.password_file;
     source["rdb_version"] = cap.rdb.version;
     source["crc64"] = cap.rdb.crc_text();
     source["method"] = cap.method;
@@ -240,15 +291,43 @@ RestorePlan RedisComponent::plan_restore(const Artifact& artifact, const Restore
         plan.summary = {{"mode", "file"}, {"path", p.string()}, {"keys", total_keys(ks)}};
         return plan;
     }
-    redis::Endpoint ep = target_of(options);
-    plan.lines.push_back(
-        "redis: load the snapshot (" + what + ") into " + ep.describe() +
-        " through a temporary redis-server" +
-        (options.redis_flush ? ", after FLUSHALL (--redis-flush)"
-                             : "; keys of the target that are not in the backup are left alone"));
-    plan.summary = {
-        {"mode", "live"}, {"target", ep.describe()}, {"keys", total_keys(ks)}, {"flush", options.redis_flush}};
+    redis::Endpoint ep = target_of(artifact, options);
+    // A target that cannot be reached is an error (Kind::SourceUnavailable), not a line of the plan.
+    std::uint64_t held = 0;
+    {
+        redis::Connection target(ep, redis::resolve_password(ep));
+        held = total_keys(target.keyspace());
+    }
+    std::string how;
+    if (held == 0)
+        how = "it is empty";
+    else if (options.redis_flush)
+        how = "flush: its " + std::to_string(held) + " key(s) are removed first (FLUSHALL, --redis-flush)";
+    else if (options.redis_merge)
+        how = "merge: it holds " + std::to_string(held) +
+              " key(s); those not in the backup stay, the backup's replace theirs (--redis-merge)";
+    else
+        plan.refusals.push_back(merge_refusal(ep, held));
+    plan.lines.push_back("redis: load the snapshot (" + what + ") into " + ep.describe() +
+                         " through a temporary redis-server" + (how.empty() ? "" : ": " + how));
+    plan.summary = {{"mode", "live"},
+                    {"target", ep.describe()},
+                    {"keys", total_keys(ks)},
+                    {"target_keys", held},
+                    {"flush", options.redis_flush && held > 0},
+                    {"merge", !options.redis_flush && options.redis_merge && held > 0}};
     return plan;
+}
+
+std::string RedisComponent::describe_target(const Artifact& artifact, const RestoreOptions& options) const {
+    if (file_mode(options))
+        return options.redis_rdb_path
+                   ? "an RDB file at " + options.redis_rdb_path->string() + " (--redis-rdb-path)"
+                   : "an RDB file (--redis-rdb-path is missing)";
+    redis::Endpoint ep = target_of(artifact, options);
+    return ep.describe() + (options.redis_target || !options.redis_host.empty() || options.redis_port > 0
+                                ? " (--redis-host/--redis-port)"
+                                : " (recorded in the manifest)");
 }
 
 RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& content,
@@ -288,9 +367,11 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
         return report;
     }
 
-    const redis::Endpoint ep = target_of(options);
+    const redis::Endpoint ep = target_of(artifact, options);
     redis::Connection target(ep, redis::resolve_password(ep));
     Keyspace existing = target.keyspace();
+    if (total_keys(existing) > 0 && !options.redis_flush && !options.redis_merge)
+        throw Error(Kind::RestoreFailed, merge_refusal(ep, total_keys(existing)));
     ScratchDir scratch;
     const fs::path rdb = scratch.path() / "dump.rdb";
     redis::RdbSummary s = write_rdb(content, rdb);
@@ -328,9 +409,9 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
                                         (existing.empty() ? "" : " plus the keys it held before")))
         report.problems.push_back("target " + p);
     if (!existing.empty())
-        report.lines.push_back("redis: the target held " + std::to_string(total_keys(existing)) + " keys before: " +
-                               std::to_string(replaced) + " replaced by the backup's, " +
-                               std::to_string(kept_alone) + " not in the backup left alone (--redis-flush empties it first)");
+        report.lines.push_back("redis: the target held " + std::to_string(total_keys(existing)) +
+                               " keys before: " + std::to_string(replaced) + " replaced by the backup's, " +
+                               std::to_string(kept_alone) + " not in the backup left alone (--redis-merge)");
     report.lines.push_back("redis: restored " + std::to_string(r.keys_copied) + " keys into " +
                            ep.describe() + " (" + std::to_string(total_keys(after)) + " now; " +
                            std::to_string(r.keys_expired) + " expired in between; " +

@@ -20,6 +20,7 @@ public:
     // A database dump is restored as it streams (see postgres/streamed_restore.hpp): it is decompressed once.
     bool restores_while_verifying(const Artifact& artifact) const override;
     RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const override;
+    std::string describe_target(const Artifact& artifact, const RestoreOptions& options) const override;
     RestoreReport restore(const Artifact& artifact, io::Reader& content,
                           const RestoreOptions& options) override;
     bool fail_fast() const override { return config_ && config_->fail_fast; }
@@ -34,7 +35,10 @@ inline constexpr const char* kPgGlobalsFormat = "pg_dumpall-globals-sql";
 
 // A database name as a file name: [A-Za-z0-9_.-] kept, every other byte as %XX (so names stay distinct).
 std::string pg_file_name_part(const std::string& database);
-// Kind::Usage when --db-name names a database the manifest does not hold.
+// Kind::Usage when --db or --db-name names a database the manifest does not hold, or --db-name renames one
+// that --db did not select.
 void check_pg_renames(const Manifest& manifest, const RestoreOptions& options);
+// The database a pg_dump artifact holds ("" for the globals artifact).
+std::string pg_artifact_database(const Artifact& artifact);
 
 }  // namespace nightjar

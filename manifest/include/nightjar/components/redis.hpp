@@ -18,6 +18,7 @@ public:
     DumpResult dump(DumpContext& context, Staging& staging) override;
     VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const override;
     RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const override;
+    std::string describe_target(const Artifact& artifact, const RestoreOptions& options) const override;
     RestoreReport restore(const Artifact& artifact, io::Reader& content,
                           const RestoreOptions& options) override;
 
