@@ -2,10 +2,13 @@
 // The crash journal of CDC coordination: `<backup-dir>/.nightjar-cdc-paused.json` names every connector
 // nightjar has asked to pause and not yet resumed. It is written (atomically, fsynced) before the first pause
 // and removed once everything is resumed, so a run killed in between is healed by the next one.
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "nightjar/error.hpp"
 
 namespace nightjar {
 
@@ -33,10 +36,21 @@ struct CdcPauseState {
     std::vector<PausedConnector> connectors;  // paused and not yet resumed
 };
 
+// A state file that exists and is readable but is not a valid journal (Kind::CdcResume). The coordinator
+// moves it aside (quarantine_cdc_state) and alerts once instead of blocking every later run.
+class CdcStateDamaged : public Error {
+public:
+    using Error::Error;
+};
+
 std::filesystem::path cdc_state_path(const std::filesystem::path& backup_dir);
-// nullopt when there is no state file. Kind::CdcResume when it exists but cannot be read or parsed: then
-// nobody knows what is paused, and an operator must look.
+// nullopt when there is no state file. Kind::CdcResume when it exists but cannot be read; CdcStateDamaged
+// (also Kind::CdcResume) when it cannot be parsed: then nobody knows what is paused.
 std::optional<CdcPauseState> read_cdc_state(const std::filesystem::path& file);
+// Renames a damaged state file to `<file>.damaged-<utc>` (fsynced) and returns the new path.
+std::filesystem::path quarantine_cdc_state(const std::filesystem::path& file, std::int64_t now);
+// The connector names a damaged file still shows ("name": "..."), for the alert.
+std::vector<std::string> salvage_connector_names(const std::filesystem::path& file);
 // tmp file, fsync, rename, fsync dir. Kind::Storage on failure.
 void write_cdc_state(const std::filesystem::path& file, const CdcPauseState& state);
 // Removes it (and fsyncs the dir); absent is fine.
