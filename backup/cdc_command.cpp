@@ -49,10 +49,12 @@ Error cdc_failures(const std::string& what, const std::vector<std::string>& fail
                                       "nightjar-backup cdc resume again");
 }
 
-void heal_loudly(const CdcConfig& cdc, const fs::path& backup_dir) {
+// Returns whether something may still be paused (or a damaged state file was found: alerted once).
+bool heal_loudly(const CdcConfig& cdc, const fs::path& backup_dir) {
     HealOutcome heal = heal_stale_pauses(cdc, backup_dir);
     if (!heal.resume_failures.empty())
         for (const auto& f : heal.resume_failures) log::error("cdc: still paused: ", f);
+    return !heal.resume_failures.empty();
 }
 
 }  // namespace
@@ -76,9 +78,11 @@ int run_cdc_command(const CdcCommandOptions& cdc, const BackupOptions& options) 
                         "state file lives there");
     const fs::path backup_dir = fs::absolute(dir);
     const CdcConfig& c = *config.cdc;
+    // Like a backup run: a signal ends the waiting, what was paused is resumed, and the exit is 128 + n.
+    install_interrupt_handlers();
 
     if (cdc.action == "status") {
-        heal_loudly(c, backup_dir);
+        const bool still_paused = heal_loudly(c, backup_dir);
         CdcStatusReport r = cdc_status(c, backup_dir);
         if (cdc.json)
             std::cout << json{{"connectors", r.connectors}, {"problems", r.problems}}.dump(2) << std::endl;
@@ -86,7 +90,8 @@ int run_cdc_command(const CdcCommandOptions& cdc, const BackupOptions& options) 
             for (const auto& line : r.lines) std::cout << line << "\n";
         std::cout.flush();
         for (const auto& p : r.problems) log::error("cdc status: ", p);
-        return r.problems.empty() ? 0 : exit_code(Kind::SourceUnavailable);
+        if (!r.problems.empty()) return exit_code(Kind::SourceUnavailable);
+        return still_paused ? exit_code(Kind::CdcResume) : 0;
     }
     if (cdc.action == "pause") {
         auto duration = parse_duration(cdc.window);
@@ -106,6 +111,7 @@ int run_cdc_command(const CdcCommandOptions& cdc, const BackupOptions& options) 
     if (cdc.action == "resume") {
         WindowOutcome w = close_window(c, backup_dir);
         if (!w.resume_failures.empty()) throw cdc_failures("resume", w.resume_failures);
+        check_interrupted();  // everything is resumed; still say the command was stopped
         if (w.paused.empty())
             log::info("cdc resume: no pause window is open and nothing was left paused: nothing to resume");
         else
@@ -113,7 +119,6 @@ int run_cdc_command(const CdcCommandOptions& cdc, const BackupOptions& options) 
         return 0;
     }
     if (cdc.action == "watch") {
-        install_interrupt_handlers();
         CdcWatchdog watchdog(c, {.backup_dir = backup_dir, .monitoring = config.monitoring});
         watchdog.run();
         return 0;

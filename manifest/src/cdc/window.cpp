@@ -8,6 +8,7 @@
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
 #include "nightjar/repository.hpp"
+#include "nightjar/signals.hpp"
 #include "nightjar/storage.hpp"
 
 namespace nightjar {
@@ -89,7 +90,13 @@ bool HeldPause::holds(const std::string& url, const std::string& name) const {
 
 HeldPause held_pause(const fs::path& backup_dir, std::int64_t now) {
     HeldPause h;
-    auto s = read_cdc_state(cdc_state_path(backup_dir));
+    std::optional<CdcPauseState> s;
+    try {
+        s = read_cdc_state(cdc_state_path(backup_dir));
+    } catch (const CdcStateDamaged& e) {
+        log::warn("cdc: ", e.what(), ": the next backup or cdc command moves it aside and alerts");
+        return h;
+    }
     if (!s || s->connectors.empty()) return h;
     if (s->owner == "backup" || window_active(*s, now)) {
         h.owner = s->owner;
@@ -117,6 +124,7 @@ WindowOutcome open_window(const CdcConfig& config, const fs::path& backup_dir,
     };
     try {
         cdc.pause();
+        check_interrupted();  // a signal during the last request: the window is not opened
     } catch (const Error& e) {
         cdc.resume();
         if (e.kind() == Kind::SourceUnavailable && cdc.record().contains("pause_failure")) throw failed();
@@ -143,21 +151,41 @@ WindowOutcome close_window(const CdcConfig& config, const fs::path& backup_dir) 
     RepositoryWriter repo(storage);
     Lock lock = repo.lock();
     WindowOutcome out;
-    auto state = read_cdc_state(cdc_state_path(backup_dir));
-    if (!state || state->connectors.empty()) return out;
-    out.window_until = state->window_until.value_or("");
+    std::optional<CdcPauseState> state;
+    bool damaged = false;
+    try {
+        state = read_cdc_state(cdc_state_path(backup_dir));
+    } catch (const CdcStateDamaged&) {
+        damaged = true;  // end_window() moves it aside and alerts
+    }
+    if (!damaged && (!state || state->connectors.empty())) return out;
+    if (state) out.window_until = state->window_until.value_or("");
     CdcCoordinator cdc(config,
                        {.backup_dir = backup_dir, .backup_id = "", .owner = "window", .window_until = {}});
     cdc.end_window();
     out.resume_failures = cdc.resume_failures();
-    for (const auto& p : state->connectors) out.paused.push_back(label(p));
+    if (state)
+        for (const auto& p : state->connectors) out.paused.push_back(label(p));
     return out;
 }
 
 HealOutcome heal_stale_pauses(const CdcConfig& config, const fs::path& backup_dir) {
     HealOutcome out;
-    auto state = read_cdc_state(cdc_state_path(backup_dir));
-    if (!state || state->connectors.empty() || window_active(*state, unix_now())) return out;
+    // A damaged state file is healed too: the coordinator moves it aside and alerts (once).
+    auto stale = [&] {
+        try {
+            auto state = read_cdc_state(cdc_state_path(backup_dir));
+            return state && !state->connectors.empty() && !window_active(*state, unix_now());
+        } catch (const CdcStateDamaged&) {
+            return true;
+        }
+    };
+    if (!stale()) return out;
+    std::optional<CdcPauseState> state;
+    try {
+        state = read_cdc_state(cdc_state_path(backup_dir));
+    } catch (const CdcStateDamaged&) {
+    }
     // A backup's file exists while it runs: the lock tells a running backup from a crashed one.
     std::optional<Lock> lock;
     try {
@@ -167,13 +195,12 @@ HealOutcome heal_stale_pauses(const CdcConfig& config, const fs::path& backup_di
     } catch (const Error& e) {
         if (e.kind() != Kind::LockHeld) throw;
         out.lock_busy = true;
-        if (state->owner == "window")
+        if (state && state->owner == "window")
             log::warn("cdc: the pause window ended at ", state->window_until.value_or("?"),
                       " but a backup run holds the repository lock: its connectors are resumed once it ends");
         return out;
     }
-    state = read_cdc_state(cdc_state_path(backup_dir));
-    if (!state || state->connectors.empty() || window_active(*state, unix_now())) return out;
+    if (!stale()) return out;
     CdcCoordinator cdc(config,
                        {.backup_dir = backup_dir, .backup_id = "", .owner = "backup", .window_until = {}});
     cdc.heal_previous();
