@@ -13,6 +13,7 @@
 #include "nightjar/failpoint.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
+#include "nightjar/repository.hpp"
 
 namespace nightjar {
 
@@ -168,10 +169,71 @@ CdcCoordinator::CdcCoordinator(const CdcConfig& config, CdcRunInfo info)
 CdcCoordinator::~CdcCoordinator() = default;
 
 std::filesystem::path CdcCoordinator::journal_path() const {
-    return cdc_state_path(info_.backup_dir);
+    return cdc_journal_file(config_);
+}
+
+std::optional<CdcPauseState> read_cdc_journal(const CdcConfig& config,
+                                              const std::filesystem::path& backup_dir) {
+    if (auto s = read_cdc_state(cdc_journal_file(config))) return s;
+    if (backup_dir.empty()) return std::nullopt;
+    return read_cdc_state(cdc_state_path(backup_dir));
+}
+
+void CdcCoordinator::take_journal() {
+    if (journal_lock_) return;
+    const auto file = journal_path();
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    if (ec)
+        throw Error(Kind::Storage, "cdc: cannot create the journal directory " + file.parent_path().string() +
+                                       ": " + ec.message() + ": check cdc.state_dir and its permissions");
+    auto lock_file = file;
+    lock_file.replace_extension(".lock");
+    try {
+        journal_lock_ = std::make_unique<Lock>(lock_file);
+    } catch (const Error& e) {
+        if (e.kind() != Kind::LockHeld) throw;
+        throw Error(Kind::LockHeld,
+                    "cdc: the journal " + file.string() +
+                        " is in use by another nightjar run, which may hold connectors paused (" + e.what() +
+                        ")");
+    }
+    migrate_legacy_journal();
+}
+
+void CdcCoordinator::migrate_legacy_journal() {
+    if (info_.backup_dir.empty()) return;
+    const auto legacy = cdc_state_path(info_.backup_dir);
+    const auto file = journal_path();
+    std::error_code ec;
+    if (!std::filesystem::exists(legacy, ec)) return;
+    if (!std::filesystem::exists(file, ec)) {
+        move_cdc_state(legacy, file);  // a damaged one stays damaged: heal_previous moves it aside
+        log::warn("cdc: moved the crash journal from its old place ", legacy.string(), " to ", file.string(),
+                  " (host-wide, cdc.state_dir): every command finds it there whatever its --backup-dir");
+        return;
+    }
+    try {
+        auto old = read_cdc_state(legacy);
+        auto now = read_cdc_state(file);
+        if (!old || !now) return;
+        for (const auto& p : old->connectors) {
+            bool known = false;
+            for (const auto& q : now->connectors) known = known || (q.name == p.name && q.urls == p.urls);
+            if (!known) now->connectors.push_back(p);
+        }
+        write_cdc_state(file, *now);
+        remove_cdc_state(legacy);
+        log::warn("cdc: merged the crash journal in its old place ", legacy.string(), " into ",
+                  file.string());
+    } catch (const CdcStateDamaged& e) {
+        log::error("cdc: cannot migrate ", legacy.string(), " into ", file.string(), ": ", e.what(),
+                   ": inspect both by hand");
+    }
 }
 
 void CdcCoordinator::save_state() {
+    take_journal();
     auto file = journal_path();
     if (state_.connectors.empty()) {
         remove_cdc_state(file);
@@ -204,6 +266,7 @@ KafkaConnectClient& CdcCoordinator::client_for(const PausedConnector& p) {
 }
 
 void CdcCoordinator::heal_previous() {
+    take_journal();
     std::optional<CdcPauseState> previous;
     try {
         previous = read_cdc_state(journal_path());
@@ -244,6 +307,7 @@ void CdcCoordinator::heal_previous() {
 }
 
 void CdcCoordinator::end_window() {
+    take_journal();
     std::optional<CdcPauseState> previous;
     try {
         previous = read_cdc_state(journal_path());
@@ -418,6 +482,7 @@ void CdcCoordinator::pause_failed(const std::string& reason) {
 
 void CdcCoordinator::pause() {
     if (window_held_) return;  // heal_previous() said so
+    take_journal();
     const auto deadline = SteadyClock::now() + ms(config_.pause_timeout_s);
     auto options = [&](const std::string& what) {
         return RetryOptions{.deadline = deadline,
@@ -891,7 +956,7 @@ CdcCheckReport CdcCoordinator::check() {
     CdcCheckReport report;
     std::optional<CdcPauseState> previous;
     try {
-        previous = read_cdc_state(journal_path());
+        previous = read_cdc_journal(config_, info_.backup_dir);
     } catch (const CdcStateDamaged& e) {
         report.warnings.push_back(
             std::string(e.what()) +

@@ -12,6 +12,7 @@
 #include <sstream>
 
 #include "nightjar/error.hpp"
+#include "nightjar/io/sha256.hpp"
 #include "nightjar/json_fields.hpp"
 
 namespace nightjar {
@@ -33,6 +34,17 @@ void sync_dir(const fs::path& dir) {
 
 fs::path cdc_state_path(const fs::path& backup_dir) {
     return backup_dir / kCdcStateFile;
+}
+
+fs::path cdc_journal_path(const fs::path& state_dir, std::vector<std::vector<std::string>> cluster_urls) {
+    for (auto& urls : cluster_urls) std::sort(urls.begin(), urls.end());
+    std::sort(cluster_urls.begin(), cluster_urls.end());
+    std::string key;
+    for (const auto& urls : cluster_urls) {
+        for (const auto& u : urls) key += u + "\n";
+        key += "\n";
+    }
+    return state_dir / (io::sha256_hex(key).substr(0, 16) + ".json");
 }
 
 std::optional<CdcPauseState> read_cdc_state(const fs::path& file) {
@@ -156,6 +168,32 @@ std::vector<std::string> salvage_connector_names(const fs::path& file) {
          ++it)
         if (std::find(out.begin(), out.end(), (*it)[1].str()) == out.end()) out.push_back((*it)[1].str());
     return out;
+}
+
+void move_cdc_state(const fs::path& from, const fs::path& to) {
+    if (::rename(from.c_str(), to.c_str()) == 0) {
+        sync_dir(to.parent_path());
+        sync_dir(from.parent_path());
+        return;
+    }
+    if (errno != EXDEV)
+        throw_errno(Kind::Storage, "cannot move the cdc state file to " + to.string(), from.string());
+    fs::path tmp = to;
+    tmp += ".tmp";
+    std::error_code ec;
+    fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+    if (ec)
+        throw Error(Kind::Storage, "cannot copy the cdc state file " + from.string() + " to " + tmp.string() +
+                                       ": " + ec.message());
+    int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0) {
+        if (fd >= 0) ::close(fd);
+        throw_errno(Kind::Storage, "fsync failed", tmp.string());
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), to.c_str()) != 0) throw_errno(Kind::Storage, "rename failed", to.string());
+    sync_dir(to.parent_path());
+    remove_cdc_state(from);
 }
 
 void remove_cdc_state(const fs::path& file) {

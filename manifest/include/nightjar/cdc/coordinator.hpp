@@ -16,8 +16,10 @@
 
 namespace nightjar {
 
+class Lock;
+
 struct CdcRunInfo {
-    std::filesystem::path backup_dir;  // where the state file lives
+    std::filesystem::path backup_dir;  // the run's backup dir: a journal found in its old place is migrated
     std::string backup_id;             // recorded in the state file ("" for --resume-cdc)
     std::string owner = "backup";      // the state file's owner: "backup" (a run) or "window" (cdc pause)
     std::optional<std::string> window_until;  // RFC 3339 UTC end of a pause window (owner "window")
@@ -98,6 +100,10 @@ private:
     void heal_expired_window();
     void heal_damaged(const CdcStateDamaged& damage);
     std::filesystem::path journal_path() const;
+    // Takes the host-wide journal lock (Kind::LockHeld when another run holds it: it may hold connectors
+    // paused) for the coordinator's lifetime, and migrates a journal found in the backup dir.
+    void take_journal();
+    void migrate_legacy_journal();
     void save_state();
     [[noreturn]] void pause_failed(const std::string& reason);
 
@@ -115,7 +121,13 @@ private:
     std::optional<CdcPauseState> window_held_;  // an open window holds the connectors (a backup defers to it)
     bool window_ended_during_run_ = false;      // that window ended while this run ran: resumed by it
     nlohmann::json damaged_journal_ = nullptr;  // a damaged state file this run moved aside
+    std::unique_ptr<Lock> journal_lock_;        // held from the first heal, pause or window end
 };
+
+// What the host-wide journal of `config` says or, until a command migrates it, the journal in its old place
+// in `backup_dir`. nullopt when there is none; CdcStateDamaged when the one found is damaged.
+std::optional<CdcPauseState> read_cdc_journal(const CdcConfig& config,
+                                              const std::filesystem::path& backup_dir);
 
 // Reads the first line of a password file (Kind::Config when it cannot be read).
 std::string read_password_file(const std::string& path);

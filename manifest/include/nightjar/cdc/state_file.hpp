@@ -12,7 +12,11 @@
 
 namespace nightjar {
 
+// The journal's old place, inside the backup dir (before issue 13): migrated to the host-wide journal by
+// the first command that takes the journal lock.
 inline constexpr const char* kCdcStateFile = ".nightjar-cdc-paused.json";
+// The host-wide journal's default directory (cdc.state_dir; NIGHTJAR_CDC_STATE_DIR for tests).
+inline constexpr const char* kDefaultCdcStateDir = "/var/lib/nightjar/cdc";
 // The watchdog's journal of the FAILED connectors it holds paused (same format, owner "watch"): a restarted
 // watchdog takes them over instead of mistaking them for connectors someone else paused.
 inline constexpr const char* kCdcWatchStateFile = ".nightjar-cdc-watch.json";
@@ -43,7 +47,12 @@ public:
     using Error::Error;
 };
 
+// The old place: <backup_dir>/.nightjar-cdc-paused.json.
 std::filesystem::path cdc_state_path(const std::filesystem::path& backup_dir);
+// <state_dir>/<cluster-hash>.json: the hash (16 hex digits of SHA-256) covers every cluster's worker URLs,
+// order-independent, so every command with the same clusters finds the same journal.
+std::filesystem::path cdc_journal_path(const std::filesystem::path& state_dir,
+                                       std::vector<std::vector<std::string>> cluster_urls);
 // nullopt when there is no state file. Kind::CdcResume when it exists but cannot be read; CdcStateDamaged
 // (also Kind::CdcResume) when it cannot be parsed: then nobody knows what is paused.
 std::optional<CdcPauseState> read_cdc_state(const std::filesystem::path& file);
@@ -53,6 +62,8 @@ std::filesystem::path quarantine_cdc_state(const std::filesystem::path& file, st
 std::vector<std::string> salvage_connector_names(const std::filesystem::path& file);
 // tmp file, fsync, rename, fsync dir. Kind::Storage on failure.
 void write_cdc_state(const std::filesystem::path& file, const CdcPauseState& state);
+// Moves a journal file to `to` (rename, or copy + fsync + unlink across filesystems).
+void move_cdc_state(const std::filesystem::path& from, const std::filesystem::path& to);
 // Removes it (and fsyncs the dir); absent is fine.
 void remove_cdc_state(const std::filesystem::path& file);
 
