@@ -44,7 +44,8 @@ void CdcCommandOptions::add_to(CLI::App& app) {
     CLI::App* watch = cdc->add_subcommand(
         "watch", "Run the watchdog: pause FAILED connectors, probe their source, restart and resume them");
     // Internal: the detached guardian `cdc pause --window` starts where systemd does not run the host.
-    CLI::App* expire = cdc->add_subcommand("expire-window", "Resume a pause window's connectors when it ends");
+    CLI::App* expire =
+        cdc->add_subcommand("expire-window", "Resume a pause window's connectors when it ends");
     expire->group("");
     expire->add_option("--until", until, "The window's end (unix seconds)")->required();
     expire->add_option("--pausing-pid", pausing_pid, "The cdc pause process that started this guardian");
@@ -74,8 +75,10 @@ bool heal_loudly(const CdcConfig& cdc, const fs::path& backup_dir) {
 
 std::vector<std::string> common_flags(const BackupOptions& options) {
     std::vector<std::string> flags{"--config", fs::absolute(options.config).string()};
-    if (!options.backup_dir.empty()) flags.insert(flags.end(), {"--backup-dir", fs::absolute(options.backup_dir).string()});
-    if (!options.log_file.empty()) flags.insert(flags.end(), {"--log-file", fs::absolute(options.log_file).string()});
+    if (!options.backup_dir.empty())
+        flags.insert(flags.end(), {"--backup-dir", fs::absolute(options.backup_dir).string()});
+    if (!options.log_file.empty())
+        flags.insert(flags.end(), {"--log-file", fs::absolute(options.log_file).string()});
     return flags;
 }
 
@@ -127,10 +130,16 @@ std::string arrange_window_end(const BackupOptions& options, std::chrono::second
         argv.insert(argv.end(), flags.begin(), flags.end());
         RunResult r = run_capture(argv, {});
         if (r.status == 0) return "the transient systemd timer " + unit + ".timer";
-        log::warn("cdc pause: systemd-run failed (", first_line(r.err), "): starting a guardian process instead");
+        log::warn("cdc pause: systemd-run failed (", first_line(r.err),
+                  "): starting a guardian process instead");
     }
-    std::vector<std::string> argv{self, "cdc", "expire-window", "--until", std::to_string(until),
-                                  "--pausing-pid", std::to_string(::getpid())};
+    std::vector<std::string> argv{self,
+                                  "cdc",
+                                  "expire-window",
+                                  "--until",
+                                  std::to_string(until),
+                                  "--pausing-pid",
+                                  std::to_string(::getpid())};
     argv.insert(argv.end(), flags.begin(), flags.end());
     spawn_detached(argv);
     return "a detached guardian process";

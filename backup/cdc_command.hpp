@@ -9,9 +9,9 @@
 namespace nightjar {
 
 struct CdcCommandOptions {
-    std::string action;  // "status", "pause", "resume", "watch"; "" when no cdc subcommand was given
-    bool json = false;   // status: one JSON document on stdout
-    std::string window;  // pause: how long the window lasts ("40m", "2h")
+    std::string action;      // "status", "pause", "resume", "watch"; "" when no cdc subcommand was given
+    bool json = false;       // status: one JSON document on stdout
+    std::string window;      // pause: how long the window lasts ("40m", "2h")
     std::int64_t until = 0;  // expire-window (internal): the window's end, unix seconds
     long pausing_pid = 0;    // expire-window (internal): the `cdc pause` that started this guardian
 

@@ -3,11 +3,14 @@
 #include <signal.h>
 
 #include <catch2/catch.hpp>
+#include <ctime>
+#include <iostream>
 #include <thread>
 
 #include "nightjar/cdc/state_file.hpp"
 #include "nightjar/http.hpp"
 #include "nightjar/manifest.hpp"
+#include "nightjar/repository.hpp"
 #include "support/commands.hpp"
 #include "support/kafka_connect_emulator.hpp"
 #include "support/temp_dir.hpp"
@@ -47,17 +50,21 @@ struct Heal {
               {"state_dir", state_dir.string()}}}};
     }
     void write_config() const { test::write_file(config, cfg.dump(2)); }
-    test::Outcome backup(std::vector<std::string> extra = {}) const {
+    test::Outcome backup(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
         write_config();
         std::vector<std::string> args{"--config", config.string()};
         args.insert(args.end(), extra.begin(), extra.end());
-        return test::backup(args);
+        return test::backup(args, env);
     }
-    test::Outcome cdc(std::vector<std::string> args) const {
+    test::Outcome cdc(std::vector<std::string> args, std::vector<std::string> env = {}) const {
         write_config();
         args.insert(args.begin(), "cdc");
         args.insert(args.end(), {"--config", config.string()});
-        return test::backup(args);
+        return test::backup(args, env);
+    }
+    bool running(const std::string& name) const {
+        return target(name) == "STARTED" && emu.connector_state(name) == "RUNNING" &&
+               emu.task_states(name) == std::vector<std::string>{"RUNNING"};
     }
     fs::path journal() const { return cdc_journal_path(state_dir, {{emu.url()}}); }
     std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
@@ -87,6 +94,12 @@ struct Heal {
     }
 };
 
+std::optional<std::int64_t> parse_rfc3339_utc_for_test(const std::string& text) {
+    std::tm tm{};
+    if (!strptime(text.c_str(), "%Y-%m-%dT%H:%M:%SZ", &tm)) return std::nullopt;
+    return static_cast<std::int64_t>(timegm(&tm));
+}
+
 std::int64_t now_s() {
     return std::chrono::duration_cast<std::chrono::seconds>(
                std::chrono::system_clock::now().time_since_epoch())
@@ -99,7 +112,8 @@ TEST_CASE("issue 13 #1: a pause window that ends during a backup is resumed by t
           "[integration][cdc][heal]") {
     Heal f({.connectors = {kA}, .tasks = 1, .transition_delay_s = 0.1});
     f.cfg["cdc"]["kafka_connect"]["connectors"] = {kA};
-    auto p = f.cdc({"pause", "--window", "2s"});
+    // Its guardian is off here: what is tested is the backup healing the window itself.
+    auto p = f.cdc({"pause", "--window", "2s"}, {"NIGHTJAR_CDC_WINDOW_GUARDIAN=0"});
     INFO(p.err);
     REQUIRE(p.code == 0);
     REQUIRE(f.target(kA) == "PAUSED");
@@ -364,4 +378,161 @@ TEST_CASE("issue 13 #10: a damaged state file is moved aside with one alert and 
     INFO(again.err);
     CHECK(again.code == 0);
     CHECK(f.manifests().size() == 2);
+}
+
+TEST_CASE("issue 13 #3 and #9: a run killed with --backup-dir OTHER is healed by ExecStopPost's --resume-cdc",
+          "[integration][cdc][heal]") {
+    Heal f;
+    fs::path other = f.dir / "other-backups";
+    auto killed = f.backup({"--backup-dir", other.string()}, {"NIGHTJAR_FAILPOINT=cdc:paused"});
+    const auto t_killed = std::chrono::steady_clock::now();
+    INFO(killed.err);
+    REQUIRE(killed.code == 128 + SIGKILL);
+    REQUIRE(f.target(kA) == "PAUSED");
+    REQUIRE(f.target(kB) == "PAUSED");
+    // The journal is host-wide: not in either backup dir.
+    REQUIRE(fs::exists(f.journal()));
+    CHECK_FALSE(fs::exists(cdc_state_path(other)));
+    CHECK_FALSE(fs::exists(cdc_state_path(f.backups)));
+    auto state = read_cdc_state(f.journal());
+    REQUIRE(state);
+    CHECK(state->connectors.size() == 2);
+
+    SECTION("ExecStopPost= runs the unit's --resume-cdc, without --backup-dir") {
+        auto r = f.backup({"--resume-cdc"});
+        const double seconds =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t_killed).count();
+        INFO(r.err);
+        CHECK(r.code == 0);
+        CHECK_THAT(r.err, Catch::Contains("left connectors paused and did not resume them: " + kA));
+        CHECK(f.running(kA));
+        CHECK(f.running(kB));
+        // The measured latency from the SIGKILL to RUNNING (README: "never left paused").
+        std::cerr
+            << "measured: SIGKILL of the backup -> ExecStopPost --resume-cdc -> every connector RUNNING: "
+            << seconds << " s\n";
+    }
+    SECTION("cdc status (no --backup-dir) sees and heals it") {
+        auto s = f.cdc({"status"});
+        INFO(s.err);
+        CHECK(s.code == 0);
+        CHECK_THAT(s.err, Catch::Contains("left connectors paused and did not resume them: " + kA));
+        CHECK(f.running(kA));
+    }
+    SECTION("the next normal backup (default backup dir) heals it instead of taking it for someone else's") {
+        auto b = f.backup();
+        INFO(b.err);
+        CHECK(b.code == 0);
+        json m = f.manifest();
+        CHECK(m["cdc"]["resumed_from_previous_run"].size() == 2);
+        CHECK(m["cdc"]["connectors"][0]["action"] == "paused");
+        CHECK(m["cdc"]["connectors"][1]["action"] == "paused");
+        CHECK(f.running(kA));
+        CHECK(f.running(kB));
+    }
+    CHECK_FALSE(fs::exists(f.journal()));
+}
+
+TEST_CASE("issue 13 #3: a journal in its old place in the backup dir is migrated and healed",
+          "[integration][cdc][heal]") {
+    Heal f;
+    REQUIRE(f.operator_put("/connectors/" + kA + "/pause") == 202);  // what the old run paused
+    REQUIRE(f.emu.wait_settled(kA, "PAUSED"));
+    fs::create_directories(f.backups);
+    CdcPauseState old;
+    old.owner = "backup";
+    old.pid = 4242;
+    old.backup_id = "20261125_015000";
+    old.created_at = "2026-11-25T01:50:00Z";
+    old.connectors.push_back({.urls = {f.emu.url()},
+                              .user = "",
+                              .password_file = "",
+                              .name = kA,
+                              .paused_at = "2026-11-25T01:50:00Z"});
+    write_cdc_state(cdc_state_path(f.backups), old);
+    auto b = f.backup();
+    INFO(b.err);
+    REQUIRE(b.code == 0);
+    CHECK_THAT(b.err, Catch::Contains("moved the crash journal from its old place " +
+                                      cdc_state_path(f.backups).string() + " to " + f.journal().string()));
+    CHECK_THAT(b.err, Catch::Contains("a previous run (backup 20261125_015000, pid 4242"));
+    CHECK(f.running(kA));
+    CHECK_FALSE(fs::exists(cdc_state_path(f.backups)));
+    CHECK_FALSE(fs::exists(f.journal()));
+}
+
+TEST_CASE("issue 13 #3: a run into another backup dir holds the journal: nothing it paused is resumed",
+          "[integration][cdc][heal]") {
+    Heal f;
+    fs::create_directories(f.state_dir);
+    fs::path lock_file = f.journal();
+    lock_file.replace_extension(".lock");
+    Lock running(lock_file);  // a backup into another backup dir, running
+    REQUIRE(f.operator_put("/connectors/" + kA + "/pause") == 202);
+    CdcPauseState state;
+    state.owner = "backup";
+    state.pid = 4242;
+    state.connectors.push_back({.urls = {f.emu.url()},
+                                .user = "",
+                                .password_file = "",
+                                .name = kA,
+                                .paused_at = "2026-11-25T01:50:00Z"});
+    write_cdc_state(f.journal(), state);
+    f.emu.control("DELETE", "requests");
+    auto s = f.cdc({"status"});
+    INFO(s.err);
+    CHECK(s.code == 0);
+    auto b = f.backup();
+    INFO(b.err);
+    CHECK(b.code == 5);
+    CHECK_THAT(b.err, Catch::Contains("cdc: the journal " + f.journal().string() +
+                                      " is in use by another nightjar run"));
+    CHECK(f.emu.count("PUT", "/connectors/" + kA + "/resume") == 0);
+    CHECK(f.target(kA) == "PAUSED");
+    CHECK(fs::exists(f.journal()));
+}
+
+TEST_CASE("issue 13 #9: cdc pause --window arranges its own end: the guardian resumes after a SIGKILL",
+          "[integration][cdc][heal]") {
+    Heal f({.connectors = {kA, kB}, .tasks = 1, .transition_delay_s = 1.5});
+    f.cfg["cdc"]["pause_timeout_s"] = 60;
+    f.write_config();
+    fs::path log = f.dir / "pause.log";
+    SpawnOptions spawn;
+    spawn.capture_stderr = true;
+    Subprocess p = Subprocess::spawn({NIGHTJAR_BACKUP_BIN, "cdc", "pause", "--window", "3s", "--config",
+                                      f.config.string(), "--log-file", log.string()},
+                                     spawn);
+    auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (f.emu.count("PUT", "/connectors/" + kA + "/pause") == 0 ||
+           f.emu.count("PUT", "/connectors/" + kB + "/pause") == 0) {
+        REQUIRE_FALSE(p.wait_for(20ms));
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+    }
+    p.kill(SIGKILL);  // while it waits for PAUSED
+    CHECK(p.wait() == 128 + SIGKILL);
+    const auto t_killed = std::chrono::steady_clock::now();
+    CHECK_THAT(test::read_file(log),
+               Catch::Contains("a detached guardian process resumes the window's connectors"));
+    auto state = read_cdc_state(f.journal());
+    REQUIRE(state);
+    CHECK(state->owner == "window");
+    const std::string until = state->window_until.value();
+    // Nobody runs anything: the guardian resumes both when the window ends.
+    deadline = std::chrono::steady_clock::now() + 30s;
+    while (!(f.running(kA) && f.running(kB))) {
+        REQUIRE(std::chrono::steady_clock::now() < deadline);
+        std::this_thread::sleep_for(20ms);
+    }
+    const double after_kill =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - t_killed).count();
+    const double after_end = static_cast<double>(now_s() - *parse_rfc3339_utc_for_test(until));
+    std::cerr << "measured: SIGKILL of cdc pause --window 3s -> guardian -> every connector RUNNING: "
+              << after_kill << " s (window end -> RUNNING: about " << after_end << " s, whole seconds)\n";
+    deadline = std::chrono::steady_clock::now() + 10s;
+    while (fs::exists(f.journal()) && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    CHECK_FALSE(fs::exists(f.journal()));
+    CHECK_THAT(test::read_file(log),
+               Catch::Contains("window guardian: the pause window has ended and its connectors are resumed"));
 }

@@ -222,8 +222,9 @@ HealOutcome heal_stale_pauses(const CdcConfig& config, const fs::path& backup_di
 }
 
 int guard_window(const CdcConfig& config, const fs::path& backup_dir, std::int64_t until, long pausing_pid) {
-    log::info("cdc: window guardian (pid ", ::getpid(), "): resumes the pause window's connectors when it ends (",
-              rfc3339_utc(until), " or later if extended) unless `nightjar-backup cdc resume` ends it first");
+    log::info("cdc: window guardian (pid ", ::getpid(),
+              "): resumes the pause window's connectors when it ends (", rfc3339_utc(until),
+              " or later if extended) unless `nightjar-backup cdc resume` ends it first");
     for (;;) {
         if (int sig = interrupted_signal()) {
             log::warn("cdc: window guardian stopped by signal ", sig,
