@@ -102,7 +102,7 @@ void spawn_detached(const std::vector<std::string>& argv) {
         }
         ::close_range(3, ~0U, 0);
         ::signal(SIGHUP, SIG_IGN);
-        ::chdir("/");
+        if (::chdir("/") != 0) ::_exit(126);
         ::execv(args[0], args.data());
         ::_exit(127);
     }
