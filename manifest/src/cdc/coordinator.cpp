@@ -582,12 +582,14 @@ void CdcCoordinator::pause() {
             } else {
                 auto wait = retry.next();
                 std::string why;
-                for (auto i : open)
-                    why += (why.empty() ? "" : "; ") + records_[to_pause[i].record].name + ": " +
-                           to_pause[i].last_error;
+                for (auto i : open) {
+                    const auto& r = records_[to_pause[i].record];
+                    why += (why.empty() ? "" : "; ") +
+                           ("pause " + label(r.name, r.cluster) + ": " + to_pause[i].last_error);
+                }
                 if (SteadyClock::now() + wait >= deadline)
-                    pause_failed("not accepted within cdc.pause_timeout_s (" +
-                                 std::to_string(config_.pause_timeout_s) + " s): " + why);
+                    pause_failed(why + " (not accepted within cdc.pause_timeout_s, " +
+                                 std::to_string(config_.pause_timeout_s) + " s)");
                 sleep_within(wait, deadline, true);
             }
             std::vector<std::optional<KafkaConnectError>> errors(open.size());
@@ -755,7 +757,9 @@ void CdcCoordinator::check_before_resume(std::vector<Target>& targets, SteadyClo
     // Bounded by one request timeout so the resume keeps most of its budget.
     std::vector<std::size_t> ours;
     for (std::size_t i = 0; i < targets.size(); ++i)
-        if (targets[i].client && targets[i].record && targets[i].record->action == "paused")
+        // Only what reached PAUSED: an interrupted or failed pause has nothing to check.
+        if (targets[i].client && targets[i].record && targets[i].record->action == "paused" &&
+            !targets[i].record->paused_at.empty())
             ours.push_back(i);
     const auto check_deadline =
         std::min(deadline, SteadyClock::now() +
