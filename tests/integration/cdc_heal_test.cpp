@@ -310,7 +310,9 @@ TEST_CASE("issue 13 #7: a connector someone stopped during the backup is not sta
     std::string script =
         "import urllib.request\n"
         "urllib.request.urlopen(urllib.request.Request('" +
-        f.emu.url() + "/connectors/" + kB + "/stop',method='PUT'))\n";
+        f.emu.url() + "/connectors/" + kB +
+        "/stop',method='PUT'))\n"
+        "import time; time.sleep(1)\n";
     f.cfg["hooks"] = {{"before_backup", {{{"argv", {"python3", "-c", script}}, {"timeout_s", 30}}}}};
     auto b = f.backup();
     INFO(b.err);
@@ -347,7 +349,6 @@ TEST_CASE("issue 13 #8: offsets are read again just before the resume, and the l
 TEST_CASE("issue 13 #10: a damaged state file is moved aside with one alert and later runs proceed",
           "[integration][cdc][heal]") {
     Heal f;
-    fs::create_directories(f.backups);
     test::write_file(f.journal(), "{\"version\": 1, \"owner\": \"backup\", \"connectors\": [{\"name\": \"" +
                                       kA + "\", \"urls\": [");
     // What the damaged journal held: kA is PAUSED; kB RUNNING.
@@ -369,8 +370,8 @@ TEST_CASE("issue 13 #10: a damaged state file is moved aside with one alert and 
     CHECK(f.target(kA) == "STARTED");
     CHECK(f.target(kB) == "STARTED");
     int aside = 0;
-    for (const auto& e : fs::directory_iterator(f.backups))
-        aside += e.path().filename().string().starts_with(std::string(kCdcStateFile) + ".damaged-");
+    for (const auto& e : fs::directory_iterator(f.state_dir))
+        aside += e.path().filename().string().starts_with(f.journal().filename().string() + ".damaged-");
     CHECK(aside == 1);
     CHECK_FALSE(fs::exists(f.journal()));
 
