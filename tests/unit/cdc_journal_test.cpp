@@ -1,5 +1,6 @@
 // Issue 13: the host-wide CDC journal (its path, cdc.state_dir) and what happens to a damaged one.
 #include <catch2/catch.hpp>
+#include <cstdlib>
 
 #include "nightjar/cdc/cdc_config.hpp"
 #include "nightjar/cdc/state_file.hpp"

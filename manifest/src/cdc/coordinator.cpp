@@ -375,7 +375,7 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::t
         }
         std::vector<std::optional<KafkaConnectStatus>> seen(open.size());
         std::vector<std::optional<KafkaConnectError>> errors(open.size());
-        std::vector<bool> accepted(open.size(), false);
+        std::vector<char> accepted(open.size(), 0);  // not vector<bool>: written by threads
         for_each_concurrently(open.size(), [&](std::size_t k) {
             Target& t = targets[open[k]];
             auto client = bounded(*t.client, deadline);
@@ -593,7 +593,7 @@ void CdcCoordinator::pause() {
                 sleep_within(wait, deadline, true);
             }
             std::vector<std::optional<KafkaConnectError>> errors(open.size());
-            std::vector<bool> accepted(open.size(), false);
+            std::vector<char> accepted(open.size(), 0);  // not vector<bool>: written by threads
             for_each_concurrently(open.size(), [&](std::size_t k) {
                 auto& p = to_pause[open[k]];
                 auto client = bounded(*p.cluster->client, deadline);
