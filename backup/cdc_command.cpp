@@ -192,8 +192,9 @@ int run_cdc_command(const CdcCommandOptions& cdc, const BackupOptions& options) 
             std::string names;
             for (const auto& p : w.paused) names += (names.empty() ? "" : ", ") + p;
             log::info("cdc pause: ", names, " paused until ", w.window_until,
-                      ": run `nightjar-backup cdc resume` when the backup is done (if nobody does, the next "
-                      "cdc command, backup run or the watchdog resumes them after that time)");
+                      ": run `nightjar-backup cdc resume` when the backup is done (if nobody does, ",
+                      ends.empty() ? std::string("the next cdc command, backup run or the watchdog") : ends,
+                      " resumes them at that time)");
         }
         if (!w.resume_failures.empty()) throw cdc_failures("pause", w.resume_failures);
         return 0;
