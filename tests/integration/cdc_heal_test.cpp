@@ -247,7 +247,7 @@ TEST_CASE("issue 13 #5: a hanging worker cannot stretch the resume phase beyond 
     INFO("the backup took " << seconds << " s");
     CHECK(b.code == 8);
     // Every connector got its resume request, concurrently: none was starved by the hanging ones.
-    for (const std::string name : {kA, kB, std::string("c3"), std::string("c4"), std::string("c5")})
+    for (const std::string& name : {kA, kB, std::string("c3"), std::string("c4"), std::string("c5")})
         CHECK(f.emu.count("PUT", "/connectors/" + name + "/resume") >= 1);
     f.emu.control("DELETE", "faults");
 }
