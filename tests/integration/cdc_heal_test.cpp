@@ -62,9 +62,11 @@ struct Heal {
         args.insert(args.end(), {"--config", config.string()});
         return test::backup(args, env);
     }
+    // Resumed by nightjar (target STARTED) and settled RUNNING, connector and tasks.
     bool running(const std::string& name) const {
-        return target(name) == "STARTED" && emu.connector_state(name) == "RUNNING" &&
-               emu.task_states(name) == std::vector<std::string>{"RUNNING"};
+        json state = emu.control("GET", "state")["connectors"][name];
+        UNSCOPED_INFO(name << ": " << state.dump());
+        return state["target_state"] == "STARTED" && emu.wait_settled(name, "RUNNING", 2s);
     }
     fs::path journal() const { return cdc_journal_path(state_dir, {{emu.url()}}); }
     std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
