@@ -3,6 +3,7 @@
 #include <cstdlib>
 
 #include "nightjar/cdc/cdc_config.hpp"
+#include "nightjar/cdc/kafka_connect.hpp"
 #include "nightjar/cdc/state_file.hpp"
 #include "nightjar/config.hpp"
 #include "support/matchers.hpp"
@@ -56,4 +57,22 @@ TEST_CASE("a damaged journal is CdcStateDamaged, is moved aside, and its names a
     CHECK(fs::exists(aside));
     test::write_file(file, "x");
     CHECK(quarantine_cdc_state(file, 1764633600) == dir / "abc.json.damaged-20251202T000000Z-2");
+}
+
+TEST_CASE("a request every worker refused is known never to have been sent", "[unit][cdc][journal]") {
+    // Issue 13 #4: such a pause is dropped from the journal again; any answer, or a timeout, may have landed.
+    KafkaConnectOptions o;
+    o.urls = {"http://127.0.0.1:1", "http://127.0.0.1:2"};
+    o.request_timeout = std::chrono::milliseconds(2000);
+    KafkaConnectClient client(o);
+    try {
+        client.pause("a");
+        FAIL("expected a KafkaConnectError");
+    } catch (const KafkaConnectError& e) {
+        CHECK(e.status() == 0);
+        CHECK(e.transient());
+        CHECK(e.not_sent());
+    }
+    KafkaConnectError answered("PUT x: 500", 500, true, "Error writing target state to Kafka");
+    CHECK_FALSE(answered.not_sent());
 }
