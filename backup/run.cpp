@@ -130,18 +130,25 @@ int resume_cdc_only(const Config& config, const fs::path& backup_dir) {
     PosixStorage storage(backup_dir);
     RepositoryWriter repo(storage);
     Lock lock = repo.lock();
-    auto state = read_cdc_state(cdc_state_path(backup_dir));
+    const CdcConfig cdc_config = config.cdc.value_or(CdcConfig{});
+    std::optional<CdcPauseState> state;
+    try {
+        state = read_cdc_journal(cdc_config, backup_dir);  // host-wide, whatever --backup-dir says
+    } catch (const CdcStateDamaged&) {
+        state = CdcPauseState{.connectors = {{}}};  // heal_previous() moves it aside and alerts
+    }
     if (!state || state->connectors.empty()) {
-        log::info("cdc: no state file in ", backup_dir.string(), ": nothing was left paused");
+        log::info("cdc: no state file in ", cdc_journal_file(cdc_config).string(),
+                  ": nothing was left paused");
         return 0;
     }
     if (state->owner == "window" && !window_expired(*state, unix_now())) {
-        log::info("cdc: the connectors in ", cdc_state_path(backup_dir).string(),
+        log::info("cdc: the connectors in ", cdc_journal_file(cdc_config).string(),
                   " are held by a pause window until ", state->window_until.value_or("?"),
                   ": left paused (end it early with nightjar-backup cdc resume)");
         return 0;
     }
-    CdcCoordinator cdc(config.cdc.value_or(CdcConfig{}), {.backup_dir = backup_dir, .backup_id = ""});
+    CdcCoordinator cdc(cdc_config, {.backup_dir = backup_dir, .backup_id = ""});
     cdc.heal_previous();
     if (!cdc.resume_failures().empty()) throw cdc_resume_error(cdc.resume_failures());
     log::info("cdc: every connector a previous run left paused is resumed");
@@ -196,7 +203,7 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     } else if (config.cdc) {
         log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
         manifest.cdc = {{"mode", "skipped"}, {"paused", false}, {"reason", "--skip-cdc"}};
-        if (auto left = read_cdc_state(cdc_state_path(backup_dir)); left && !left->connectors.empty())
+        if (auto left = read_cdc_journal(*config.cdc, backup_dir); left && !left->connectors.empty())
             log::warn("cdc: a previous run left ", left->connectors.size(),
                       " connector(s) paused; --skip-cdc leaves them so: run nightjar-backup --resume-cdc");
     }

@@ -44,13 +44,23 @@ getent passwd nightjar >/dev/null || {
   else useradd --system --home-dir /var/lib/nightjar --shell /usr/sbin/nologin --user-group nightjar; fi
 }
 install -d -m 0750 /etc/nightjar
+# The host-wide CDC journal (systemd units get it from StateDirectory=; cron runs need it made).
+install -d -m 0700 -o nightjar -g nightjar /var/lib/nightjar /var/lib/nightjar/cdc
 if [ "$use_cron" -eq 1 ]; then
   install -m 0644 "$build/scripts/units/nightjar-backup" /etc/cron.d/nightjar-backup
   echo "installed /etc/cron.d/nightjar-backup"
 elif [ "$enable" -eq 1 ]; then
   systemctl daemon-reload
-  systemctl enable --now nightjar-backup.timer nightjar-cdc-watch.service
-  echo "enabled nightjar-backup.timer and nightjar-cdc-watch.service"
+  systemctl enable --now nightjar-backup.timer
+  echo "enabled nightjar-backup.timer (next run: systemctl list-timers nightjar-backup.timer)"
+  # The CDC watchdog heals what a killed run or an expired pause window left paused, and handles FAILED
+  # connectors. Enabled wherever the config has a "cdc" section (without one it could only exit 2).
+  if grep -q '"cdc"' /etc/nightjar/nightjar.json 2>/dev/null; then
+    systemctl enable --now nightjar-cdc-watch.service
+    echo "enabled nightjar-cdc-watch.service"
+  else
+    echo "once the config has a \"cdc\" section: systemctl enable --now nightjar-cdc-watch.service"
+  fi
 fi
 [ -f /etc/nightjar/nightjar.json ] || echo "copy /etc/nightjar/nightjar.json.example to /etc/nightjar/nightjar.json and edit it"
 echo "then try: $prefix/bin/nightjar-backup --dry-run"

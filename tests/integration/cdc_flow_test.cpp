@@ -24,6 +24,7 @@ struct CdcFlow {
     test::TempDir dir;
     fs::path src = dir / "etc-app";
     fs::path backups = dir / "backups";
+    fs::path state_dir = dir / "cdc-state";  // the host-wide journal's dir (cdc.state_dir): never /var/lib
     fs::path config = dir / "nightjar.json";
     fs::path hook_log = dir / "hooks.log";
     test::KafkaConnectEmulator emu;
@@ -41,7 +42,8 @@ struct CdcFlow {
              {{"kafka_connect", {{"url", emu.url()}, {"connectors", {kA, kB}}, {"request_timeout_s", 2}}},
               {"pause_timeout_s", 5},
               {"resume_timeout_s", 5},
-              {"retry", {{"initial_backoff_s", 0.05}, {"max_backoff_s", 0.2}}}}}};
+              {"retry", {{"initial_backoff_s", 0.05}, {"max_backoff_s", 0.2}}},
+              {"state_dir", state_dir.string()}}}};
     }
     test::Outcome backup(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
         test::write_file(config, cfg.dump(2));
@@ -51,7 +53,7 @@ struct CdcFlow {
     }
     std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
     json manifest() const { return json::parse(test::read_file(manifests().at(manifests().size() - 1))); }
-    fs::path state_file() const { return cdc_state_path(backups); }
+    fs::path state_file() const { return cdc_journal_path(state_dir, {{emu.url()}}); }
     // A hook that appends "<tag> <status> <id> <dir> <manifest> <connector state>" to hooks.log.
     json hook(const std::string& tag, int exit_code = 0) const {
         std::string script =

@@ -49,6 +49,7 @@ struct Helper {
 struct WatchFlow {
     test::TempDir dir;
     fs::path backups = dir / "backups";
+    fs::path state_dir = dir / "cdc-state";  // the host-wide journal's dir (cdc.state_dir): never /var/lib
     fs::path config = dir / "nightjar.json";
     fs::path hook_log = dir / "alerts.jsonl";
     fs::path log = dir / "watch.log";
@@ -84,6 +85,7 @@ struct WatchFlow {
               {"pause_timeout_s", 5},
               {"resume_timeout_s", 5},
               {"retry", {{"initial_backoff_s", 0.05}, {"max_backoff_s", 0.2}}},
+              {"state_dir", state_dir.string()},
               {"watch",
                {{"check_interval_s", 0.2},
                 {"probe_interval_s", 0.2},
@@ -109,11 +111,12 @@ struct WatchFlow {
             test::write_file(down, "");
     }
     void write_config() const { test::write_file(config, cfg.dump(2)); }
-    test::Outcome cdc(std::vector<std::string> args) const {
+    fs::path journal() const { return cdc_journal_path(state_dir, {{emu.url()}}); }
+    test::Outcome cdc(std::vector<std::string> args, std::vector<std::string> env = {}) const {
         write_config();
         args.insert(args.begin(), "cdc");
         args.insert(args.end(), {"--config", config.string()});
-        return test::backup(args);
+        return test::backup(args, env);
     }
     Subprocess watch() const {
         write_config();
@@ -368,6 +371,7 @@ TEST_CASE("watchdog: connectors a running backup holds paused are left alone", "
     f.source_up(true);
     // A backup run in progress: it holds the repository lock and its state file names kA, which it paused.
     fs::create_directories(f.backups);
+    fs::create_directories(f.state_dir);
     Lock lock(f.backups / kLockFile);
     CdcPauseState state;
     state.owner = "backup";
@@ -379,7 +383,7 @@ TEST_CASE("watchdog: connectors a running backup holds paused are left alone", "
                                 .password_file = "",
                                 .name = kA,
                                 .paused_at = "2026-11-25T01:50:00Z"});
-    write_cdc_state(cdc_state_path(f.backups), state);
+    write_cdc_state(f.journal(), state);
     test::KafkaConnectEmulator& emu = f.emu;
     // kA paused by that backup, and one of its tasks FAILED meanwhile.
     HttpClient http;
@@ -396,7 +400,7 @@ TEST_CASE("watchdog: connectors a running backup holds paused are left alone", "
     CHECK(f.writes(kA).empty());
     CHECK(f.target(kA) == "PAUSED");
     // The backup's journal is untouched: the watchdog never heals a pause whose owner holds the lock.
-    auto after = read_cdc_state(cdc_state_path(f.backups));
+    auto after = read_cdc_state(f.journal());
     REQUIRE(after);
     CHECK(after->owner == "backup");
     CHECK(after->connectors.size() == 1);
@@ -437,7 +441,7 @@ TEST_CASE("cdc pause --window and cdc resume pause and resume exactly the connec
     INFO(p.err);
     REQUIRE(p.code == 0);
     CHECK(f.emu.wait_settled(kA, "PAUSED"));
-    auto state = read_cdc_state(cdc_state_path(f.backups));
+    auto state = read_cdc_state(f.journal());
     REQUIRE(state);
     CHECK(state->owner == "window");
     REQUIRE(state->window_until);
@@ -466,7 +470,7 @@ TEST_CASE("cdc pause --window and cdc resume pause and resume exactly the connec
         CHECK_THAT(b.err, Catch::Contains("this run leaves CDC to that window"));
         for (const auto& r : f.emu.requests()) CHECK(r["method"] == "GET");
         CHECK(f.target(kA) == "PAUSED");
-        CHECK(read_cdc_state(cdc_state_path(f.backups))->owner == "window");
+        CHECK(read_cdc_state(f.journal())->owner == "window");
     }
     SECTION("cdc resume resumes exactly those") {
         f.emu.control("DELETE", "requests");
@@ -477,7 +481,7 @@ TEST_CASE("cdc pause --window and cdc resume pause and resume exactly the connec
         CHECK(f.writes(kA) == std::vector<std::string>{"PUT /connectors/" + kA + "/resume?"});
         CHECK(f.writes(kB).empty());
         CHECK(f.target(kB) == "PAUSED");
-        CHECK_FALSE(fs::exists(cdc_state_path(f.backups)));
+        CHECK_FALSE(fs::exists(f.journal()));
         auto again = f.cdc({"resume"});
         CHECK(again.code == 0);
         CHECK_THAT(again.err, Catch::Contains("no pause window is open and nothing was left paused"));
@@ -496,11 +500,12 @@ TEST_CASE("a pause window whose resume never comes is healed by the next invocat
     WatchFlow f({.connectors = {kA}, .tasks = 1, .transition_delay_s = 0.1});
     f.cfg["cdc"]["kafka_connect"]["connectors"] = {kA};
     f.source_up(true);
-    auto p = f.cdc({"pause", "--window", "1s"});
+    // Without its guardian (issue 13 #9), so the lazy paths that remain the safety net are what heals it.
+    auto p = f.cdc({"pause", "--window", "1s"}, {"NIGHTJAR_CDC_WINDOW_GUARDIAN=0"});
     INFO(p.err);
     REQUIRE(p.code == 0);
     CHECK(f.target(kA) == "PAUSED");
-    auto until = read_cdc_state(cdc_state_path(f.backups))->window_until.value();
+    auto until = read_cdc_state(f.journal())->window_until.value();
     // Wait until the window has ended (whole seconds in the state file).
     while (rfc3339_utc(std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch())
@@ -531,7 +536,7 @@ TEST_CASE("a pause window whose resume never comes is healed by the next invocat
         CHECK(f.stop(w) == 0);
     }
     f.require_running(kA);
-    CHECK_FALSE(fs::exists(cdc_state_path(f.backups)));
+    CHECK_FALSE(fs::exists(f.journal()));
 }
 
 TEST_CASE("cdc status shows states, first trace lines and problems", "[integration][cdc]") {

@@ -37,14 +37,24 @@ Control API (JSON in and out; these requests are not journalled and never faulte
                                    "restart_params_supported", "version"}  -> the whole config
     POST   /_emulator/faults      {"status_409_next"?: K, "status_500_next"?: K,
                                    "endpoints"?: [filter, ...], "message_409"?: str,
-                                   "message_500"?: str, "apply_change"?: bool}  -> active rules
+                                   "message_500"?: str, "apply_change"?: bool,
+                                   "slow_next"?: K, "delay_s"?: D}  -> active rules
+                                  slow_next: the next K matching requests are answered (and
+                                  their change applied) only after D seconds: a hanging
+                                  worker, or a target-state write still landing. Target
+                                  states are last-writer-wins by arrival: a resume that
+                                  arrives while an earlier pause is still landing wins.
     DELETE /_emulator/faults      clear all fault rules
     POST   /_emulator/refuse      {"seconds": S}  close the listener for S seconds
     POST   /_emulator/fail        {"connector": n, "task"?: int, "trace"?: str, "after_resume"?: bool}
                                   after_resume: the task does not fail now but at its first
                                   transition to RUNNING after a resume (the deferred Debezium
                                   error of spec §0.5; a relapse)
-    POST   /_emulator/offsets     {"connector": n, "offsets": [{"partition", "offset"}, ...]}
+                                  on_pause: the task fails instead of its next transition to
+                                  PAUSED (a connector turning FAILED while being paused)
+    POST   /_emulator/offsets     {"connector": n, "offsets": [{"partition", "offset"}, ...],
+                                   "delay_s"?: S}  with delay_s the new offsets are committed S
+                                  seconds later (offset.flush.interval.ms, also while paused)
     GET    /_emulator/requests    journal of non-control requests, oldest first
     DELETE /_emulator/requests    clear the journal
     GET    /_emulator/state       target and observed states of every connector
@@ -157,6 +167,7 @@ class Task:
         self.trace = ""
         self.worker_id = worker_id
         self.fail_on_resume = ""  # a trace to fail with at the next transition to RUNNING
+        self.fail_on_pause = ""  # a trace to fail with instead of its next transition to PAUSED
 
     def status(self) -> dict:
         body = {"id": self.id, "state": self.state, "worker_id": self.worker_id}
@@ -187,6 +198,9 @@ class Connector:
         # Bumped by every transition request; a scheduled convergence step only
         # applies if no newer transition has superseded it.
         self.generation = 0
+        self.fail_on_pause = ""  # a trace to fail with instead of the next transition to PAUSED
+        self.target_sequence = 0  # arrival number of the target-state write that holds
+        self.pending_offsets: list | None = None  # committed at the next flush (control /offsets delay_s)
 
     def regenerate_tasks(self, state: str) -> None:
         self.tasks = [Task(i, state, self.worker_id) for i in range(self.task_count)]
@@ -289,6 +303,8 @@ class Emulator:
             "version": "3.9.0",
         }
         self.faults: list[FaultRule] = []
+        self.slow: list[FaultRule] = []  # "slow_next": answered (and applied) after delay_s
+        self._sequence = 0  # request arrival counter (last-writer-wins of target states)
         self._409_counter = 0  # cycles through the three 409 messages
         self.journal: list[dict] = []
         self.listener: Listener | None = None  # set by main(); used by /_emulator/refuse
@@ -309,17 +325,26 @@ class Emulator:
                  "authorization": has_auth, "status": None}
         with self.lock:
             self.journal.append(entry)
-            rule = self._take_fault(method, raw_path)
+            self._sequence += 1
+            sequence = self._sequence  # arrival order: the last writer of a target state wins
+            slow = self._take_slow(method, raw_path)
+            rule = None if slow is not None else self._take_fault(method, raw_path)
+        if slow is not None:
+            # F4 "slow 2xx" / a hanging worker: the request is answered (and its change lands) only
+            # after delay_s. A target-state write that arrived later and already landed wins.
+            time.sleep(slow.delay_s)
+        with self.lock:
             if rule is not None and not rule.apply_change:
                 result = self._fault_response(rule, method, raw_path)
             else:
-                result = self._route(method, raw_path, query, body)
+                result = self._route(method, raw_path, query, body, sequence)
                 if rule is not None:  # change applied, but the client sees an error
                     result = self._fault_response(rule, method, raw_path)
             entry["status"] = result[0]
         return result
 
-    def _route(self, method: str, raw_path: str, query: str, body: bytes) -> tuple[int, object]:
+    def _route(self, method: str, raw_path: str, query: str, body: bytes,
+               sequence: int = 0) -> tuple[int, object]:
         try:
             for pattern, methods in ROUTES:
                 m = pattern.match(raw_path)
@@ -331,10 +356,19 @@ class Emulator:
                 if "task" in args:
                     args["task"] = int(args["task"])
                 params = parse_qs(query, keep_blank_values=True)
-                return getattr(self, "api_" + methods[method])(params=params, body=body, **args)
+                return getattr(self, "api_" + methods[method])(params=params, body=body,
+                                                                sequence=sequence, **args)
             raise ApiError(404, MSG_NOT_FOUND)
         except ApiError as e:
             return e.status, error_body(e.status, e.message)
+
+    def _take_slow(self, method: str, path: str) -> FaultRule | None:
+        for rule in self.slow:
+            if rule.remaining > 0 and rule.matches(method, path):
+                rule.remaining -= 1
+                self.slow = [r for r in self.slow if r.remaining > 0]
+                return rule
+        return None
 
     def _take_fault(self, method: str, path: str) -> FaultRule | None:
         for rule in self.faults:
@@ -398,6 +432,9 @@ class Emulator:
             return  # superseded by a newer transition, or deleted
         if c.state == "FAILED" and c.target != "STOPPED":
             return  # FAILED ignores pause and resume; only restart or stop leave it
+        if c.fail_on_pause and c.target == "PAUSED":
+            c.state, c.trace, c.fail_on_pause = "FAILED", c.fail_on_pause, ""
+            return
         c.state = TARGET_TO_STATE[c.target]
         c.trace = ""
 
@@ -406,6 +443,9 @@ class Emulator:
             return
         if task.fail_on_resume and c.target == "STARTED":
             task.state, task.trace, task.fail_on_resume = "FAILED", task.fail_on_resume, ""
+            return
+        if task.fail_on_pause and c.target == "PAUSED":
+            task.state, task.trace, task.fail_on_pause = "FAILED", task.fail_on_pause, ""
             return
         task.state = TARGET_TO_STATE[c.target]
         task.trace = ""
@@ -456,14 +496,26 @@ class Emulator:
                 return 200, t.status()
         raise ApiError(404, f"No status found for task {name}-{task}")
 
-    def api_pause(self, name, **_):
+    def _superseded(self, c: Connector, sequence: int) -> bool:
+        """A target-state write that arrived before the last applied one is answered but changes
+        nothing: the config topic keeps the later write (last writer wins)."""
+        if sequence and sequence < c.target_sequence:
+            return True
+        c.target_sequence = max(c.target_sequence, sequence)
+        return False
+
+    def api_pause(self, name, sequence=0, **_):
         c = self._connector(name, f"Unknown connector {name}")
+        if self._superseded(c, sequence):
+            return 202, None
         c.target = "PAUSED"  # STOPPED -> PAUSED keeps tasks [] (spec §4, inferred)
         self._start_transition(c)
         return 202, None
 
-    def api_resume(self, name, **_):
+    def api_resume(self, name, sequence=0, **_):
         c = self._connector(name, f"Unknown connector {name}")
+        if self._superseded(c, sequence):
+            return 202, None
         c.target = "STARTED"
         if not c.tasks and c.task_count:
             # Resuming a STOPPED connector regenerates its tasks; they come up
@@ -472,10 +524,12 @@ class Emulator:
         self._start_transition(c)
         return 202, None
 
-    def api_stop(self, name, **_):
+    def api_stop(self, name, sequence=0, **_):
         if not self.config["offsets_supported"]:
             raise ApiError(404, MSG_NOT_FOUND)  # workers <= 3.4 have neither stop nor offsets
         c = self._connector(name, f"Unknown connector {name}")
+        if self._superseded(c, sequence):
+            return 204, None
         c.target = "STOPPED"
         c.tasks = []  # the task configs are emptied first; statuses disappear
         self._start_transition(c)
@@ -587,6 +641,7 @@ class Emulator:
                 return 200, [r.describe() for r in self.faults]
             if path == "/faults" and method == "DELETE":
                 self.faults = []
+                self.slow = []
                 return 200, []
             if path == "/fail" and method == "POST":
                 return 200, self._control_fail(payload)
@@ -595,6 +650,20 @@ class Emulator:
                 offsets = payload.get("offsets")
                 if not isinstance(offsets, list):
                     raise ApiError(400, "'offsets' must be a list")
+                delay = payload.get("delay_s", 0)
+                if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay < 0:
+                    raise ApiError(400, "'delay_s' must be a non-negative number")
+                if delay > 0:
+                    # The periodic offset commit (offset.flush.interval.ms) lands later, also while
+                    # the connector is paused: GET .../offsets shows the old ones until then.
+                    c.pending_offsets = offsets
+
+                    def commit(c=c, offsets=offsets):
+                        if c.pending_offsets is offsets:
+                            c.offsets, c.pending_offsets = offsets, None
+
+                    self._schedule(float(delay), commit)
+                    return 200, {"offsets": c.offsets, "pending": offsets}
                 c.offsets = offsets
                 return 200, {"offsets": c.offsets}
             if path == "/requests" and method == "GET":
@@ -656,7 +725,7 @@ class Emulator:
 
     def _control_faults(self, p: dict) -> list:
         known = {"status_409_next", "status_500_next", "endpoints", "message_409",
-                 "message_500", "apply_change"}
+                 "message_500", "apply_change", "slow_next", "delay_s"}
         unknown = set(p) - known
         if unknown:
             raise ApiError(400, f"Unknown fault keys {sorted(unknown)}")
@@ -669,6 +738,16 @@ class Emulator:
                     re.compile(e)
                 except re.error as err:
                     raise ApiError(400, f"Bad endpoint regex {e!r}: {err}") from None
+        slow = p.get("slow_next", 0)
+        if not isinstance(slow, int) or isinstance(slow, bool) or slow < 0:
+            raise ApiError(400, "'slow_next' must be a non-negative integer")
+        if slow:
+            delay = p.get("delay_s")
+            if not isinstance(delay, (int, float)) or isinstance(delay, bool) or delay <= 0:
+                raise ApiError(400, "'slow_next' needs a positive 'delay_s'")
+            rule = FaultRule(200, slow, endpoints, None, True)
+            rule.delay_s = float(delay)
+            self.slow.append(rule)
         for status in (409, 500):
             count = p.get(f"status_{status}_next", 0)
             if not isinstance(count, int) or isinstance(count, bool) or count < 0:
@@ -683,7 +762,9 @@ class Emulator:
         c = self._connector(str(name), f"Unknown connector {name}")
         trace = p.get("trace") or DEFAULT_TRACE
         task = p.get("task")
-        if task is None:
+        if task is None and p.get("on_pause"):
+            c.fail_on_pause = trace
+        elif task is None:
             c.state, c.trace = "FAILED", trace
         else:
             match = [t for t in c.tasks if t.id == task]
@@ -691,6 +772,8 @@ class Emulator:
                 raise ApiError(404, f"Unknown task: {name}-{task}")
             if p.get("after_resume"):
                 match[0].fail_on_resume = trace
+            elif p.get("on_pause"):
+                match[0].fail_on_pause = trace
             else:
                 match[0].state, match[0].trace = "FAILED", trace
         return c.status()

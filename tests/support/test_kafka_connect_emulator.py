@@ -385,6 +385,61 @@ class KafkaConnectEmulatorTest(unittest.TestCase):
         self.assertEqual(self.call("GET", "/_emulator/requests")[1], [])
 
 
+    def test_target_state_is_last_writer_wins_when_a_pause_is_still_landing(self):
+        # Issue 13: a resume sent while a slow pause is still landing must win.
+        self.add("lww", tasks=1)
+        self.call("POST", "/_emulator/config", {"transition_delay_s": 0})
+        self.call("POST", "/_emulator/faults",
+                  {"slow_next": 1, "delay_s": 1.0, "endpoints": ["/lww/pause$"]})
+        import threading
+        result = {}
+        pause = threading.Thread(
+            target=lambda: result.setdefault("pause", self.call("PUT", "/connectors/lww/pause")[0]))
+        pause.start()
+        time.sleep(0.3)  # the pause has arrived and is still landing
+        self.assertEqual(self.call("PUT", "/connectors/lww/resume")[0], 202)
+        pause.join()
+        self.assertEqual(result["pause"], 202)
+        time.sleep(0.2)
+        self.assertEqual(self.states("lww"), ("RUNNING", ["RUNNING"]))
+        state = self.call("GET", "/_emulator/state")[1]["connectors"]["lww"]
+        self.assertEqual(state["target_state"], "STARTED")
+
+    def test_slow_answers_outlast_a_client_timeout_and_still_apply(self):
+        self.add("hang", tasks=1)
+        self.call("POST", "/_emulator/config", {"transition_delay_s": 0})
+        self.call("POST", "/_emulator/faults",
+                  {"slow_next": 1, "delay_s": 1.5, "endpoints": ["/hang/pause$"]})
+        request = urllib.request.Request(self.emu.base + "/connectors/hang/pause", method="PUT")
+        with self.assertRaises(Exception):
+            OPENER.open(request, timeout=0.5)
+        self.wait_for(lambda: self.states("hang")[0] == "PAUSED", timeout=5)
+
+    def test_task_fails_instead_of_pausing(self):
+        self.add("fop", tasks=2)
+        self.call("POST", "/_emulator/fail", {"connector": "fop", "task": 1, "on_pause": True})
+        self.assertEqual(self.states("fop"), ("RUNNING", ["RUNNING", "RUNNING"]))
+        self.assertEqual(self.call("PUT", "/connectors/fop/pause")[0], 202)
+        self.wait_settled("fop")
+        body = self.status("fop")
+        self.assertEqual(body["connector"]["state"], "PAUSED")
+        self.assertEqual([t["state"] for t in body["tasks"]], ["PAUSED", "FAILED"])
+        self.assertIn("ConnectException", body["tasks"][1]["trace"])
+        # The connector instance itself can fail instead of pausing; its tasks still pause.
+        self.add("fop2", tasks=1)
+        self.call("POST", "/_emulator/fail", {"connector": "fop2", "on_pause": True})
+        self.assertEqual(self.call("PUT", "/connectors/fop2/pause")[0], 202)
+        self.wait_settled("fop2")
+        self.assertEqual(self.states("fop2"), ("FAILED", ["PAUSED"]))
+
+    def test_offsets_committed_later_while_paused(self):
+        self.add("lag", tasks=1)
+        old = self.call("GET", "/connectors/lag/offsets")[1]["offsets"]
+        new = [{"partition": {"server": "lag"}, "offset": {"lsn": 99}}]
+        self.call("POST", "/_emulator/offsets", {"connector": "lag", "offsets": new, "delay_s": 0.5})
+        self.assertEqual(self.call("GET", "/connectors/lag/offsets")[1]["offsets"], old)
+        self.wait_for(lambda: self.call("GET", "/connectors/lag/offsets")[1]["offsets"] == new)
+
 class CommandLineTest(unittest.TestCase):
     def test_cli_connectors_tasks_and_clean_sigterm_exit(self):
         emu = Emulator("--connectors", "cli-a,cli-b", "--tasks", "3")

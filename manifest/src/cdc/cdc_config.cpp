@@ -1,5 +1,8 @@
 #include "nightjar/cdc/cdc_config.hpp"
 
+#include <cstdlib>
+
+#include "nightjar/cdc/state_file.hpp"
 #include "nightjar/json_fields.hpp"
 
 namespace nightjar {
@@ -52,7 +55,8 @@ KafkaConnectClusterConfig parse_cluster(const JsonFields& f) {
 }  // namespace
 
 CdcConfig parse_cdc_config(const JsonFields& f) {
-    f.only({"kafka_connect", "pause_timeout_s", "resume_timeout_s", "on_pause_failure", "retry", "watch"});
+    f.only({"kafka_connect", "pause_timeout_s", "resume_timeout_s", "on_pause_failure", "retry", "watch",
+            "state_dir"});
     CdcConfig c;
     if (!f.has("kafka_connect")) f.fail("kafka_connect", "required field is missing");
     const auto& kc = f.raw()["kafka_connect"];
@@ -75,7 +79,22 @@ CdcConfig parse_cdc_config(const JsonFields& f) {
             retry->fail("max_backoff_s", "must not be less than initial_backoff_s");
     }
     if (auto watch = f.optional_object("watch")) c.watch = parse_watch_config(*watch);
+    c.state_dir = f.string_or("state_dir", "");
+    if (!c.state_dir.empty() && c.state_dir[0] != '/')
+        f.fail("state_dir", "expected an absolute path, got " + describe_json(c.state_dir));
     return c;
+}
+
+std::filesystem::path cdc_state_dir(const CdcConfig& config) {
+    if (!config.state_dir.empty()) return config.state_dir;
+    if (const char* env = std::getenv("NIGHTJAR_CDC_STATE_DIR"); env && *env) return env;
+    return kDefaultCdcStateDir;
+}
+
+std::filesystem::path cdc_journal_file(const CdcConfig& config) {
+    std::vector<std::vector<std::string>> urls;
+    for (const auto& c : config.clusters) urls.push_back(c.urls);
+    return cdc_journal_path(cdc_state_dir(config), urls);
 }
 
 }  // namespace nightjar

@@ -2,14 +2,18 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <exception>
 #include <fstream>
+#include <thread>
 
 #include "nightjar/cdc/retry.hpp"
 #include "nightjar/cdc/window.hpp"
 #include "nightjar/failpoint.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
+#include "nightjar/repository.hpp"
 
 namespace nightjar {
 
@@ -34,6 +38,46 @@ Backoff backoff_for(const CdcRetryConfig& r) {
 
 std::string label(const std::string& name, const std::string& url) {
     return name + " (" + url + ")";
+}
+
+// Runs fn(i) for every i in [0, n), one thread each, and waits for all of them: one sick connector (or a
+// hanging worker) never delays the others. The first exception is rethrown after every thread is joined.
+template <typename F>
+void for_each_concurrently(std::size_t n, F fn) {
+    if (n == 0) return;
+    if (n == 1) {
+        fn(std::size_t{0});
+        return;
+    }
+    std::vector<std::exception_ptr> errors(n);
+    std::vector<std::thread> threads;
+    threads.reserve(n);
+    for (std::size_t i = 0; i < n; ++i)
+        threads.emplace_back([&fn, &errors, i] {
+            try {
+                fn(i);
+            } catch (...) {
+                errors[i] = std::current_exception();
+            }
+        });
+    for (auto& t : threads) t.join();
+    for (auto& e : errors)
+        if (e) std::rethrow_exception(e);
+}
+
+// A copy of `client` whose next request cannot outlast `deadline`; nullopt when too little time is left
+// to start one. Every phase is bounded by its own timeout, whatever request_timeout_s says.
+std::optional<KafkaConnectClient> bounded(const KafkaConnectClient& client,
+                                          SteadyClock::time_point deadline) {
+    auto left = std::chrono::duration_cast<milliseconds>(deadline - SteadyClock::now());
+    if (left < milliseconds(50)) return std::nullopt;
+    return client.with_timeout(left);
+}
+
+std::string names_of(const std::vector<PausedConnector>& list) {
+    std::string names;
+    for (const auto& p : list) names += (names.empty() ? "" : ", ") + label(p.name, p.urls.at(0));
+    return names;
 }
 
 // Thrown inside pause() to leave it; turned into the on_pause_failure policy at its end.
@@ -76,9 +120,14 @@ struct CdcCoordinator::Target {
     std::string url;
     CdcConnectorRecord* record = nullptr;
     json* healed = nullptr;
-    bool requested = false;  // the resume was accepted (202)
-    bool done = false;       // no longer paused (RUNNING, FAILED or deleted)
-    std::string failure;     // why it may still be paused, or why it came back FAILED
+    bool requested = false;       // the resume was accepted (202)
+    bool done = false;            // no longer paused (RUNNING, FAILED or deleted), or not ours to resume
+    bool failed_is_fine = false;  // it turned FAILED while we paused it: FAILED is what we expect back
+    std::string failure;          // why it may still be paused, or why it came back FAILED
+    std::string requested_at;     // when the accepted resume was sent
+    int attempts = 0;             // resume requests that failed
+    std::string last_error;       // the last transient failure
+    std::string last_state;       // the last status summary after the resume
 };
 
 json CdcConnectorRecord::to_json() const {
@@ -88,6 +137,11 @@ json CdcConnectorRecord::to_json() const {
            {"action", action},
            {"paused_by_us", paused_by_us},
            {"offsets", offsets},
+           {"offsets_at_pause", offsets_at_pause},
+           {"offsets_before_resume", offsets_before_resume},
+           {"status_before_resume", status_before_resume},
+           {"held", held},
+           {"held_s", held_s},
            {"status_after", status_after}};
     auto opt = [&](const char* key, const std::string& v) { j[key] = v.empty() ? json(nullptr) : json(v); };
     opt("pause_requested_at", pause_requested_at);
@@ -114,8 +168,73 @@ CdcCoordinator::CdcCoordinator(const CdcConfig& config, CdcRunInfo info)
 
 CdcCoordinator::~CdcCoordinator() = default;
 
+std::filesystem::path CdcCoordinator::journal_path() const {
+    return cdc_journal_file(config_);
+}
+
+std::optional<CdcPauseState> read_cdc_journal(const CdcConfig& config,
+                                              const std::filesystem::path& backup_dir) {
+    if (auto s = read_cdc_state(cdc_journal_file(config))) return s;
+    if (backup_dir.empty()) return std::nullopt;
+    return read_cdc_state(cdc_state_path(backup_dir));
+}
+
+void CdcCoordinator::take_journal() {
+    if (journal_lock_) return;
+    const auto file = journal_path();
+    std::error_code ec;
+    std::filesystem::create_directories(file.parent_path(), ec);
+    if (ec)
+        throw Error(Kind::Storage, "cdc: cannot create the journal directory " + file.parent_path().string() +
+                                       ": " + ec.message() + ": check cdc.state_dir and its permissions");
+    auto lock_file = file;
+    lock_file.replace_extension(".lock");
+    try {
+        journal_lock_ = std::make_unique<Lock>(lock_file);
+    } catch (const Error& e) {
+        if (e.kind() != Kind::LockHeld) throw;
+        throw Error(Kind::LockHeld,
+                    "cdc: the journal " + file.string() +
+                        " is in use by another nightjar run, which may hold connectors paused (" + e.what() +
+                        ")");
+    }
+    migrate_legacy_journal();
+}
+
+void CdcCoordinator::migrate_legacy_journal() {
+    if (info_.backup_dir.empty()) return;
+    const auto legacy = cdc_state_path(info_.backup_dir);
+    const auto file = journal_path();
+    std::error_code ec;
+    if (!std::filesystem::exists(legacy, ec)) return;
+    if (!std::filesystem::exists(file, ec)) {
+        move_cdc_state(legacy, file);  // a damaged one stays damaged: heal_previous moves it aside
+        log::warn("cdc: moved the crash journal from its old place ", legacy.string(), " to ", file.string(),
+                  " (host-wide, cdc.state_dir): every command finds it there whatever its --backup-dir");
+        return;
+    }
+    try {
+        auto old = read_cdc_state(legacy);
+        auto now = read_cdc_state(file);
+        if (!old || !now) return;
+        for (const auto& p : old->connectors) {
+            bool known = false;
+            for (const auto& q : now->connectors) known = known || (q.name == p.name && q.urls == p.urls);
+            if (!known) now->connectors.push_back(p);
+        }
+        write_cdc_state(file, *now);
+        remove_cdc_state(legacy);
+        log::warn("cdc: merged the crash journal in its old place ", legacy.string(), " into ",
+                  file.string());
+    } catch (const CdcStateDamaged& e) {
+        log::error("cdc: cannot migrate ", legacy.string(), " into ", file.string(), ": ", e.what(),
+                   ": inspect both by hand");
+    }
+}
+
 void CdcCoordinator::save_state() {
-    auto file = cdc_state_path(info_.backup_dir);
+    take_journal();
+    auto file = journal_path();
     if (state_.connectors.empty()) {
         remove_cdc_state(file);
     } else {
@@ -147,7 +266,14 @@ KafkaConnectClient& CdcCoordinator::client_for(const PausedConnector& p) {
 }
 
 void CdcCoordinator::heal_previous() {
-    auto previous = read_cdc_state(cdc_state_path(info_.backup_dir));
+    take_journal();
+    std::optional<CdcPauseState> previous;
+    try {
+        previous = read_cdc_state(journal_path());
+    } catch (const CdcStateDamaged& e) {
+        heal_damaged(e);
+        return;
+    }
     if (!previous || previous->connectors.empty()) return;
     std::string names;
     for (const auto& p : previous->connectors)
@@ -181,7 +307,14 @@ void CdcCoordinator::heal_previous() {
 }
 
 void CdcCoordinator::end_window() {
-    auto previous = read_cdc_state(cdc_state_path(info_.backup_dir));
+    take_journal();
+    std::optional<CdcPauseState> previous;
+    try {
+        previous = read_cdc_state(journal_path());
+    } catch (const CdcStateDamaged& e) {
+        heal_damaged(e);
+        return;
+    }
     if (!previous || previous->connectors.empty()) return;
     if (previous->owner != "window") {
         heal_previous();
@@ -216,7 +349,7 @@ void CdcCoordinator::resume_listed(const CdcPauseState& previous) {
         }
         targets.push_back(std::move(t));
     }
-    resume_targets(targets);
+    resume_targets(targets, SteadyClock::now() + ms(config_.resume_timeout_s));
     for (const auto& t : targets)
         if (t.done && t.failure.empty())
             log::warn("cdc: resumed ", label(t.name, t.url),
@@ -224,44 +357,69 @@ void CdcCoordinator::resume_listed(const CdcPauseState& previous) {
                                                  : ", which a previous run had left paused");
 }
 
-void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
-    const auto deadline = SteadyClock::now() + ms(config_.resume_timeout_s);
-    auto backoff = [&] { return backoff_for(config_.retry); };
-    for (auto& t : targets) {
-        if (!t.client) continue;
-        std::string requested_at = now_rfc3339();
-        try {
-            retry_transient([&] { t.client->resume(t.name); },
-                            {.deadline = deadline,
-                             .backoff = backoff(),
-                             .interruptible = false,
-                             .on_retry = [&](const KafkaConnectError& e, int attempt) {
-                                 log::warn("cdc: resume ", t.name, " attempt ", attempt,
-                                           " failed: ", e.what());
-                             }});
-            t.requested = true;
-            if (t.record) t.record->resume_requested_at = requested_at;
-            log::info("cdc: resume requested for ", label(t.name, t.url));
-        } catch (const KafkaConnectError& e) {
-            if (e.status() == 404 && !e.endpoint_unsupported()) {
-                log::warn("cdc: ", label(t.name, t.url), " no longer exists (", e.api_message(),
-                          "): nothing to resume");
-                t.done = true;
-                if (t.record) t.record->problem = "deleted while paused: " + e.api_message();
-                if (t.healed) (*t.healed)["result"] = "deleted";
-            } else {
-                t.failure = std::string("resume failed: ") + e.what();
-            }
+void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::time_point deadline) {
+    // Rounds: every open connector gets one request per round (a resume until one is accepted, then a
+    // status read), all of them concurrently, then one backoff. So each connector gets its attempts within
+    // the deadline however sick another one is, and no request outlasts the deadline.
+    Backoff wait = backoff_for(config_.retry);
+    for (bool first = true;; first = false) {
+        std::vector<std::size_t> open;
+        for (std::size_t i = 0; i < targets.size(); ++i)
+            if (targets[i].client && !targets[i].done && targets[i].failure.empty()) open.push_back(i);
+        if (open.empty()) break;
+        if (!first) {
+            auto pause_for = wait.next();
+            if (SteadyClock::now() + milliseconds(50) >= deadline) break;
+            sleep_within(pause_for, deadline, false);
+            if (SteadyClock::now() + milliseconds(50) >= deadline) break;
         }
-    }
-    // Wait for RUNNING: the 202 only means the target state is stored.
-    Backoff poll = backoff();
-    for (;;) {
-        bool pending = false;
-        for (auto& t : targets) {
-            if (!t.requested || t.done) continue;
+        std::vector<std::optional<KafkaConnectStatus>> seen(open.size());
+        std::vector<std::optional<KafkaConnectError>> errors(open.size());
+        std::vector<char> accepted(open.size(), 0);  // not vector<bool>: written by threads
+        for_each_concurrently(open.size(), [&](std::size_t k) {
+            Target& t = targets[open[k]];
+            auto client = bounded(*t.client, deadline);
+            if (!client) return;
             try {
-                KafkaConnectStatus s = t.client->status(t.name);
+                if (!t.requested) {
+                    std::string at = now_rfc3339();
+                    client->resume(t.name);
+                    t.requested_at = at;
+                    accepted[k] = true;
+                } else {
+                    seen[k] = client->status(t.name);
+                }
+            } catch (const KafkaConnectError& e) {
+                errors[k] = e;
+            }
+        });
+        for (std::size_t k = 0; k < open.size(); ++k) {
+            Target& t = targets[open[k]];
+            if (!t.requested) {
+                if (accepted[k]) {
+                    t.requested = true;
+                    if (t.record) t.record->resume_requested_at = t.requested_at;
+                    log::info("cdc: resume requested for ", label(t.name, t.url));
+                } else if (errors[k]) {
+                    const KafkaConnectError& e = *errors[k];
+                    ++t.attempts;
+                    if (e.status() == 404 && !e.endpoint_unsupported()) {
+                        log::warn("cdc: ", label(t.name, t.url), " no longer exists (", e.api_message(),
+                                  "): nothing to resume");
+                        t.done = true;
+                        if (t.record) t.record->problem = "deleted while paused: " + e.api_message();
+                        if (t.healed) (*t.healed)["result"] = "deleted";
+                    } else if (!e.transient()) {
+                        t.failure = std::string("resume failed: ") + e.what();
+                    } else {
+                        t.last_error = e.what();
+                        log::warn("cdc: resume ", t.name, " attempt ", t.attempts, " failed: ", e.what());
+                    }
+                }
+                continue;
+            }
+            if (seen[k]) {
+                const KafkaConnectStatus& s = *seen[k];
                 if (s.settled_in("RUNNING") || s.any_failed()) {
                     t.done = true;
                     if (t.record) {
@@ -269,32 +427,40 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
                         t.record->resumed_at = now_rfc3339();
                     }
                     if (t.healed) (*t.healed)["result"] = s.any_failed() ? "FAILED" : "RUNNING";
-                    if (s.any_failed()) {
+                    if (s.any_failed() && t.failed_is_fine) {
+                        log::info("cdc: ", label(t.name, t.url), " is ", s.summary(),
+                                  ": its pause is taken back; left FAILED for someone to restart");
+                    } else if (s.any_failed()) {
                         t.failure = "resumed but " + s.failure();
                         if (t.record) t.record->problem = t.failure;
                     } else {
                         log::info("cdc: ", label(t.name, t.url), " is ", s.summary());
                     }
                 } else {
-                    pending = true;
+                    t.last_state = s.summary();
                     if (t.record) t.record->status_after = s.to_json();
-                    if (SteadyClock::now() >= deadline)
-                        t.failure = "still " + s.summary() + " " + std::to_string(config_.resume_timeout_s) +
-                                    " s after the resume (cdc.resume_timeout_s)";
                 }
-            } catch (const KafkaConnectError& e) {
-                pending = true;
-                if (SteadyClock::now() >= deadline)
-                    t.failure = std::string("status unknown after the resume: ") + e.what();
+            } else if (errors[k]) {
+                t.last_error = errors[k]->what();
             }
         }
-        if (!pending || SteadyClock::now() >= deadline) break;
-        sleep_within(poll.next(), deadline, false);
     }
     // Keep in the state file only what may still be paused.
     for (auto& t : targets) {
         bool still_paused = !t.done;
-        if (t.requested && !t.done && t.failure.empty()) t.failure = "did not report RUNNING in time";
+        if (t.failure.empty() && !t.done) {
+            if (!t.requested)
+                t.failure = "resume failed: " + (t.last_error.empty()
+                                                     ? std::string("no attempt within cdc.resume_timeout_s")
+                                                     : t.last_error);
+            else if (!t.last_state.empty())
+                t.failure = "still " + t.last_state + " " + std::to_string(config_.resume_timeout_s) +
+                            " s after the resume (cdc.resume_timeout_s)";
+            else if (!t.last_error.empty())
+                t.failure = "status unknown after the resume: " + t.last_error;
+            else
+                t.failure = "did not report RUNNING in time";
+        }
         if (!t.failure.empty()) {
             log::error("cdc: ", label(t.name, t.url), ": ", t.failure);
             resume_failures_.push_back(label(t.name, t.url) + ": " + t.failure);
@@ -316,6 +482,7 @@ void CdcCoordinator::pause_failed(const std::string& reason) {
 
 void CdcCoordinator::pause() {
     if (window_held_) return;  // heal_previous() said so
+    take_journal();
     const auto deadline = SteadyClock::now() + ms(config_.pause_timeout_s);
     auto options = [&](const std::string& what) {
         return RetryOptions{.deadline = deadline,
@@ -329,8 +496,27 @@ void CdcCoordinator::pause() {
     struct Pending {
         Cluster* cluster;
         std::size_t record;
+        bool sent = false;       // a pause request may have reached a worker
+        bool accepted = false;   // a 202 came back
+        int attempts = 0;        // failed requests
+        std::string last_error;  // the last one
     };
     std::vector<Pending> to_pause;
+    // A connector is journalled just before its first pause request and dropped again when no request ever
+    // reached a worker, so the journal never names a connector nightjar did not pause.
+    auto forget_unsent = [&] {
+        bool changed = false;
+        for (auto& p : to_pause) {
+            auto& r = records_[p.record];
+            if (!r.paused_by_us || p.sent) continue;
+            r.paused_by_us = false;
+            changed = true;
+            std::erase_if(state_.connectors, [&](const PausedConnector& c) {
+                return c.name == r.name && c.urls.at(0) == r.cluster;
+            });
+        }
+        if (changed) save_state();
+    };
     try {
         for (auto& cluster : clusters_) {
             auto& client = *cluster->client;
@@ -370,41 +556,108 @@ void CdcCoordinator::pause() {
                 records_.push_back(std::move(r));
             }
         }
-        // The crash journal names everything we are about to pause before the first PUT.
-        for (const auto& p : to_pause) {
-            const auto& cfg = p.cluster->config;
-            state_.connectors.push_back({.urls = cfg.urls,
-                                         .user = cfg.auth ? cfg.auth->user : "",
-                                         .password_file = cfg.auth ? cfg.auth->password_file : "",
-                                         .name = records_[p.record].name,
-                                         .paused_at = now_rfc3339()});
-        }
-        if (!to_pause.empty()) save_state();
-        failpoint("cdc:after-state-file");
-        for (const auto& p : to_pause) {
-            auto& r = records_[p.record];
-            r.paused_by_us =
-                true;  // counted as ours even if the answer is lost: the worker may have applied it
-            r.pause_requested_at = now_rfc3339();
-            try {
-                retry_transient([&] { p.cluster->client->pause(r.name); }, options("pause " + r.name));
-            } catch (const KafkaConnectError& e) {
-                r.problem = e.what();
-                pause_failed("pause " + label(r.name, r.cluster) + ": " + e.what());
+        // Pause requests go out concurrently, in rounds (one request per connector not yet accepted, then
+        // one backoff): each connector gets its attempts within pause_timeout_s.
+        Backoff retry = backoff_for(config_.retry);
+        for (bool first = true;; first = false) {
+            std::vector<std::size_t> open;
+            for (std::size_t i = 0; i < to_pause.size(); ++i)
+                if (!to_pause[i].accepted) open.push_back(i);
+            if (open.empty()) break;
+            if (first) {
+                for (auto i : open) {
+                    auto& r = records_[to_pause[i].record];
+                    const auto& cfg = to_pause[i].cluster->config;
+                    state_.connectors.push_back({.urls = cfg.urls,
+                                                 .user = cfg.auth ? cfg.auth->user : "",
+                                                 .password_file = cfg.auth ? cfg.auth->password_file : "",
+                                                 .name = r.name,
+                                                 .paused_at = now_rfc3339()});
+                    // Counted as ours from here, even if the answer is lost: the worker may have applied it.
+                    r.paused_by_us = true;
+                    r.pause_requested_at = now_rfc3339();
+                }
+                save_state();
+                failpoint("cdc:after-state-file");
+            } else {
+                auto wait = retry.next();
+                std::string why;
+                for (auto i : open) {
+                    const auto& r = records_[to_pause[i].record];
+                    why += (why.empty() ? "" : "; ") +
+                           ("pause " + label(r.name, r.cluster) + ": " + to_pause[i].last_error);
+                }
+                if (SteadyClock::now() + wait >= deadline)
+                    pause_failed(why + " (not accepted within cdc.pause_timeout_s, " +
+                                 std::to_string(config_.pause_timeout_s) + " s)");
+                sleep_within(wait, deadline, true);
             }
-            log::info("cdc: pause requested for ", label(r.name, r.cluster));
+            std::vector<std::optional<KafkaConnectError>> errors(open.size());
+            std::vector<char> accepted(open.size(), 0);  // not vector<bool>: written by threads
+            for_each_concurrently(open.size(), [&](std::size_t k) {
+                auto& p = to_pause[open[k]];
+                auto client = bounded(*p.cluster->client, deadline);
+                if (!client) return;
+                try {
+                    client->pause(records_[p.record].name);
+                    accepted[k] = true;
+                } catch (const KafkaConnectError& e) {
+                    errors[k] = e;
+                }
+            });
+            std::string fatal;
+            for (std::size_t k = 0; k < open.size(); ++k) {
+                auto& p = to_pause[open[k]];
+                auto& r = records_[p.record];
+                if (accepted[k]) {
+                    p.sent = p.accepted = true;
+                    log::info("cdc: pause requested for ", label(r.name, r.cluster));
+                } else if (errors[k]) {
+                    const KafkaConnectError& e = *errors[k];
+                    p.sent = p.sent || !e.not_sent();
+                    p.last_error = e.what();
+                    ++p.attempts;
+                    if (!e.transient()) {
+                        r.problem = e.what();
+                        fatal += (fatal.empty() ? "" : "; ") +
+                                 ("pause " + label(r.name, r.cluster) + ": " + std::string(e.what()));
+                    } else {
+                        log::warn("cdc: pause ", r.name, " attempt ", p.attempts, " failed: ", e.what(),
+                                  "; retrying");
+                    }
+                }
+            }
+            if (!fatal.empty()) pause_failed(fatal);
         }
-        // Pause is asynchronous: wait until the connector and every task say PAUSED.
+        // Pause is asynchronous: wait until the connector and every task say PAUSED. A connector that turns
+        // FAILED meanwhile is left alone at once, as one FAILED before the backup: its pause is taken back.
         Backoff poll = backoff_for(config_.retry);
         std::vector<bool> settled(to_pause.size(), false);
-        for (;;) {
-            bool pending = false;
-            std::string waiting;
-            for (std::size_t i = 0; i < to_pause.size(); ++i) {
-                if (settled[i]) continue;
-                auto& r = records_[to_pause[i].record];
+        for (bool first = true;; first = false) {
+            std::vector<std::size_t> open;
+            for (std::size_t i = 0; i < to_pause.size(); ++i)
+                if (!settled[i]) open.push_back(i);
+            if (open.empty()) break;
+            if (!first) sleep_within(poll.next(), deadline, true);
+            std::vector<std::optional<KafkaConnectStatus>> seen(open.size());
+            std::vector<std::optional<KafkaConnectError>> errors(open.size());
+            for_each_concurrently(open.size(), [&](std::size_t k) {
+                auto& p = to_pause[open[k]];
+                auto client = bounded(*p.cluster->client, deadline);
+                if (!client) return;
                 try {
-                    KafkaConnectStatus s = to_pause[i].cluster->client->status(r.name);
+                    seen[k] = client->status(records_[p.record].name);
+                } catch (const KafkaConnectError& e) {
+                    errors[k] = e;
+                }
+            });
+            std::string waiting;
+            std::vector<Target> turned_failed;
+            for (std::size_t k = 0; k < open.size(); ++k) {
+                const std::size_t i = open[k];
+                auto& r = records_[to_pause[i].record];
+                if (seen[k]) {
+                    const KafkaConnectStatus& s = *seen[k];
                     if (s.settled_in("PAUSED") || (s.state == "PAUSED" && s.any_failed())) {
                         settled[i] = true;
                         r.paused_at = now_rfc3339();
@@ -415,21 +668,43 @@ void CdcCoordinator::pause() {
                         log::info("cdc: ", label(r.name, r.cluster), " is ", s.summary());
                         continue;
                     }
+                    if (s.any_failed()) {
+                        settled[i] = true;
+                        r.action = "failed-left-alone";
+                        r.problem = "turned FAILED while nightjar waited for PAUSED: " + s.failure();
+                        r.status_after = s.to_json();
+                        log::warn(
+                            "cdc: ", label(r.name, r.cluster),
+                            " turned FAILED while nightjar waited for PAUSED: ", s.failure(),
+                            ": left alone like a connector FAILED before the backup (its pause is taken "
+                            "back now); restart it once its source is healthy");
+                        Target t;
+                        t.client = to_pause[i].cluster->client.get();
+                        t.name = r.name;
+                        t.url = r.cluster;
+                        t.record = &r;
+                        t.failed_is_fine = true;
+                        turned_failed.push_back(std::move(t));
+                        continue;
+                    }
                     waiting += (waiting.empty() ? "" : ", ") + r.name + " " + s.summary();
-                } catch (const KafkaConnectError& e) {
-                    if (!e.transient())
-                        pause_failed("status of " + label(r.name, r.cluster) + ": " + e.what());
-                    waiting += (waiting.empty() ? "" : ", ") + r.name + " (" + e.what() + ")";
+                } else if (errors[k]) {
+                    if (!errors[k]->transient())
+                        pause_failed("status of " + label(r.name, r.cluster) + ": " + errors[k]->what());
+                    waiting += (waiting.empty() ? "" : ", ") + r.name + " (" + errors[k]->what() + ")";
+                } else {
+                    waiting += (waiting.empty() ? "" : ", ") + r.name + " (no status before the deadline)";
                 }
-                pending = true;
             }
-            if (!pending) break;
+            if (!turned_failed.empty())
+                resume_targets(turned_failed, SteadyClock::now() + ms(config_.resume_timeout_s));
+            if (waiting.empty()) continue;
             if (SteadyClock::now() >= deadline)
                 pause_failed("not PAUSED " + std::to_string(config_.pause_timeout_s) +
                              " s after the pause (cdc.pause_timeout_s): " + waiting);
-            sleep_within(poll.next(), deadline, true);
         }
     } catch (const PauseFailure& f) {
+        forget_unsent();
         pause_failure_ = f.reason;
         if (config_.on_pause_failure == "abort")
             throw Error(
@@ -443,13 +718,18 @@ void CdcCoordinator::pause() {
         resume();
         return;
     } catch (const Error& e) {
+        forget_unsent();
         if (e.kind() == Kind::Interrupted)
             log::warn("cdc: interrupted while pausing; resuming what was paused");
         throw;
     }
-    // Offsets while paused (Kafka Connect 3.5+); a worker without the endpoint gives "unavailable".
+    // Offsets while paused (Kafka Connect 3.5+); a worker without the endpoint gives "unavailable". They are
+    // read again just before the resume: Kafka Connect commits offsets periodically, also while paused.
+    std::size_t held = 0;
     for (const auto& p : to_pause) {
         auto& r = records_[p.record];
+        if (r.action != "paused") continue;
+        ++held;
         auto offsets_deadline = SteadyClock::now() + 2 * ms(p.cluster->config.request_timeout_s);
         try {
             auto o = retry_transient([&] { return p.cluster->client->offsets(r.name); },
@@ -464,11 +744,87 @@ void CdcCoordinator::pause() {
             r.offsets = std::string("unavailable: ") + e.what();
             log::warn("cdc: ", r.name, ": cannot read offsets: ", e.what());
         }
+        r.offsets_at_pause = r.offsets;
     }
-    paused_ = !to_pause.empty();
+    paused_ = held > 0;
     was_paused_ = paused_;
-    if (paused_) log::info("cdc: ", to_pause.size(), " connector(s) paused");
+    if (paused_) log::info("cdc: ", held, " connector(s) paused");
     failpoint("cdc:paused");
+}
+
+void CdcCoordinator::check_before_resume(std::vector<Target>& targets, SteadyClock::time_point deadline) {
+    // What was really held, and the consistent offsets: read while still paused, just before the resume.
+    // Bounded by one request timeout so the resume keeps most of its budget.
+    std::vector<std::size_t> ours;
+    for (std::size_t i = 0; i < targets.size(); ++i)
+        // Only what reached PAUSED: an interrupted or failed pause has nothing to check.
+        if (targets[i].client && targets[i].record && targets[i].record->action == "paused" &&
+            !targets[i].record->paused_at.empty())
+            ours.push_back(i);
+    const auto check_deadline =
+        std::min(deadline, SteadyClock::now() +
+                               ms(config_.clusters.empty() ? 10 : config_.clusters[0].request_timeout_s));
+    std::vector<std::optional<KafkaConnectStatus>> seen(ours.size());
+    std::vector<std::optional<json>> offsets(ours.size());
+    std::vector<std::string> offsets_error(ours.size());
+    std::vector<std::string> checked_at(ours.size());
+    for_each_concurrently(ours.size(), [&](std::size_t k) {
+        Target& t = targets[ours[k]];
+        auto client = bounded(*t.client, check_deadline);
+        if (!client) return;
+        try {
+            seen[k] = client->status(t.name);
+            checked_at[k] = now_rfc3339();
+        } catch (const KafkaConnectError&) {
+            return;
+        }
+        if (seen[k]->state != "PAUSED") return;
+        auto again = bounded(*t.client, check_deadline);
+        if (!again) return;
+        try {
+            auto o = again->offsets(t.name);
+            offsets[k] = o ? *o : json("unavailable");
+        } catch (const KafkaConnectError& e) {
+            offsets_error[k] = e.what();
+        }
+    });
+    for (std::size_t k = 0; k < ours.size(); ++k) {
+        Target& t = targets[ours[k]];
+        CdcConnectorRecord& r = *t.record;
+        if (offsets[k]) {
+            r.offsets_before_resume = *offsets[k];
+            if (!offsets[k]->is_string()) r.offsets = *offsets[k];
+            if (r.offsets_before_resume != r.offsets_at_pause)
+                log::info("cdc: ", r.name,
+                          ": offsets moved while paused (committed after the first reading)");
+        } else if (!offsets_error[k].empty()) {
+            r.offsets_before_resume = "unavailable: " + offsets_error[k];
+        }
+        if (!seen[k]) continue;  // unknown: resumed anyway
+        const KafkaConnectStatus& s = *seen[k];
+        r.status_before_resume = s.to_json();
+        const bool held = s.state == "PAUSED";
+        r.held = held;
+        auto from = parse_rfc3339_utc(r.paused_at);
+        auto to = parse_rfc3339_utc(checked_at[k]);
+        if (held && from && to) r.held_s = *to - *from;
+        if (held) continue;
+        if (s.state == "STOPPED") {
+            // Resuming would start it: someone else stopped it, so it is theirs now.
+            t.done = true;
+            r.problem = "STOPPED by someone else while the backup ran: not resumed";
+            log::warn("cdc: ", label(r.name, r.cluster),
+                      " was STOPPED by someone else while the backup ran: it was not held paused "
+                      "throughout, and is not resumed (that would start it)");
+        } else {
+            r.problem = "found " + s.summary() +
+                        " just before the resume: someone resumed it while the "
+                        "backup ran, so it was not held paused throughout";
+            log::warn("cdc: ", label(r.name, r.cluster), " is ", s.summary(),
+                      " just before the resume: someone resumed it while the backup ran; the manifest "
+                      "records it as not held");
+        }
+    }
 }
 
 void CdcCoordinator::resume() {
@@ -483,20 +839,134 @@ void CdcCoordinator::resume() {
         t.name = r.name;
         t.url = r.cluster;
         t.record = &r;
+        t.failed_is_fine = r.action == "failed-left-alone";
         for (auto& c : clusters_)
             if (c->config.urls.at(0) == r.cluster) t.client = c->client.get();
         targets.push_back(std::move(t));
     }
-    if (targets.empty()) return;
-    paused_ = false;
-    log::info("cdc: resuming ", targets.size(), " connector(s) paused by this run");
-    resume_targets(targets);
+    if (!targets.empty()) {
+        paused_ = false;
+        const auto deadline = SteadyClock::now() + ms(config_.resume_timeout_s);
+        check_before_resume(targets, deadline);
+        log::info("cdc: resuming ", targets.size(), " connector(s) paused by this run");
+        resume_targets(targets, deadline);
+    }
+    heal_expired_window();
+}
+
+void CdcCoordinator::heal_expired_window() {
+    if (!window_held_ || window_ended_during_run_) return;
+    std::optional<CdcPauseState> now_state;
+    try {
+        now_state = read_cdc_state(journal_path());
+    } catch (const Error& e) {
+        log::error("cdc: cannot check whether the pause window has ended: ", e.what());
+        return;
+    }
+    if (!now_state || now_state->owner != "window" || now_state->connectors.empty()) return;
+    if (window_active(*now_state, unix_now())) return;
+    window_ended_during_run_ = true;
+    log::warn("cdc: the pause window opened ", now_state->created_at, " ended at ",
+              now_state->window_until.value_or("an unreadable time"),
+              " while this backup ran, and nobody ran `nightjar-backup cdc resume`: ",
+              names_of(now_state->connectors), " are still paused: resuming them now");
+    resume_listed(*now_state);
+}
+
+void CdcCoordinator::heal_damaged(const CdcStateDamaged& damage) {
+    const auto file = journal_path();
+    std::vector<std::string> salvaged = salvage_connector_names(file);
+    std::filesystem::path aside;
+    try {
+        aside = quarantine_cdc_state(file, unix_now());
+    } catch (const Error& e) {
+        resume_failures_.push_back(std::string(damage.what()) +
+                                   "; and it cannot be moved aside: " + e.what());
+        return;
+    }
+    // Whatever the file held is among the configured connectors. Only those that are PAUSED and that no
+    // other journal claims (the watchdog's) are resumed; the rest are named.
+    std::vector<PausedConnector> claimed;
+    try {
+        if (auto w = read_cdc_state(info_.backup_dir / kCdcWatchStateFile)) claimed = w->connectors;
+    } catch (const Error&) {
+    }
+    std::vector<Target> targets;
+    std::vector<std::string> candidates, left;
+    const auto deadline = SteadyClock::now() + ms(config_.resume_timeout_s);
+    for (auto& cluster : clusters_) {
+        const std::string url = cluster->config.urls.at(0);
+        std::vector<std::string> names = cluster->config.connectors;
+        try {
+            if (cluster->config.all_connectors) names = cluster->client->connectors();
+        } catch (const KafkaConnectError& e) {
+            left.push_back(url + " (cannot list connectors: " + e.what() + ")");
+        }
+        for (const auto& n : salvaged)
+            if (std::find(names.begin(), names.end(), n) == names.end() && !cluster->config.all_connectors &&
+                clusters_.size() == 1)
+                names.push_back(n);
+        for (const auto& name : names) {
+            candidates.push_back(label(name, url));
+            bool is_claimed = false;
+            for (const auto& c : claimed) is_claimed = is_claimed || (c.name == name && c.urls.at(0) == url);
+            if (is_claimed) {
+                left.push_back(name + " (claimed by the watchdog)");
+                continue;
+            }
+            try {
+                auto client = bounded(*cluster->client, deadline);
+                if (!client) throw KafkaConnectError("no time left", 0, true, "");
+                KafkaConnectStatus s = client->status(name);
+                if (s.state != "PAUSED") {
+                    left.push_back(name + " (" + s.state + ")");
+                    continue;
+                }
+            } catch (const KafkaConnectError& e) {
+                left.push_back(name + " (status unknown: " + e.what() + ")");
+                continue;
+            }
+            Target t;
+            t.client = cluster->client.get();
+            t.name = name;
+            t.url = url;
+            targets.push_back(std::move(t));
+        }
+    }
+    resume_targets(targets, deadline);
+    std::string resumed;
+    for (const auto& t : targets)
+        if (t.done && t.failure.empty()) resumed += (resumed.empty() ? "" : ", ") + t.name;
+    std::string all, others;
+    for (const auto& c : candidates) all += (all.empty() ? "" : ", ") + c;
+    for (const auto& l : left) others += (others.empty() ? "" : ", ") + l;
+    std::string alert = "cdc state file " + file.string() + " was damaged (" + damage.what() +
+                        "): moved aside to " + aside.string() + "; it might have held " +
+                        (all.empty() ? std::string("no configured connector") : all) + ": resumed " +
+                        (resumed.empty() ? std::string("none") : resumed) +
+                        " (PAUSED and claimed by nothing else), left " +
+                        (others.empty() ? std::string("none") : others) +
+                        ": check that none of them should still be paused; later runs proceed normally";
+    log::error(alert);
+    resume_failures_.push_back(alert);
+    damaged_journal_ = {{"file", file.string()},
+                        {"moved_to", aside.string()},
+                        {"error", damage.what()},
+                        {"candidates", candidates},
+                        {"resumed", resumed}};
 }
 
 CdcCheckReport CdcCoordinator::check() {
     CdcCheckReport report;
-    if (auto previous = read_cdc_state(cdc_state_path(info_.backup_dir));
-        previous && !previous->connectors.empty()) {
+    std::optional<CdcPauseState> previous;
+    try {
+        previous = read_cdc_journal(config_, info_.backup_dir);
+    } catch (const CdcStateDamaged& e) {
+        report.warnings.push_back(
+            std::string(e.what()) +
+            ": the next backup moves it aside, resumes what it may have held and alerts");
+    }
+    if (previous && !previous->connectors.empty()) {
         std::string names;
         for (const auto& p : previous->connectors)
             names += (names.empty() ? "" : ", ") + label(p.name, p.urls.at(0));
@@ -554,8 +1024,12 @@ CdcCheckReport CdcCoordinator::check() {
 }
 
 json CdcCoordinator::record() const {
+    // Held: paused by this run and still PAUSED just before its resume (someone may have resumed one).
+    bool held = was_paused_;
+    for (const auto& r : records_)
+        if (r.action == "paused" && r.held == json(false)) held = false;
     json j{{"mode", pause_failure_.empty() ? "coordinated" : "not-paused"},
-           {"paused", was_paused_},
+           {"paused", held},
            {"on_pause_failure", config_.on_pause_failure},
            {"connectors", json::array()}};
     if (!pause_failure_.empty()) j["pause_failure"] = pause_failure_;
@@ -568,6 +1042,8 @@ json CdcCoordinator::record() const {
             j["window_connectors"].push_back({{"name", p.name}, {"cluster", p.urls.at(0)}});
     }
     for (const auto& r : records_) j["connectors"].push_back(r.to_json());
+    if (window_ended_during_run_) j["window_ended_during_run"] = true;
+    if (!damaged_journal_.is_null()) j["damaged_state_file"] = damaged_journal_;
     if (!healed_.empty()) j["resumed_from_previous_run"] = healed_;
     j["resume_failures"] = resume_failures_;
     return j;

@@ -1,5 +1,6 @@
 #include "nightjar/cdc/kafka_connect.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdio>
 
@@ -160,6 +161,7 @@ HttpResponse KafkaConnectClient::call(std::string_view method, const std::string
     // A worker that does not answer is skipped for the next one of the same cluster; an HTTP answer (even an
     // error) is the cluster's answer.
     std::string errors;
+    bool all_refused = true;
     for (std::size_t i = 0; i < options_.urls.size(); ++i) {
         std::size_t index = (current_ + i) % options_.urls.size();
         std::string request = std::string(method) + " " + options_.urls[index] + path;
@@ -170,9 +172,18 @@ HttpResponse KafkaConnectClient::call(std::string_view method, const std::string
             return r;
         } catch (const HttpTransportError& e) {
             errors += (errors.empty() ? "" : "; ") + std::string(e.what());
+            all_refused = all_refused && e.failure() == TransportFailure::ConnectionRefused;
         }
     }
-    throw KafkaConnectError("Kafka Connect did not answer: " + errors, 0, true, "");
+    throw KafkaConnectError("Kafka Connect did not answer: " + errors, 0, true, "", all_refused);
+}
+
+KafkaConnectClient KafkaConnectClient::with_timeout(std::chrono::milliseconds limit) const {
+    KafkaConnectOptions o = options_;
+    o.request_timeout = std::min(o.request_timeout, limit);
+    KafkaConnectClient copy(std::move(o));
+    copy.current_ = current_;
+    return copy;
 }
 
 json KafkaConnectClient::server_info() {

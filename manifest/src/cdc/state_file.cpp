@@ -3,12 +3,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <ctime>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <regex>
 #include <sstream>
 
 #include "nightjar/error.hpp"
+#include "nightjar/io/sha256.hpp"
 #include "nightjar/json_fields.hpp"
 
 namespace nightjar {
@@ -30,6 +34,17 @@ void sync_dir(const fs::path& dir) {
 
 fs::path cdc_state_path(const fs::path& backup_dir) {
     return backup_dir / kCdcStateFile;
+}
+
+fs::path cdc_journal_path(const fs::path& state_dir, std::vector<std::vector<std::string>> cluster_urls) {
+    for (auto& urls : cluster_urls) std::sort(urls.begin(), urls.end());
+    std::sort(cluster_urls.begin(), cluster_urls.end());
+    std::string key;
+    for (const auto& urls : cluster_urls) {
+        for (const auto& u : urls) key += u + "\n";
+        key += "\n";
+    }
+    return state_dir / (io::sha256_hex(key).substr(0, 16) + ".json");
 }
 
 std::optional<CdcPauseState> read_cdc_state(const fs::path& file) {
@@ -68,10 +83,17 @@ std::optional<CdcPauseState> read_cdc_state(const fs::path& file) {
             s.connectors.push_back(std::move(p));
         }
         return s;
+    } catch (const CdcStateDamaged&) {
+        throw;
+    } catch (const Error& e) {
+        // A field that is missing or has the wrong type: as damaged as bad JSON.
+        if (e.kind() != Kind::CdcResume) throw;
+        throw CdcStateDamaged(Kind::CdcResume, e.what());
     } catch (const json::exception& e) {
-        throw Error(Kind::CdcResume,
-                    what + ": not valid JSON (" + e.what() +
-                        "): connectors a previous run paused may still be paused; inspect it by hand");
+        throw CdcStateDamaged(
+            Kind::CdcResume,
+            what + ": not valid JSON (" + e.what() +
+                "): connectors a previous run paused may still be paused; inspect it by hand");
     }
 }
 
@@ -115,6 +137,63 @@ void write_cdc_state(const fs::path& file, const CdcPauseState& s) {
     ::close(fd);
     if (::rename(tmp.c_str(), file.c_str()) != 0) throw_errno(Kind::Storage, "rename failed", file.string());
     sync_dir(file.parent_path());
+}
+
+fs::path quarantine_cdc_state(const fs::path& file, std::int64_t now) {
+    std::time_t t = static_cast<std::time_t>(now);
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &tm);
+    fs::path aside = file;
+    aside += std::string(".damaged-") + stamp;
+    for (int n = 2; fs::exists(aside); ++n) {
+        aside = file;
+        aside += std::string(".damaged-") + stamp + "-" + std::to_string(n);
+    }
+    if (::rename(file.c_str(), aside.c_str()) != 0)
+        throw_errno(Kind::Storage, "cannot move the damaged cdc state file aside", file.string());
+    sync_dir(file.parent_path());
+    return aside;
+}
+
+std::vector<std::string> salvage_connector_names(const fs::path& file) {
+    std::vector<std::string> out;
+    std::ifstream in(file);
+    std::stringstream ss;
+    ss << in.rdbuf();
+    static const std::regex name_re("\"name\"\\s*:\\s*\"([^\"\\\\]{1,200})\"");
+    std::string text = ss.str().substr(0, 1 << 20);
+    for (auto it = std::sregex_iterator(text.begin(), text.end(), name_re); it != std::sregex_iterator();
+         ++it)
+        if (std::find(out.begin(), out.end(), (*it)[1].str()) == out.end()) out.push_back((*it)[1].str());
+    return out;
+}
+
+void move_cdc_state(const fs::path& from, const fs::path& to) {
+    if (::rename(from.c_str(), to.c_str()) == 0) {
+        sync_dir(to.parent_path());
+        sync_dir(from.parent_path());
+        return;
+    }
+    if (errno != EXDEV)
+        throw_errno(Kind::Storage, "cannot move the cdc state file to " + to.string(), from.string());
+    fs::path tmp = to;
+    tmp += ".tmp";
+    std::error_code ec;
+    fs::copy_file(from, tmp, fs::copy_options::overwrite_existing, ec);
+    if (ec)
+        throw Error(Kind::Storage, "cannot copy the cdc state file " + from.string() + " to " + tmp.string() +
+                                       ": " + ec.message());
+    int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0 || ::fsync(fd) != 0) {
+        if (fd >= 0) ::close(fd);
+        throw_errno(Kind::Storage, "fsync failed", tmp.string());
+    }
+    ::close(fd);
+    if (::rename(tmp.c_str(), to.c_str()) != 0) throw_errno(Kind::Storage, "rename failed", to.string());
+    sync_dir(to.parent_path());
+    remove_cdc_state(from);
 }
 
 void remove_cdc_state(const fs::path& file) {

@@ -30,7 +30,7 @@ CdcStatusReport cdc_status(const CdcConfig& config, const std::filesystem::path&
         std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
             .count();
     std::vector<std::pair<CdcPauseState, std::string>> states;
-    if (auto s = read_cdc_state(cdc_state_path(backup_dir))) {
+    if (auto s = read_cdc_journal(config, backup_dir)) {
         std::string what =
             s->owner == "window"
                 ? (window_active(*s, now) ? "pause window until " : "pause window that ended at ") +

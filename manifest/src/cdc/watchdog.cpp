@@ -499,7 +499,7 @@ void CdcWatchdog::tick() {
     }
     std::string owner;
     try {
-        held_ = held_pause(info_.backup_dir, unix_now());
+        held_ = held_pause(config_, info_.backup_dir, unix_now());
         owner = held_.owner;
     } catch (const Error& e) {
         held_ = {};

@@ -1,13 +1,19 @@
 #include "nightjar/cdc/window.hpp"
 
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <thread>
 
 #include "nightjar/cdc/coordinator.hpp"
 #include "nightjar/error.hpp"
 #include "nightjar/log.hpp"
 #include "nightjar/manifest.hpp"
 #include "nightjar/repository.hpp"
+#include "nightjar/signals.hpp"
 #include "nightjar/storage.hpp"
 
 namespace nightjar {
@@ -87,9 +93,15 @@ bool HeldPause::holds(const std::string& url, const std::string& name) const {
     return false;
 }
 
-HeldPause held_pause(const fs::path& backup_dir, std::int64_t now) {
+HeldPause held_pause(const CdcConfig& config, const fs::path& backup_dir, std::int64_t now) {
     HeldPause h;
-    auto s = read_cdc_state(cdc_state_path(backup_dir));
+    std::optional<CdcPauseState> s;
+    try {
+        s = read_cdc_journal(config, backup_dir);
+    } catch (const CdcStateDamaged& e) {
+        log::warn("cdc: ", e.what(), ": the next backup or cdc command moves it aside and alerts");
+        return h;
+    }
     if (!s || s->connectors.empty()) return h;
     if (s->owner == "backup" || window_active(*s, now)) {
         h.owner = s->owner;
@@ -117,6 +129,7 @@ WindowOutcome open_window(const CdcConfig& config, const fs::path& backup_dir,
     };
     try {
         cdc.pause();
+        check_interrupted();  // a signal during the last request: the window is not opened
     } catch (const Error& e) {
         cdc.resume();
         if (e.kind() == Kind::SourceUnavailable && cdc.record().contains("pause_failure")) throw failed();
@@ -125,7 +138,7 @@ WindowOutcome open_window(const CdcConfig& config, const fs::path& backup_dir,
     // on_pause_failure "continue" has resumed what it had paused.
     if (cdc.record().contains("pause_failure")) throw failed();
     // Even when nothing new was paused, an adopted window gets its new end.
-    auto file = cdc_state_path(backup_dir);
+    auto file = cdc_journal_file(config);
     WindowOutcome out;
     out.window_until = until;
     if (auto state = read_cdc_state(file); state && !state->connectors.empty()) {
@@ -143,21 +156,41 @@ WindowOutcome close_window(const CdcConfig& config, const fs::path& backup_dir) 
     RepositoryWriter repo(storage);
     Lock lock = repo.lock();
     WindowOutcome out;
-    auto state = read_cdc_state(cdc_state_path(backup_dir));
-    if (!state || state->connectors.empty()) return out;
-    out.window_until = state->window_until.value_or("");
+    std::optional<CdcPauseState> state;
+    bool damaged = false;
+    try {
+        state = read_cdc_journal(config, backup_dir);
+    } catch (const CdcStateDamaged&) {
+        damaged = true;  // end_window() moves it aside and alerts
+    }
+    if (!damaged && (!state || state->connectors.empty())) return out;
+    if (state) out.window_until = state->window_until.value_or("");
     CdcCoordinator cdc(config,
                        {.backup_dir = backup_dir, .backup_id = "", .owner = "window", .window_until = {}});
     cdc.end_window();
     out.resume_failures = cdc.resume_failures();
-    for (const auto& p : state->connectors) out.paused.push_back(label(p));
+    if (state)
+        for (const auto& p : state->connectors) out.paused.push_back(label(p));
     return out;
 }
 
 HealOutcome heal_stale_pauses(const CdcConfig& config, const fs::path& backup_dir) {
     HealOutcome out;
-    auto state = read_cdc_state(cdc_state_path(backup_dir));
-    if (!state || state->connectors.empty() || window_active(*state, unix_now())) return out;
+    // A damaged state file is healed too: the coordinator moves it aside and alerts (once).
+    auto stale = [&] {
+        try {
+            auto state = read_cdc_journal(config, backup_dir);
+            return state && !state->connectors.empty() && !window_active(*state, unix_now());
+        } catch (const CdcStateDamaged&) {
+            return true;
+        }
+    };
+    if (!stale()) return out;
+    std::optional<CdcPauseState> state;
+    try {
+        state = read_cdc_journal(config, backup_dir);
+    } catch (const CdcStateDamaged&) {
+    }
     // A backup's file exists while it runs: the lock tells a running backup from a crashed one.
     std::optional<Lock> lock;
     try {
@@ -167,19 +200,76 @@ HealOutcome heal_stale_pauses(const CdcConfig& config, const fs::path& backup_di
     } catch (const Error& e) {
         if (e.kind() != Kind::LockHeld) throw;
         out.lock_busy = true;
-        if (state->owner == "window")
+        if (state && state->owner == "window")
             log::warn("cdc: the pause window ended at ", state->window_until.value_or("?"),
                       " but a backup run holds the repository lock: its connectors are resumed once it ends");
         return out;
     }
-    state = read_cdc_state(cdc_state_path(backup_dir));
-    if (!state || state->connectors.empty() || window_active(*state, unix_now())) return out;
+    if (!stale()) return out;
     CdcCoordinator cdc(config,
                        {.backup_dir = backup_dir, .backup_id = "", .owner = "backup", .window_until = {}});
-    cdc.heal_previous();
+    try {
+        cdc.heal_previous();
+    } catch (const Error& e) {
+        // A backup into another backup dir holds the host-wide journal: what it holds is its own.
+        if (e.kind() != Kind::LockHeld) throw;
+        out.lock_busy = true;
+        return out;
+    }
     out.healed = true;
     out.resume_failures = cdc.resume_failures();
     return out;
+}
+
+int guard_window(const CdcConfig& config, const fs::path& backup_dir, std::int64_t until, long pausing_pid) {
+    log::info("cdc: window guardian (pid ", ::getpid(),
+              "): resumes the pause window's connectors when it ends (", rfc3339_utc(until),
+              " or later if extended) unless `nightjar-backup cdc resume` ends it first");
+    for (;;) {
+        if (int sig = interrupted_signal()) {
+            log::warn("cdc: window guardian stopped by signal ", sig,
+                      ": the next cdc command, backup run or the watchdog resumes the window when it ends");
+            return exit_code(Kind::Interrupted, sig);
+        }
+        std::optional<CdcPauseState> s;
+        bool damaged = false;
+        try {
+            s = read_cdc_journal(config, backup_dir);
+        } catch (const CdcStateDamaged&) {
+            damaged = true;
+        } catch (const Error& e) {
+            log::warn("cdc: window guardian: ", e.what());
+        }
+        const bool window = damaged || (s && s->owner == "window" && !s->connectors.empty());
+        const bool pauser_alive = pausing_pid > 0 && ::kill(static_cast<pid_t>(pausing_pid), 0) == 0;
+        if (!window) {
+            if (!pauser_alive) {
+                log::info("cdc: window guardian: no pause window is open (any more): nothing to resume");
+                return 0;
+            }
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            continue;
+        }
+        std::int64_t end = until;
+        if (s && s->window_until)
+            if (auto u = parse_rfc3339_utc(*s->window_until)) end = std::max(end, *u);
+        if (!damaged && unix_now() < end) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+            continue;
+        }
+        HealOutcome h = heal_stale_pauses(config, backup_dir);
+        if (h.lock_busy) {
+            // A backup runs: it resumes an expired window itself before it exits.
+            std::this_thread::sleep_for(std::chrono::seconds(1));
+            continue;
+        }
+        if (!h.resume_failures.empty()) {
+            for (const auto& f : h.resume_failures) log::error("cdc: window guardian: still paused: ", f);
+            return exit_code(Kind::CdcResume);
+        }
+        log::info("cdc: window guardian: the pause window has ended and its connectors are resumed");
+        return 0;
+    }
 }
 
 }  // namespace nightjar

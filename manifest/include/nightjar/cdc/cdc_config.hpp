@@ -1,5 +1,6 @@
 #pragma once
 // The "cdc" config section: which Kafka Connect workers and connectors to pause around a backup.
+#include <filesystem>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,7 +39,15 @@ struct CdcConfig {
     std::string on_pause_failure = "abort";  // "abort": no backup; "continue": back up unpaused
     CdcRetryConfig retry;                    // backoff for retries and polls
     WatchConfig watch;                       // the watchdog (`cdc watch`); defaults when absent
+    // Where the host-wide crash journal lives: "" means $NIGHTJAR_CDC_STATE_DIR when set, else
+    // /var/lib/nightjar/cdc. Never inside a backup dir, so every command finds it whatever its flags.
+    std::string state_dir;
 };
+
+// The state dir `config` resolves to (see CdcConfig::state_dir).
+std::filesystem::path cdc_state_dir(const CdcConfig& config);
+// The host-wide journal of the clusters of `config`: <state_dir>/<cluster-hash>.json.
+std::filesystem::path cdc_journal_file(const CdcConfig& config);
 
 // Parses the "cdc" object; Kind::Config errors name the JSON pointer.
 CdcConfig parse_cdc_config(const JsonFields& f);

@@ -2,6 +2,7 @@
 // CDC coordination around a backup: pause the RUNNING connectors before the first component, record their
 // state and offsets, and resume exactly those afterwards, whatever happened in between. The crash journal
 // (state_file.hpp) lets the next run resume what a killed run left paused.
+#include <chrono>
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -15,8 +16,10 @@
 
 namespace nightjar {
 
+class Lock;
+
 struct CdcRunInfo {
-    std::filesystem::path backup_dir;  // where the state file lives
+    std::filesystem::path backup_dir;  // the run's backup dir: a journal found in its old place is migrated
     std::string backup_id;             // recorded in the state file ("" for --resume-cdc)
     std::string owner = "backup";      // the state file's owner: "backup" (a run) or "window" (cdc pause)
     std::optional<std::string> window_until;  // RFC 3339 UTC end of a pause window (owner "window")
@@ -27,11 +30,20 @@ struct CdcConnectorRecord {
     std::string cluster;  // the first worker URL of its cluster
     std::string name;
     nlohmann::json status_before = nullptr;  // {"state", "tasks": [...], "trace"?} before we touched it
-    std::string action = "none";  // paused | left-alone (paused/stopped by someone else) | failed-left-alone
-    bool paused_by_us = false;    // we sent the pause (so we resume it)
-    std::string pause_requested_at;    // RFC 3339 UTC
-    std::string paused_at;             // when the connector and every task reported PAUSED
-    nlohmann::json offsets = nullptr;  // the offsets list read while paused, or "unavailable[: why]"
+    // paused | left-alone (paused/stopped by someone else) | failed-left-alone (FAILED before the backup, or
+    // while nightjar waited for PAUSED: then its pause is taken back at once)
+    std::string action = "none";
+    bool paused_by_us = false;       // we sent the pause (so we resume it)
+    std::string pause_requested_at;  // RFC 3339 UTC
+    std::string paused_at;           // when the connector and every task reported PAUSED
+    // The consistent point: the offsets read last while still paused (just before the resume), or the
+    // reading right after PAUSED when the later one failed; "unavailable[: why]" without the endpoint.
+    nlohmann::json offsets = nullptr;
+    nlohmann::json offsets_at_pause = nullptr;       // read right after PAUSED (may be stale: flush interval)
+    nlohmann::json offsets_before_resume = nullptr;  // read just before the resume, while still paused
+    nlohmann::json status_before_resume = nullptr;   // read again just before the resume
+    nlohmann::json held = nullptr;    // still PAUSED just before the resume (false: someone resumed it)
+    nlohmann::json held_s = nullptr;  // seconds from paused_at to that check, when held
     std::string resume_requested_at;
     std::string resumed_at;                 // when the connector and every task reported RUNNING
     nlohmann::json status_after = nullptr;  // after the resume
@@ -63,8 +75,11 @@ public:
     // with "continue" it resumes what it paused at once and records that CDC was not paused. A signal while
     // waiting throws Kind::Interrupted.
     void pause();
-    // Resumes exactly the connectors we paused and waits for RUNNING (or FAILED). Idempotent; ignores
-    // signals; never throws for Kafka Connect errors.
+    // Resumes exactly the connectors we paused and waits for RUNNING (or FAILED). Just before, reads each
+    // one's status and offsets again (what was really held, the consistent offsets); one found STOPPED by
+    // someone else is not resumed. Requests go out concurrently and the whole phase lasts at most
+    // resume_timeout_s. A pause window this run deferred to that has ended meanwhile is resumed too.
+    // Idempotent; ignores signals; never throws for Kafka Connect errors.
     void resume();
     // The dry-run check: workers answer, connectors exist, their states. Pauses nothing.
     CdcCheckReport check();
@@ -79,8 +94,16 @@ private:
     struct Cluster;
     struct Target;
     KafkaConnectClient& client_for(const PausedConnector& p);
-    void resume_targets(std::vector<Target>& targets);
+    void resume_targets(std::vector<Target>& targets, std::chrono::steady_clock::time_point deadline);
     void resume_listed(const CdcPauseState& previous);
+    void check_before_resume(std::vector<Target>& targets, std::chrono::steady_clock::time_point deadline);
+    void heal_expired_window();
+    void heal_damaged(const CdcStateDamaged& damage);
+    std::filesystem::path journal_path() const;
+    // Takes the host-wide journal lock (Kind::LockHeld when another run holds it: it may hold connectors
+    // paused) for the coordinator's lifetime, and migrates a journal found in the backup dir.
+    void take_journal();
+    void migrate_legacy_journal();
     void save_state();
     [[noreturn]] void pause_failed(const std::string& reason);
 
@@ -96,7 +119,15 @@ private:
     bool was_paused_ = false;  // connectors were held paused while the components ran
     std::string pause_failure_;
     std::optional<CdcPauseState> window_held_;  // an open window holds the connectors (a backup defers to it)
+    bool window_ended_during_run_ = false;      // that window ended while this run ran: resumed by it
+    nlohmann::json damaged_journal_ = nullptr;  // a damaged state file this run moved aside
+    std::unique_ptr<Lock> journal_lock_;        // held from the first heal, pause or window end
 };
+
+// What the host-wide journal of `config` says or, until a command migrates it, the journal in its old place
+// in `backup_dir`. nullopt when there is none; CdcStateDamaged when the one found is damaged.
+std::optional<CdcPauseState> read_cdc_journal(const CdcConfig& config,
+                                              const std::filesystem::path& backup_dir);
 
 // Reads the first line of a password file (Kind::Config when it cannot be read).
 std::string read_password_file(const std::string& path);

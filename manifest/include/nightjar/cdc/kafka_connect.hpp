@@ -42,14 +42,18 @@ struct KafkaConnectStatus {
 // Kind::SourceUnavailable. `status()` is 0 when no HTTP answer came (refused, timed out).
 class KafkaConnectError : public Error {
 public:
-    KafkaConnectError(const std::string& message, long status, bool transient, std::string api_message)
+    KafkaConnectError(const std::string& message, long status, bool transient, std::string api_message,
+                      bool not_sent = false)
         : Error(Kind::SourceUnavailable, message),
           status_(status),
           transient_(transient),
+          not_sent_(not_sent),
           api_message_(std::move(api_message)) {}
     long status() const noexcept { return status_; }
     // Worth retrying: no answer, 409 (rebalance), 5xx (including proxies' HTML 502/503), 408, 429.
     bool transient() const noexcept { return transient_; }
+    // Every worker refused the connection: the request certainly never reached Kafka Connect.
+    bool not_sent() const noexcept { return not_sent_; }
     // The worker's own message (the "message" of a JSON error body, or the first line of a plain-text one).
     const std::string& api_message() const noexcept { return api_message_; }
     // 404 "HTTP 404 Not Found": the worker does not know the endpoint (an older Kafka Connect).
@@ -60,6 +64,7 @@ public:
 private:
     long status_;
     bool transient_;
+    bool not_sent_;
     std::string api_message_;
 };
 
@@ -105,6 +110,9 @@ public:
     // The worker URL that answered last (the first configured one before any request).
     const std::string& url() const { return options_.urls.at(current_); }
     const std::vector<std::string>& urls() const { return options_.urls; }
+    // A copy whose requests last at most `limit` (and never longer than this client's own timeout): one
+    // request of a phase bounded by a deadline. Clients are not shared between threads; copies are.
+    KafkaConnectClient with_timeout(std::chrono::milliseconds limit) const;
 
 private:
     HttpResponse call(std::string_view method, const std::string& path, const std::string& body = {});

@@ -36,7 +36,7 @@ struct HeldPause {
     // The connector `name` of the cluster whose first URL is `url` is listed.
     bool holds(const std::string& url, const std::string& name) const;
 };
-HeldPause held_pause(const std::filesystem::path& backup_dir, std::int64_t now);
+HeldPause held_pause(const CdcConfig& config, const std::filesystem::path& backup_dir, std::int64_t now);
 
 struct WindowOutcome {
     std::vector<std::string> paused;           // "name (url)" now held by the window
@@ -62,5 +62,14 @@ struct HealOutcome {
     std::vector<std::string> resume_failures;  // still paused
 };
 HealOutcome heal_stale_pauses(const CdcConfig& config, const std::filesystem::path& backup_dir);
+
+// The window guardian (`cdc expire-window`, started detached by `cdc pause --window` where systemd does not
+// run the host): waits until the window in the journal ends (`until` at the earliest; later when the window
+// was extended), then resumes its connectors like any stale pause, and exits. It exits early, doing nothing,
+// once no window is open and the pausing process `pausing_pid` is gone (a `cdc resume`, a failed pause).
+// Crash-safe by construction: it holds nothing, the journal does; if it dies the next command, backup or
+// watchdog heals the window. Returns the exit code (8 when something may still be paused).
+int guard_window(const CdcConfig& config, const std::filesystem::path& backup_dir, std::int64_t until,
+                 long pausing_pid);
 
 }  // namespace nightjar
