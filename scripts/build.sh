@@ -3,5 +3,7 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${NIGHTJAR_BUILD_DIR:-$root/build}
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DNIGHTJAR_WERROR=ON >/dev/null
+# shellcheck source=lib/cmake_configure.sh
+. "$root/scripts/lib/cmake_configure.sh"
+cmake -S "$root" -B "$build" "${nightjar_cmake_flags[@]}" >/dev/null
 cmake --build "$build" -j "$(nproc)"

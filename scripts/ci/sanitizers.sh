@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Builds the unit tests twice more, with ASan+UBSan and with TSan, and runs the fast tests under them:
+# every unit test under ASan+UBSan; under TSan the ones whose code runs threads (the pipeline's stage
+# thread and zstd workers, the streamed PostgreSQL restore's workers). Build dirs: build-asan/, build-tsan/.
+# Warnings are not errors here: GCC 12 reports false stringop-overflow warnings under the sanitizers.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+# shellcheck source=../lib/cmake_configure.sh
+. "$root/scripts/lib/cmake_configure.sh"
+for variant in asan:address,undefined tsan:thread; do
+  name=${variant%%:*} flags=${variant#*:}
+  cmake -S "$root" -B "$root/build-$name" "${nightjar_cmake_flags[@]}" -DNIGHTJAR_SANITIZE="$flags" \
+    -DNIGHTJAR_WERROR=OFF >/dev/null
+  cmake --build "$root/build-$name" -j "$(nproc)" --target unit_tests >/dev/null
+done
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+echo "sanitizers: unit tests under ASan+UBSan"
+"$root/build-asan/tests/unit_tests" --reporter compact
+echo "sanitizers: threaded tests under TSan"
+TSAN_OPTIONS=halt_on_error=1 "$root/build-tsan/tests/unit_tests" --reporter compact "[threaded],[pipeline],[restore]"
