@@ -43,7 +43,9 @@ getent passwd nightjar >/dev/null || {
   if command -v adduser >/dev/null 2>&1; then adduser --system --group --home /var/lib/nightjar --no-create-home --quiet nightjar
   else useradd --system --home-dir /var/lib/nightjar --shell /usr/sbin/nologin --user-group nightjar; fi
 }
-install -d -m 0750 /etc/nightjar
+# The units run as nightjar: it reads /etc/nightjar (group) and owns the conventional backup dir.
+install -d -m 0750 -o root -g nightjar /etc/nightjar
+install -d -m 0700 -o nightjar -g nightjar /var/backups/nightjar
 # The host-wide CDC journal (systemd units get it from StateDirectory=; cron runs need it made).
 install -d -m 0700 -o nightjar -g nightjar /var/lib/nightjar /var/lib/nightjar/cdc
 if [ "$use_cron" -eq 1 ]; then
