@@ -86,6 +86,33 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
         log::info("plan: cdc: --skip-cdc: no connector would be paused");
         summary["cdc"] = {{"mode", "skipped"}};
     }
+    // Hooks: each argv[0] found and executable, as the real run would spawn it.
+    std::vector<std::string> hook_problems = check_hooks(config.hooks);
+    for (const auto& p : hook_problems) log::error(p);
+    if (!hook_problems.empty()) summary["hook_problems"] = hook_problems;
+    // Monitoring: the metrics file's directory exists and is writable; the ping is only reported.
+    std::vector<std::string> monitoring_problems;
+    if (!config.monitoring.metrics_file.empty()) {
+        fs::path dir = config.monitoring.metrics_file.parent_path();
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec))
+            monitoring_problems.push_back("monitoring: /monitoring/metrics_file: the directory " +
+                                          dir.string() + " does not exist: create it or fix the path");
+        else if (::access(dir.c_str(), W_OK | X_OK) != 0)
+            monitoring_problems.push_back("monitoring: /monitoring/metrics_file: the directory " +
+                                          dir.string() +
+                                          " is not writable by this user: fix its permissions or the path");
+        else
+            log::info("plan: monitoring: metrics to ", config.monitoring.metrics_file.string());
+    }
+    for (const auto& p : monitoring_problems) log::error(p);
+    if (!monitoring_problems.empty()) summary["monitoring_problems"] = monitoring_problems;
+    if (!config.monitoring.ping_url.empty()) {
+        log::info("plan: monitoring: the run would ping ", config.monitoring.ping_url, "/start, then ",
+                  config.monitoring.ping_url, " or ", config.monitoring.ping_url,
+                  "/fail (a dry run sends nothing)");
+        summary["ping_url"] = config.monitoring.ping_url;
+    }
     fs::path probe = existing_ancestor(backup_dir);
     std::string storage_msg;
     struct statvfs vfs {};
@@ -106,10 +133,12 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
         summary["storage_problem"] = storage_msg;
     }
     summary["estimated_bytes"] = estimate;
-    summary["ok"] = !source_problem && !storage_problem;
+    const bool config_problem = !hook_problems.empty() || !monitoring_problems.empty();
+    summary["ok"] = !source_problem && !storage_problem && !config_problem;
     if (options.json) std::cout << summary.dump(2) << std::endl;
     if (source_problem) return exit_code(Kind::SourceUnavailable);
     if (storage_problem) return exit_code(Kind::Storage);
+    if (config_problem) return exit_code(Kind::Config);
     log::info("dry run: everything checks out; nothing was written");
     return 0;
 }
@@ -279,10 +308,12 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
                 if (!first_failure) first_failure = e;
             }
             double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            summary["components"].push_back({{"kind", result.kind},
-                                             {"status", result.status},
-                                             {"stored_bytes", stored},
-                                             {"seconds", secs}});
+            json row{{"kind", result.kind},
+                     {"status", result.status},
+                     {"stored_bytes", stored},
+                     {"seconds", secs}};
+            if (!result.error.empty()) row["error"] = result.error;
+            summary["components"].push_back(std::move(row));
             manifest.components.push_back(std::move(result));
         }
         check_interrupted();
@@ -331,6 +362,12 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     manifest.finished_at = rfc3339_utc(unix_now());
     repo.publish(std::move(staging), manifest);
     summary["status"] = manifest.status;
+    if (failed > 0) {
+        std::string list;
+        for (const auto& c : manifest.components)
+            if (c.status != "ok") list += (list.empty() ? "" : "; ") + c.kind + ": " + c.error;
+        summary["error"] = "backup " + manifest.id + " published as partial: " + list;
+    }
     summary["stored_bytes"] = manifest.stored_bytes();
     summary["manifest"] = (backup_dir / manifest_file_name(manifest.id)).string();
     for (auto& c : summary["components"])
@@ -430,7 +467,9 @@ int run_backup(const BackupOptions& options) {
         }
     } catch (const Error& e) {
         summary["error"] = e.what();
+        summary["exit_code"] = exit_code(e);
         report_run(config, backup_dir, started, exit_code(e), summary);
+        if (options.json) std::cout << summary.dump(2) << std::endl;
         throw;
     }
     summary["exit_code"] = code;

@@ -1,0 +1,287 @@
+// What the backup tells an operator and what it leaves on disk: the dry run predicts the real run (a Redis
+// user that may neither SYNC nor BGSAVE, a hook that cannot be run, large objects the role cannot read, a
+// metrics directory that is not there; the ping reported, never sent), the summary carries the errors,
+// --version, the permission modes, after_publish hooks.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <random>
+#include <thread>
+
+#include "nightjar/process.hpp"
+#include "nightjar/redis/client.hpp"
+#include "support/commands.hpp"
+#include "support/temp_dir.hpp"
+
+using namespace nightjar;
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+// A config with one small files component, and whatever `extra` adds.
+struct Preflight {
+    test::TempDir dir;
+    fs::path backups = dir / "backups";
+    fs::path config = dir / "nightjar.json";
+    explicit Preflight(json extra = json::object(), bool with_files = true) {
+        test::write_file(dir / "src/app.conf", "x = 1\n");
+        json c{{"backup_dir", backups.string()}};
+        if (with_files) c["files"] = {{"paths", {(dir / "src").string()}}};
+        c.update(extra);
+        test::write_file(config, c.dump(2));
+    }
+    test::Outcome backup(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
+        std::vector<std::string> args{"--config", config.string()};
+        args.insert(args.end(), extra.begin(), extra.end());
+        return test::backup(args, env);
+    }
+    test::Outcome dry_run(std::vector<std::string> env = {}) const {
+        return backup({"--dry-run", "--json"}, env);
+    }
+};
+
+// A child python HTTP listener that records requests.
+struct Recorder {
+    test::TempDir dir;
+    Subprocess proc;
+    int port = 0;
+    Recorder()
+        : proc(Subprocess::spawn({"python3", (test::source_dir() / "tests/support/http_recorder.py").string(),
+                                  "--port-file", (dir / "port").string(), "--log", (dir / "log").string()})) {
+        for (int i = 0; i < 200 && !fs::exists(dir / "port"); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        REQUIRE(fs::exists(dir / "port"));
+        port = std::stoi(test::read_file(dir / "port"));
+    }
+    ~Recorder() { proc.kill(SIGTERM); }
+    std::string log() const { return fs::exists(dir / "log") ? test::read_file(dir / "log") : ""; }
+};
+
+std::string unique_name(const std::string& prefix) {
+    static std::mt19937_64 rng{std::random_device{}()};
+    return prefix + "_" + std::to_string(::getpid()) + "_" + std::to_string(rng() % 1000000);
+}
+
+struct Pg {
+    std::string host = test::required_env("NIGHTJAR_TEST_PGHOST");
+    std::string port = test::required_env("NIGHTJAR_TEST_PGPORT");
+    std::string user = test::required_env("NIGHTJAR_TEST_PGUSER");
+    std::string password = test::required_env("NIGHTJAR_TEST_PGPASSWORD");
+    std::string bindir = test::required_env("NIGHTJAR_TEST_PG_BINDIR");
+    test::Outcome psql_raw(const std::string& db, const std::string& sql) const {
+        return test::run({bindir + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host, "-p",
+                          port, "-U", user, "-d", db, "-c", sql},
+                         {"PGPASSWORD=" + password});
+    }
+    std::string psql(const std::string& db, const std::string& sql) const {
+        auto r = psql_raw(db, sql);
+        INFO("psql " << db << ": " << sql << "\n" << r.err);
+        REQUIRE(r.code == 0);
+        return r.out;
+    }
+};
+
+// A database and a login role that exist for one test.
+struct DbAndRole {
+    const Pg& pg;
+    std::string db = unique_name("preflight");
+    std::string role = unique_name("reader");
+    std::string password = "pw-" + unique_name("x");
+    explicit DbAndRole(const Pg& p) : pg(p) {
+        pg.psql("postgres", "CREATE DATABASE " + db);
+        pg.psql("postgres", "CREATE ROLE " + role + " LOGIN PASSWORD '" + password + "'");
+    }
+    ~DbAndRole() {
+        pg.psql_raw("postgres", "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+        pg.psql_raw("postgres", "DROP ROLE IF EXISTS " + role);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("backup dry run: a Redis user that may neither SYNC nor BGSAVE fails it, as the real run fails",
+          "[integration][preflight][redis]") {
+    const std::string password = test::required_env("NIGHTJAR_TEST_REDIS_ACL_PASSWORD");
+    const int acl = std::stoi(test::required_env("NIGHTJAR_TEST_REDIS_ACL_PORT"));
+    const std::vector<std::string> env{"REDISCLI_AUTH=" + password};
+    SECTION("user weak (PING and INFO only): the dry run names the missing permissions") {
+        Preflight p(json{{"redis", {{"port", acl}, {"user", "weak"}}}}, false);
+        auto d = p.dry_run(env);
+        INFO(d.err);
+        CHECK(d.code == 3);
+        CHECK_THAT(d.err, Catch::Contains("+replconf +sync +psync") && Catch::Contains("BGSAVE") &&
+                              Catch::Contains("no permissions"));
+        CHECK_FALSE(json::parse(d.out)["ok"].get<bool>());
+        CHECK_FALSE(fs::exists(p.backups));
+        auto real = p.backup({}, env);
+        CHECK(real.code == 3);  // the prediction holds
+    }
+    SECTION("user nosync with fallback none: the dry run fails on SYNC") {
+        Preflight p(json{{"redis", {{"port", acl}, {"user", "nosync"}, {"fallback", "none"}}}}, false);
+        auto d = p.dry_run(env);
+        INFO(d.err);
+        CHECK(d.code == 3);
+        CHECK_THAT(d.err, Catch::Contains("refused") && Catch::Contains("/redis/fallback"));
+        CHECK(p.backup({}, env).code == 3);
+    }
+    SECTION("user nosync with the BGSAVE fallback: the dry run passes and says the run will fall back") {
+        Preflight p(json{{"redis", {{"port", acl}, {"user", "nosync"}}}}, false);
+        auto d = p.dry_run(env);
+        INFO(d.err);
+        CHECK(d.code == 0);
+        CHECK_THAT(d.err, Catch::Contains("fall back to BGSAVE"));
+        auto real = p.backup({}, env);
+        INFO(real.err);
+        CHECK(real.code == 0);
+    }
+}
+
+TEST_CASE("backup dry run: a hook whose program is not found or not executable fails it",
+          "[integration][preflight][hooks]") {
+    test::TempDir tools;
+    fs::path plain = tools / "not-executable.sh";
+    test::write_file(plain, "#!/bin/sh\nexit 0\n");
+    ::chmod(plain.c_str(), 0644);
+    SECTION("not on PATH") {
+        Preflight p(
+            json{{"hooks", {{"before_backup", {{{"argv", {"nightjar-no-such-hook-program", "x"}}}}}}}});
+        auto d = p.dry_run();
+        INFO(d.err);
+        CHECK(d.code == 2);
+        CHECK_THAT(d.err, Catch::Contains(
+                              "hook before_backup[0]: nightjar-no-such-hook-program: not found on PATH"));
+        CHECK_FALSE(json::parse(d.out)["ok"].get<bool>());
+    }
+    SECTION("an absolute path that does not exist") {
+        Preflight p(json{{"hooks", {{"after_backup", {{{"argv", {(tools / "gone").string()}}}}}}}});
+        auto d = p.dry_run();
+        CHECK(d.code == 2);
+        CHECK_THAT(d.err, Catch::Contains("hook after_backup[0]: " + (tools / "gone").string() +
+                                          ": does not exist"));
+    }
+    SECTION("a file without the execute bit") {
+        Preflight p(json{{"hooks", {{"on_error", {{{"argv", {plain.string()}}}}}}}});
+        auto d = p.dry_run();
+        CHECK(d.code == 2);
+        CHECK_THAT(d.err, Catch::Contains(plain.string() + ": is not an executable file"));
+    }
+    SECTION("a program found on PATH passes") {
+        Preflight p(json{{"hooks", {{"before_backup", {{{"argv", {"true"}}}}}}}});
+        auto d = p.dry_run();
+        INFO(d.err);
+        CHECK(d.code == 0);
+    }
+}
+
+TEST_CASE("backup dry run: large objects the role cannot read fail it, as pg_dump would",
+          "[integration][preflight][postgres]") {
+    Pg pg;
+    DbAndRole t(pg);
+    pg.psql(t.db, "SELECT lo_from_bytea(0, 'secret'::bytea)");  // owned by the superuser
+    test::TempDir dir;
+    json c{{"backup_dir", (dir / "backups").string()},
+           {"postgres",
+            {{"host", pg.host}, {"port", std::stoi(pg.port)}, {"user", t.role}, {"databases", {t.db}}}}};
+    test::write_file(dir / "nightjar.json", c.dump(2));
+    const std::vector<std::string> env{"PGPASSWORD=" + t.password};
+    auto d = test::backup({"--config", (dir / "nightjar.json").string(), "--dry-run"}, env);
+    INFO(d.err);
+    CHECK(d.code == 3);
+    CHECK_THAT(d.err, Catch::Contains("1 large object(s) the role cannot read") && Catch::Contains(t.db));
+    auto real = test::backup({"--config", (dir / "nightjar.json").string()}, env);
+    CHECK(real.code == 3);  // the prediction holds
+    CHECK_THAT(real.err, Catch::Contains("large object"));
+
+    pg.psql(t.db, "SELECT lo_from_bytea(0, 'public'::bytea)");
+    std::string oids = pg.psql(t.db, "SELECT string_agg(oid::text, ',') FROM pg_largeobject_metadata");
+    while (!oids.empty() && oids.back() == '\n') oids.pop_back();
+    std::string first = oids.substr(0, oids.find(','));
+    pg.psql(t.db, "GRANT SELECT ON LARGE OBJECT " + first + " TO " + t.role);
+    auto partly = test::backup({"--config", (dir / "nightjar.json").string(), "--dry-run"}, env);
+    CHECK(partly.code == 3);
+    CHECK_THAT(partly.err, Catch::Contains("1 large object(s) the role cannot read"));
+    pg.psql(t.db, "ALTER LARGE OBJECT " + oids.substr(oids.find(',') + 1) + " OWNER TO " + t.role);
+    auto ok = test::backup({"--config", (dir / "nightjar.json").string(), "--dry-run"}, env);
+    INFO(ok.err);
+    CHECK(ok.code == 0);
+}
+
+TEST_CASE("backup dry run: a missing metrics directory fails it; the ping is reported and never sent",
+          "[integration][preflight][monitoring]") {
+    Recorder recorder;
+    const std::string url = "http://127.0.0.1:" + std::to_string(recorder.port) + "/ping/abc";
+    SECTION("metrics directory missing") {
+        test::TempDir d;
+        Preflight p(
+            json{{"monitoring", {{"metrics_file", (d / "nope/nightjar.prom").string()}, {"ping_url", url}}}});
+        auto r = p.dry_run();
+        INFO(r.err);
+        CHECK(r.code == 2);
+        CHECK_THAT(r.err, Catch::Contains("/monitoring/metrics_file: the directory " + (d / "nope").string() +
+                                          " does not exist"));
+        CHECK_FALSE(json::parse(r.out)["ok"].get<bool>());
+    }
+    SECTION("metrics 'directory' is a file") {
+        test::TempDir d;
+        test::write_file(d / "file", "x");
+        Preflight p(json{{"monitoring", {{"metrics_file", (d / "file/nightjar.prom").string()}}}});
+        auto r = p.dry_run();
+        CHECK(r.code == 2);
+        CHECK_THAT(r.err, Catch::Contains("/monitoring/metrics_file"));
+    }
+    SECTION("everything in place: passes, the ping is only reported") {
+        test::TempDir d;
+        Preflight p(
+            json{{"monitoring", {{"metrics_file", (d / "nightjar.prom").string()}, {"ping_url", url}}}});
+        auto r = p.dry_run();
+        INFO(r.err);
+        CHECK(r.code == 0);
+        CHECK_THAT(r.err,
+                   Catch::Contains("would ping " + url + "/start") && Catch::Contains("sends nothing"));
+        CHECK_FALSE(fs::exists(d / "nightjar.prom"));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+    CHECK(recorder.log().empty());
+}
+
+TEST_CASE(
+    "the --json summary and the /fail ping carry the error text of each failed component and of the run",
+    "[integration][operator][monitoring]") {
+    Recorder recorder;
+    const std::string url = "http://127.0.0.1:" + std::to_string(recorder.port) + "/ping/abc";
+    SECTION("partial: one component fails") {
+        // Nothing listens on port 1: the Redis component fails, the files component succeeds.
+        Preflight p(
+            json{{"redis", {{"port", 1}, {"connect_timeout", 2}}}, {"monitoring", {{"ping_url", url}}}});
+        auto r = p.backup({"--json"});
+        INFO(r.err);
+        CHECK(r.code == 6);
+        json j = json::parse(r.out);
+        json redis_row;
+        for (const auto& c : j["components"])
+            if (c["kind"] == "redis") redis_row = c;
+        CHECK(redis_row["status"] == "failed");
+        CHECK_THAT(redis_row["error"].get<std::string>(), Catch::Contains("127.0.0.1:1: cannot connect"));
+        CHECK_THAT(j["error"].get<std::string>(),
+                   Catch::Contains("published as partial") && Catch::Contains("redis: redis 127.0.0.1:1"));
+        std::string log = recorder.log();
+        CHECK_THAT(log, Catch::Contains("/ping/abc/fail") && Catch::Contains("cannot connect"));
+    }
+    SECTION("failed: every component fails; the summary is still printed") {
+        Preflight p(json{{"monitoring", {{"ping_url", url}}}});
+        fs::remove_all(p.dir / "src");
+        auto r = p.backup({"--json"});
+        INFO(r.err);
+        CHECK(r.code == 3);
+        json j = json::parse(r.out);
+        CHECK(j["exit_code"] == 3);
+        REQUIRE(j["components"].size() == 1);
+        CHECK(j["components"][0]["status"] == "failed");
+        CHECK_FALSE(j["components"][0]["error"].get<std::string>().empty());
+        CHECK(j["error"] == j["components"][0]["error"]);
+        CHECK_THAT(recorder.log(), Catch::Contains("/ping/abc/fail") && Catch::Contains("\\\"error\\\""));
+    }
+}
