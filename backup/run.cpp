@@ -3,6 +3,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -143,9 +144,26 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
     return 0;
 }
 
+// "name (url): reason" entries; connectors that failed for the same reason are named once with a count.
 Error cdc_resume_error(const std::vector<std::string>& failures) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> by_reason;
+    for (const auto& f : failures) {
+        std::size_t cut = f.find("): ");
+        std::string who = cut == std::string::npos ? f : f.substr(0, cut + 1);
+        std::string why = cut == std::string::npos ? "" : f.substr(cut + 3);
+        auto it =
+            std::find_if(by_reason.begin(), by_reason.end(), [&](const auto& r) { return r.first == why; });
+        if (it == by_reason.end()) it = by_reason.insert(by_reason.end(), {why, {}});
+        it->second.push_back(who);
+    }
     std::string list;
-    for (const auto& f : failures) list += (list.empty() ? "" : "; ") + f;
+    for (const auto& [why, names] : by_reason) {
+        std::string who;
+        for (const auto& n : names) who += (who.empty() ? "" : ", ") + n;
+        std::string entry =
+            names.size() == 1 ? who : std::to_string(names.size()) + " connectors (" + who + ")";
+        list += (list.empty() ? "" : "; ") + entry + (why.empty() ? "" : ": " + why);
+    }
     return Error(Kind::CdcResume,
                  "cdc: connectors may still be paused or are FAILED after the resume: " + list +
                      ": resume them by hand (PUT <url>/connectors/<name>/resume) or run "
@@ -156,7 +174,7 @@ Error cdc_resume_error(const std::vector<std::string>& failures) {
 // pause is never undone.
 int resume_cdc_only(const Config& config, const fs::path& backup_dir) {
     install_interrupt_handlers();
-    PosixStorage storage(backup_dir);
+    PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
     RepositoryWriter repo(storage);
     Lock lock = repo.lock();
     auto state = read_cdc_state(cdc_state_path(backup_dir));
@@ -223,7 +241,8 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     if (config.cdc && !options.skip_cdc) {
         cdc.emplace(*config.cdc, CdcRunInfo{.backup_dir = backup_dir, .backup_id = manifest.id});
     } else if (config.cdc) {
-        log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
+        if (!options.quiet)
+            log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
         manifest.cdc = {{"mode", "skipped"}, {"paused", false}, {"reason", "--skip-cdc"}};
         if (auto left = read_cdc_state(cdc_state_path(backup_dir)); left && !left->connectors.empty())
             log::warn("cdc: a previous run left ", left->connectors.size(),
@@ -307,7 +326,8 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
                 ++failed;
                 if (!first_failure) first_failure = e;
             }
-            double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            double secs = log::round_seconds(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
             json row{{"kind", result.kind},
                      {"status", result.status},
                      {"stored_bytes", stored},
@@ -373,16 +393,34 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     for (auto& c : summary["components"])
         log::info("summary: ", c["kind"].get<std::string>(), " ", c["status"].get<std::string>(), " ",
                   log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ",
-                  c["seconds"].get<double>(), " s");
+                  log::seconds(c["seconds"].get<double>()), " s");
     log::info("published ", manifest_file_name(manifest.id), " (", manifest.status, ", ",
               log::human_bytes(manifest.stored_bytes()), ")");
+    // after_publish: the manifest exists now (the off-site copy's place). A failure makes the exit non-zero
+    // (6) but never unpublishes.
+    if (!cdc_failed) hook_env.status = manifest.status;
+    std::string hook_failure;
+    for (const auto& r : run_stage("after_publish", config.hooks.after_publish, {}))
+        if (!r.ok() && hook_failure.empty())
+            hook_failure = "hook after_publish: " + r.argv.at(0) +
+                           (r.timed_out ? std::string(" timed out")
+                                        : " failed with exit code " + std::to_string(r.exit_code)) +
+                           ": backup " + manifest.id + " is published and stays; see the hook's output above";
+    if (!config.hooks.after_publish.empty()) summary["hooks"] = hook_runs;
     if (cdc_error) throw *cdc_error;
+    if (!hook_failure.empty()) {
+        log::error(hook_failure);
+        summary["error"] = summary.contains("error")
+                               ? summary["error"].get<std::string>() + "; " + hook_failure
+                               : hook_failure;
+        return exit_code(Kind::Partial);
+    }
     return failed > 0 ? exit_code(Kind::Partial) : 0;
 }
 
 int prune_only(const BackupOptions& options, const Config& config, const fs::path& backup_dir) {
     RetentionPolicy policy = options.retention(config.retention);
-    PosixStorage storage(backup_dir);
+    PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
     RepositoryWriter repo(storage);
     std::optional<Lock> lock;
     if (!options.dry_run) lock.emplace(repo.lock());
@@ -414,7 +452,7 @@ void report_run(const Config& config, const fs::path& backup_dir, std::int64_t s
         if (summary.contains("components"))
             for (const auto& c : summary["components"])
                 m.component_bytes[c["kind"].get<std::string>()] += c["stored_bytes"].get<std::uint64_t>();
-        PosixStorage storage(backup_dir);
+        PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
         m.backups_kept = RepositoryReader(storage).list().size();
         write_metrics(config.monitoring.metrics_file, m);
     } catch (const std::exception& e) {
@@ -450,7 +488,7 @@ int run_backup(const BackupOptions& options) {
     json summary{{"backup_dir", backup_dir.string()}, {"components", json::array()}};
     int code = 0;
     try {
-        PosixStorage storage(backup_dir);
+        PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
         RepositoryWriter repo(storage);
         Lock lock = repo.lock();
         failpoint("backup:locked");

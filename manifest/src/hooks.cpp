@@ -176,7 +176,8 @@ std::vector<HookRun> run_hooks(std::string_view stage, const std::vector<HookCom
             log::error(prefix, e.what());
             run.exit_code = 127;
         }
-        run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        run.seconds =
+            log::round_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         if (run.timed_out)
             log::error(prefix, render(cmd.argv), " timed out after ", cmd.timeout_s,
                        " s (timeout_s) and was killed");

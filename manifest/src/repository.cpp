@@ -177,8 +177,8 @@ std::optional<Entry> RepositoryReader::stat_artifact(const Artifact& artifact) c
     return storage_.stat(artifact.path);
 }
 
-Lock::Lock(const fs::path& file) {
-    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+Lock::Lock(const fs::path& file, std::uint32_t mode) {
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
     if (fd_ < 0) throw_errno(Kind::Storage, "cannot open lock file", file.string());
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
@@ -210,7 +210,7 @@ Lock::~Lock() {
 
 Lock RepositoryWriter::lock() {
     storage_.make_dir(".");
-    return Lock(storage_.root() / kLockFile);
+    return Lock(storage_.root() / kLockFile, storage_.modes().file);
 }
 
 std::string RepositoryWriter::next_id(std::int64_t now) const {
@@ -255,8 +255,7 @@ void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
     staging.release();
     storage_.sync_dir(".");
     failpoint("publish:before-manifest");
-    auto out =
-        storage_.open_write(manifest_file_name(manifest.id), {.atomic = true, .sync = true, .mode = 0640});
+    auto out = storage_.open_write(manifest_file_name(manifest.id), {.atomic = true, .sync = true});
     out->write(io::as_bytes(serialize(manifest)));
     failpoint("publish:before-manifest-rename");
     out->finish();

@@ -2,12 +2,15 @@
 // user that may neither SYNC nor BGSAVE, a hook that cannot be run, large objects the role cannot read, a
 // metrics directory that is not there; the ping reported, never sent), the summary carries the errors,
 // --version, the permission modes, after_publish hooks.
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <nlohmann/json.hpp>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include "nightjar/process.hpp"
@@ -283,5 +286,154 @@ TEST_CASE(
         CHECK_FALSE(j["components"][0]["error"].get<std::string>().empty());
         CHECK(j["error"] == j["components"][0]["error"]);
         CHECK_THAT(recorder.log(), Catch::Contains("/ping/abc/fail") && Catch::Contains("\\\"error\\\""));
+    }
+}
+
+TEST_CASE("--version prints the version, the git commit and the library versions on both binaries",
+          "[integration][operator][version]") {
+    for (bool backup : {true, false}) {
+        auto r = backup ? test::backup({"--version"}) : test::restore({"--version"});
+        INFO(r.out << r.err);
+        CHECK(r.code == 0);
+        std::string program = backup ? "nightjar-backup" : "nightjar-restore";
+        CHECK(std::regex_search(r.out, std::regex("^" + program + " " + NIGHTJAR_VERSION +
+                                                  R"( \(commit ([0-9a-f]{12}|unknown)\)\n)")));
+        for (const char* lib : {"\nlibpq 1", "\nhiredis ", "\nlibarchive 3", "\nlibzstd 1", "\nOpenSSL "})
+            CHECK_THAT(r.out, Catch::Contains(lib));
+    }
+}
+
+TEST_CASE("a configured passfile that is missing or group readable is named, not \"no password supplied\"",
+          "[integration][operator][postgres]") {
+    Pg pg;
+    test::TempDir dir;
+    const fs::path passfile = dir / "pgpass";
+    json c{{"backup_dir", (dir / "backups").string()},
+           {"files", {{"paths", {(dir / "nightjar.json").string()}}}},
+           {"postgres",
+            {{"host", pg.host},
+             {"port", std::stoi(pg.port)},
+             {"user", pg.user},
+             {"databases", {"postgres"}},
+             {"passfile", passfile.string()}}}};
+    test::write_file(dir / "nightjar.json", c.dump(2));
+    const std::vector<std::string> args{"--config", (dir / "nightjar.json").string()};
+    SECTION("missing") {
+        auto d = test::backup({args[0], args[1], "--dry-run"});
+        CHECK(d.code == 3);
+        CHECK_THAT(d.err, Catch::Contains("the passfile " + passfile.string() +
+                                          " (postgres.passfile) does not exist"));
+        auto r = test::backup(args);
+        CHECK(r.code == 6);  // the files component is published, postgres failed
+        CHECK_THAT(r.err, Catch::Contains(passfile.string() + " (postgres.passfile) does not exist"));
+        CHECK_THAT(r.err, !Catch::Contains("no password supplied"));
+    }
+    SECTION("group readable") {
+        test::write_file(passfile, pg.host + ":" + pg.port + ":*:" + pg.user + ":" + pg.password + "\n");
+        ::chmod(passfile.c_str(), 0640);
+        auto r = test::backup(args);
+        CHECK(r.code == 6);
+        CHECK_THAT(r.err,
+                   Catch::Contains("has mode 0640") && Catch::Contains("chmod 0600 " + passfile.string()));
+        CHECK_THAT(r.err, !Catch::Contains("no password supplied"));
+        ::chmod(passfile.c_str(), 0600);
+        auto ok = test::backup(args);
+        INFO(ok.err);
+        CHECK(ok.code == 0);
+    }
+}
+
+namespace {
+
+// Every directory and file under `root` (root included) with its permission bits.
+std::vector<std::pair<std::string, unsigned>> modes_under(const fs::path& root) {
+    std::vector<std::pair<std::string, unsigned>> out;
+    struct stat st {};
+    ::lstat(root.c_str(), &st);
+    out.emplace_back(root.string() + "/", st.st_mode & 07777);
+    for (const auto& e : fs::recursive_directory_iterator(root)) {
+        ::lstat(e.path().c_str(), &st);
+        out.emplace_back(e.path().string() + (S_ISDIR(st.st_mode) ? "/" : ""), st.st_mode & 07777);
+    }
+    return out;
+}
+
+struct UmaskScope {
+    mode_t old;
+    explicit UmaskScope(mode_t m) : old(::umask(m)) {}
+    ~UmaskScope() { ::umask(old); }
+};
+
+}  // namespace
+
+TEST_CASE(
+    "the backup dir, staging and artifact dirs are 0700 and files 0600 whatever the umask; "
+    "repository.mode group gives 0750/0640",
+    "[integration][operator][permissions]") {
+    for (mode_t mask : {mode_t(0000), mode_t(0077), mode_t(0022)}) {
+        for (std::string mode : {"private", "group"}) {
+            INFO("umask " << mask << ", repository.mode " << mode);
+            UmaskScope scope(mask);
+            Preflight p(json{{"repository", {{"mode", mode}}}});
+            // A backup dir two levels below an existing one: both created by nightjar.
+            json c = json::parse(test::read_file(p.config));
+            c["backup_dir"] = (p.dir / "nested/backups").string();
+            test::write_file(p.config, c.dump(2));
+            auto r = p.backup();
+            INFO(r.err);
+            REQUIRE(r.code == 0);
+            const unsigned dir_mode = mode == "group" ? 0750 : 0700;
+            const unsigned file_mode = mode == "group" ? 0640 : 0600;
+            auto entries = modes_under(p.dir / "nested");
+            CHECK(entries.size() >= 6);  // nested/, backups/, lock, <id>/, artifact, manifest
+            for (const auto& [path, bits] : entries) {
+                INFO(path);
+                CHECK(bits == (path.back() == '/' ? dir_mode : file_mode));
+            }
+        }
+    }
+}
+
+TEST_CASE(
+    "after_publish hooks run once the manifest is published; their failure exits 6 and never unpublishes",
+    "[integration][operator][hooks]") {
+    test::TempDir out;
+    const fs::path trace = out / "trace";
+    auto record = [&](const std::string& label) {
+        return json{{"argv",
+                     {"sh", "-c",
+                      "printf '%s %s %s\\n' " + label +
+                          " \"$NIGHTJAR_STATUS\" \"$(test -f \"$NIGHTJAR_MANIFEST\" && echo "
+                          "manifest-exists || echo no-manifest)\" >> " +
+                          trace.string()}}};
+    };
+    SECTION("runs after after_backup, with NIGHTJAR_MANIFEST existing") {
+        Preflight p(json{
+            {"hooks",
+             {{"after_backup", {record("after_backup")}}, {"after_publish", {record("after_publish")}}}}});
+        auto r = p.backup({"--json"});
+        INFO(r.err);
+        CHECK(r.code == 0);
+        CHECK(test::read_file(trace) ==
+              "after_backup complete no-manifest\nafter_publish complete manifest-exists\n");
+        json j = json::parse(r.out);
+        CHECK(j["hooks"].size() == 2);
+        CHECK(j["hooks"][1]["stage"] == "after_publish");
+    }
+    SECTION("a failing after_publish hook: exit 6, the backup stays published and listed") {
+        Preflight p(json{
+            {"hooks", {{"after_publish", {json{{"argv", {"sh", "-c", "echo copy failed >&2; exit 3"}}}}}}}});
+        auto r = p.backup({"--json"});
+        INFO(r.err);
+        CHECK(r.code == 6);
+        CHECK_THAT(r.err, Catch::Contains("hook after_publish: sh failed with exit code 3") &&
+                              Catch::Contains("is published and stays"));
+        json j = json::parse(r.out);
+        CHECK(j["status"] == "complete");
+        CHECK_THAT(j["error"].get<std::string>(), Catch::Contains("after_publish"));
+        auto manifests = test::published_manifests(p.backups);
+        REQUIRE(manifests.size() == 1);
+        auto listed = test::restore({"--list", "--json", "--backup-dir", p.backups.string()});
+        CHECK(json::parse(listed.out).size() == 1);
     }
 }

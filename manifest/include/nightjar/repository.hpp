@@ -104,7 +104,7 @@ private:
 // free again because the kernel drops flock locks with their process.
 class Lock {
 public:
-    explicit Lock(const std::filesystem::path& file);
+    explicit Lock(const std::filesystem::path& file, std::uint32_t mode = 0600);  // mode of a new lock file
     Lock(Lock&&) noexcept;
     ~Lock();
 

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
 
@@ -236,8 +237,10 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
                              .backoff = backoff(),
                              .interruptible = false,
                              .on_retry = [&](const KafkaConnectError& e, int attempt) {
-                                 log::warn("cdc: resume ", t.name, " attempt ", attempt,
-                                           " failed: ", e.what());
+                                 // The first failure is said; the retries after it are not repeated.
+                                 if (attempt == 1)
+                                     log::warn("cdc: resume ", t.name, " attempt 1 failed: ", e.what(),
+                                               "; retrying until cdc.resume_timeout_s");
                              }});
             t.requested = true;
             if (t.record) t.record->resume_requested_at = requested_at;
@@ -291,12 +294,25 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
         if (!pending || SteadyClock::now() >= deadline) break;
         sleep_within(poll.next(), deadline, false);
     }
-    // Keep in the state file only what may still be paused.
+    // Keep in the state file only what may still be paused. One error line per distinct failure, with
+    // the connectors it hit counted (a Kafka Connect that is down fails them all the same way).
+    std::vector<std::pair<std::string, std::vector<std::string>>> failed_by_reason;
+    for (auto& t : targets) {
+        if (t.requested && !t.done && t.failure.empty()) t.failure = "did not report RUNNING in time";
+        if (t.failure.empty()) continue;
+        auto it = std::find_if(failed_by_reason.begin(), failed_by_reason.end(),
+                               [&](const auto& f) { return f.first == t.failure; });
+        if (it == failed_by_reason.end()) it = failed_by_reason.insert(it, {t.failure, {}});
+        it->second.push_back(label(t.name, t.url));
+    }
+    for (const auto& [reason, names] : failed_by_reason) {
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        log::error("cdc: ", names.size(), " connector(s) not resumed: ", reason, ": ", list);
+    }
     for (auto& t : targets) {
         bool still_paused = !t.done;
-        if (t.requested && !t.done && t.failure.empty()) t.failure = "did not report RUNNING in time";
         if (!t.failure.empty()) {
-            log::error("cdc: ", label(t.name, t.url), ": ", t.failure);
             resume_failures_.push_back(label(t.name, t.url) + ": " + t.failure);
             if (t.record && t.record->problem.empty()) t.record->problem = t.failure;
             if (t.healed && (*t.healed)["result"].is_null()) (*t.healed)["result"] = t.failure;
@@ -322,8 +338,9 @@ void CdcCoordinator::pause() {
                             .backoff = backoff_for(config_.retry),
                             .interruptible = true,
                             .on_retry = [what](const KafkaConnectError& e, int attempt) {
-                                log::warn("cdc: ", what, " attempt ", attempt, " failed: ", e.what(),
-                                          "; retrying");
+                                if (attempt == 1)
+                                    log::warn("cdc: ", what, " attempt 1 failed: ", e.what(),
+                                              "; retrying until cdc.pause_timeout_s");
                             }};
     };
     struct Pending {
@@ -544,7 +561,9 @@ CdcCheckReport CdcCoordinator::check() {
                 }
             }
         } catch (const KafkaConnectError& e) {
-            report.problems.push_back(std::string("cdc: Kafka Connect does not answer: ") + e.what() +
+            std::string why = e.what();  // "Kafka Connect did not answer: <transport errors>": said once
+            if (why.rfind("Kafka Connect did not answer: ", 0) == 0) why.erase(0, 30);
+            report.problems.push_back("cdc: Kafka Connect does not answer: " + why +
                                       ": check cdc.kafka_connect.url");
             cj["problem"] = e.what();
         }
