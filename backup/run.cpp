@@ -151,6 +151,9 @@ Error cdc_resume_error(const std::vector<std::string>& failures) {
         std::size_t cut = f.find("): ");
         std::string who = cut == std::string::npos ? f : f.substr(0, cut + 1);
         std::string why = cut == std::string::npos ? "" : f.substr(cut + 3);
+        const std::string own = "/connectors/" + who.substr(0, who.find(" (")) + "/";
+        for (std::size_t at; (at = why.find(own)) != std::string::npos;)
+            why.replace(at, own.size(), "/connectors/{name}/");
         auto it =
             std::find_if(by_reason.begin(), by_reason.end(), [&](const auto& r) { return r.first == why; });
         if (it == by_reason.end()) it = by_reason.insert(by_reason.end(), {why, {}});

@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -180,6 +181,7 @@ std::optional<Entry> RepositoryReader::stat_artifact(const Artifact& artifact) c
 Lock::Lock(const fs::path& file, std::uint32_t mode) {
     fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
     if (fd_ < 0) throw_errno(Kind::Storage, "cannot open lock file", file.string());
+    (void)::fchmod(fd_, mode);  // whatever the umask (another owner's file stays as it is)
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         char buf[32] = {};

@@ -9,13 +9,16 @@
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <random>
 #include <regex>
+#include <sstream>
 #include <thread>
 
 #include "nightjar/process.hpp"
 #include "nightjar/redis/client.hpp"
 #include "support/commands.hpp"
+#include "support/kafka_connect_emulator.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -435,5 +438,83 @@ TEST_CASE(
         REQUIRE(manifests.size() == 1);
         auto listed = test::restore({"--list", "--json", "--backup-dir", p.backups.string()});
         CHECK(json::parse(listed.out).size() == 1);
+    }
+}
+
+namespace {
+
+std::vector<std::string> lines_with(const std::string& text, const std::string& fragment) {
+    std::vector<std::string> out;
+    std::istringstream in(text);
+    for (std::string line; std::getline(in, line);)
+        if (line.find(fragment) != std::string::npos) out.push_back(line);
+    return out;
+}
+
+// JSON pointers of every null under `j`.
+void nulls_in(const json& j, const std::string& at, std::vector<std::string>& out) {
+    if (j.is_null()) out.push_back(at);
+    if (j.is_object())
+        for (const auto& [k, v] : j.items()) nulls_in(v, at + "/" + k, out);
+    if (j.is_array())
+        for (std::size_t i = 0; i < j.size(); ++i) nulls_in(j[i], at + "/" + std::to_string(i), out);
+}
+
+}  // namespace
+
+TEST_CASE(
+    "Kafka Connect down: one error line with the connector count, retries said once, messages said once",
+    "[integration][operator][cdc]") {
+    std::vector<std::string> names;
+    for (int i = 0; i < 6; ++i) names.push_back("conn-" + std::to_string(i));
+    std::optional<test::KafkaConnectEmulator> emu;
+    emu.emplace(test::EmulatorOptions{.connectors = names, .tasks = 1, .transition_delay_s = 0.05});
+    const std::string url = emu->url();
+    Preflight p(json{{"cdc",
+                      {{"kafka_connect", {{"url", url}, {"connectors", names}, {"request_timeout_s", 1}}},
+                       {"pause_timeout_s", 5},
+                       {"resume_timeout_s", 2},
+                       {"retry", {{"initial_backoff_s", 0.05}, {"max_backoff_s", 0.1}}}}}});
+    auto killed = p.backup({}, {"NIGHTJAR_FAILPOINT=cdc:paused"});
+    INFO(killed.err);
+    REQUIRE(killed.code == 128 + SIGKILL);
+    emu.reset();  // Kafka Connect is down now
+
+    auto r = p.backup({"--resume-cdc"});
+    INFO(r.err);
+    CHECK(r.code == 8);
+    auto summary_lines = lines_with(r.err, "connector(s) not resumed");
+    REQUIRE(summary_lines.size() == 1);
+    CHECK_THAT(summary_lines[0], Catch::Contains("6 connector(s) not resumed") && Catch::Contains("conn-5"));
+    CHECK(lines_with(r.err, "attempt").size() <= names.size());  // at most the first failure of each
+    CHECK(lines_with(r.err, "ERROR").size() == 2);               // the grouped line and the run's error
+    CHECK_THAT(r.err, Catch::Contains("6 connectors (conn-0 (" + url + ")"));
+
+    auto d = p.backup({"--dry-run"});
+    CHECK(d.code == 3);
+    CHECK(lines_with(d.err, "does not answer").size() == 1);
+    CHECK_THAT(d.err, !Catch::Contains("did not answer: Kafka Connect did not answer") &&
+                          !Catch::Contains("does not answer: Kafka Connect did not answer"));
+}
+
+TEST_CASE("--skip-cdc warns only without -q; JSON summaries hold [] for empty lists, never null",
+          "[integration][operator][cdc]") {
+    test::KafkaConnectEmulator emu(
+        test::EmulatorOptions{.connectors = {"c1"}, .tasks = 1, .transition_delay_s = 0.05});
+    Preflight p(json{{"cdc", {{"kafka_connect", {{"url", emu.url()}, {"connectors", {"c1"}}}}}}});
+    auto loud = p.backup({"--skip-cdc"});
+    INFO(loud.err);
+    CHECK(loud.code == 0);
+    CHECK_THAT(loud.err, Catch::Contains("WARN cdc: --skip-cdc"));
+    auto quiet = p.backup({"--skip-cdc", "-q", "--json"});
+    INFO(quiet.err);
+    CHECK(quiet.code == 0);
+    CHECK_THAT(quiet.err, !Catch::Contains("--skip-cdc"));
+    for (const auto& out : {quiet.out, p.backup({"--json"}).out, p.backup({"--dry-run", "--json"}).out,
+                            p.backup({"--prune-only", "--dry-run", "--json"}).out}) {
+        std::vector<std::string> nulls;
+        nulls_in(json::parse(out), "", nulls);
+        INFO(out);
+        CHECK(nulls.empty());
     }
 }

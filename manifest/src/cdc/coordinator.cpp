@@ -300,9 +300,13 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets) {
     for (auto& t : targets) {
         if (t.requested && !t.done && t.failure.empty()) t.failure = "did not report RUNNING in time";
         if (t.failure.empty()) continue;
+        std::string reason = t.failure;  // the same for every connector: its name in a URL becomes {name}
+        const std::string own = "/connectors/" + t.name + "/";
+        for (std::size_t at; (at = reason.find(own)) != std::string::npos;)
+            reason.replace(at, own.size(), "/connectors/{name}/");
         auto it = std::find_if(failed_by_reason.begin(), failed_by_reason.end(),
-                               [&](const auto& f) { return f.first == t.failure; });
-        if (it == failed_by_reason.end()) it = failed_by_reason.insert(it, {t.failure, {}});
+                               [&](const auto& f) { return f.first == reason; });
+        if (it == failed_by_reason.end()) it = failed_by_reason.insert(it, {reason, {}});
         it->second.push_back(label(t.name, t.url));
     }
     for (const auto& [reason, names] : failed_by_reason) {
