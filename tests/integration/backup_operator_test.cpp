@@ -108,7 +108,7 @@ struct DbAndRole {
 
 }  // namespace
 
-TEST_CASE("backup dry run: a Redis user that may neither SYNC nor BGSAVE fails it, as the real run fails",
+TEST_CASE("backup dry run: a Redis user that may neither SYNC nor BGSAVE fails it as the real run fails",
           "[integration][preflight][redis]") {
     const std::string password = test::required_env("NIGHTJAR_TEST_REDIS_ACL_PASSWORD");
     const int acl = std::stoi(test::required_env("NIGHTJAR_TEST_REDIS_ACL_PORT"));
@@ -182,7 +182,7 @@ TEST_CASE("backup dry run: a hook whose program is not found or not executable f
     }
 }
 
-TEST_CASE("backup dry run: large objects the role cannot read fail it, as pg_dump would",
+TEST_CASE("backup dry run: large objects the role cannot read fail it as pg_dump would",
           "[integration][preflight][postgres]") {
     Pg pg;
     DbAndRole t(pg);
@@ -215,7 +215,7 @@ TEST_CASE("backup dry run: large objects the role cannot read fail it, as pg_dum
     CHECK(ok.code == 0);
 }
 
-TEST_CASE("backup dry run: a missing metrics directory fails it; the ping is reported and never sent",
+TEST_CASE("backup dry run: a missing metrics directory fails it and the ping is reported but never sent",
           "[integration][preflight][monitoring]") {
     Recorder recorder;
     const std::string url = "http://127.0.0.1:" + std::to_string(recorder.port) + "/ping/abc";
@@ -292,7 +292,7 @@ TEST_CASE(
     }
 }
 
-TEST_CASE("--version prints the version, the git commit and the library versions on both binaries",
+TEST_CASE("both binaries: --version prints the version and git commit and the library versions",
           "[integration][operator][version]") {
     for (bool backup : {true, false}) {
         auto r = backup ? test::backup({"--version"}) : test::restore({"--version"});
@@ -306,7 +306,7 @@ TEST_CASE("--version prints the version, the git commit and the library versions
     }
 }
 
-TEST_CASE("a configured passfile that is missing or group readable is named, not \"no password supplied\"",
+TEST_CASE("a configured passfile that is missing or group readable is named instead of no password supplied",
           "[integration][operator][postgres]") {
     Pg pg;
     test::TempDir dir;
@@ -370,7 +370,7 @@ struct UmaskScope {
 }  // namespace
 
 TEST_CASE(
-    "the backup dir, staging and artifact dirs are 0700 and files 0600 whatever the umask; "
+    "the backup dir and staging and artifact dirs are 0700 and files 0600 whatever the umask and "
     "repository.mode group gives 0750/0640",
     "[integration][operator][permissions]") {
     for (mode_t mask : {mode_t(0000), mode_t(0077), mode_t(0022)}) {
@@ -398,7 +398,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "after_publish hooks run once the manifest is published; their failure exits 6 and never unpublishes",
+    "after_publish hooks run once the manifest is published and their failure exits 6 but never unpublishes",
     "[integration][operator][hooks]") {
     test::TempDir out;
     const fs::path trace = out / "trace";
@@ -462,9 +462,8 @@ void nulls_in(const json& j, const std::string& at, std::vector<std::string>& ou
 
 }  // namespace
 
-TEST_CASE(
-    "Kafka Connect down: one error line with the connector count, retries said once, messages said once",
-    "[integration][operator][cdc]") {
+TEST_CASE("Kafka Connect down: one error line with the connector count and retries and messages said once",
+          "[integration][operator][cdc]") {
     std::vector<std::string> names;
     for (int i = 0; i < 6; ++i) names.push_back("conn-" + std::to_string(i));
     std::optional<test::KafkaConnectEmulator> emu;
@@ -497,8 +496,9 @@ TEST_CASE(
                           !Catch::Contains("does not answer: Kafka Connect did not answer"));
 }
 
-TEST_CASE("--skip-cdc warns only without -q; JSON summaries hold [] for empty lists, never null",
-          "[integration][operator][cdc]") {
+TEST_CASE(
+    "a backup with --skip-cdc warns only without -q and JSON summaries hold empty arrays and never null",
+    "[integration][operator][cdc]") {
     test::KafkaConnectEmulator emu(
         test::EmulatorOptions{.connectors = {"c1"}, .tasks = 1, .transition_delay_s = 0.05});
     Preflight p(json{{"cdc", {{"kafka_connect", {{"url", emu.url()}, {"connectors", {"c1"}}}}}}});
