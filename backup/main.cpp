@@ -1,5 +1,6 @@
 #include "cdc_command.hpp"
 #include "nightjar/cli_main.hpp"
+#include "nightjar/version.hpp"
 #include "options.hpp"
 #include "run.hpp"
 
@@ -7,6 +8,9 @@ int main(int argc, char** argv) {
     CLI::App app{"nightjar-backup: back up PostgreSQL, Redis and configuration files into a verified backup"};
     nightjar::BackupOptions options;
     options.add_to(app);
+    app.set_version_flag(
+        "--version", [] { return nightjar::version_text("nightjar-backup"); },
+        "Print the version, the git commit and the library versions, then exit");
     nightjar::CdcCommandOptions cdc;
     cdc.add_to(app);
     return nightjar::cli_main(app, argc, argv, [&] {

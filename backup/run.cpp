@@ -3,6 +3,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -86,6 +87,33 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
         log::info("plan: cdc: --skip-cdc: no connector would be paused");
         summary["cdc"] = {{"mode", "skipped"}};
     }
+    // Hooks: each argv[0] found and executable, as the real run would spawn it.
+    std::vector<std::string> hook_problems = check_hooks(config.hooks);
+    for (const auto& p : hook_problems) log::error(p);
+    if (!hook_problems.empty()) summary["hook_problems"] = hook_problems;
+    // Monitoring: the metrics file's directory exists and is writable; the ping is only reported.
+    std::vector<std::string> monitoring_problems;
+    if (!config.monitoring.metrics_file.empty()) {
+        fs::path dir = config.monitoring.metrics_file.parent_path();
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec))
+            monitoring_problems.push_back("monitoring: /monitoring/metrics_file: the directory " +
+                                          dir.string() + " does not exist: create it or fix the path");
+        else if (::access(dir.c_str(), W_OK | X_OK) != 0)
+            monitoring_problems.push_back("monitoring: /monitoring/metrics_file: the directory " +
+                                          dir.string() +
+                                          " is not writable by this user: fix its permissions or the path");
+        else
+            log::info("plan: monitoring: metrics to ", config.monitoring.metrics_file.string());
+    }
+    for (const auto& p : monitoring_problems) log::error(p);
+    if (!monitoring_problems.empty()) summary["monitoring_problems"] = monitoring_problems;
+    if (!config.monitoring.ping_url.empty()) {
+        log::info("plan: monitoring: the run would ping ", config.monitoring.ping_url, "/start, then ",
+                  config.monitoring.ping_url, " or ", config.monitoring.ping_url,
+                  "/fail (a dry run sends nothing)");
+        summary["ping_url"] = config.monitoring.ping_url;
+    }
     fs::path probe = existing_ancestor(backup_dir);
     std::string storage_msg;
     struct statvfs vfs {};
@@ -106,17 +134,39 @@ int dry_run(const BackupOptions& options, const Config& config, const fs::path& 
         summary["storage_problem"] = storage_msg;
     }
     summary["estimated_bytes"] = estimate;
-    summary["ok"] = !source_problem && !storage_problem;
+    const bool config_problem = !hook_problems.empty() || !monitoring_problems.empty();
+    summary["ok"] = !source_problem && !storage_problem && !config_problem;
     if (options.json) std::cout << summary.dump(2) << std::endl;
     if (source_problem) return exit_code(Kind::SourceUnavailable);
     if (storage_problem) return exit_code(Kind::Storage);
+    if (config_problem) return exit_code(Kind::Config);
     log::info("dry run: everything checks out; nothing was written");
     return 0;
 }
 
+// "name (url): reason" entries; connectors that failed for the same reason are named once with a count.
 Error cdc_resume_error(const std::vector<std::string>& failures) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> by_reason;
+    for (const auto& f : failures) {
+        std::size_t cut = f.find("): ");
+        std::string who = cut == std::string::npos ? f : f.substr(0, cut + 1);
+        std::string why = cut == std::string::npos ? "" : f.substr(cut + 3);
+        const std::string own = "/connectors/" + who.substr(0, who.find(" (")) + "/";
+        for (std::size_t at; (at = why.find(own)) != std::string::npos;)
+            why.replace(at, own.size(), "/connectors/{name}/");
+        auto it =
+            std::find_if(by_reason.begin(), by_reason.end(), [&](const auto& r) { return r.first == why; });
+        if (it == by_reason.end()) it = by_reason.insert(by_reason.end(), {why, {}});
+        it->second.push_back(who);
+    }
     std::string list;
-    for (const auto& f : failures) list += (list.empty() ? "" : "; ") + f;
+    for (const auto& [why, names] : by_reason) {
+        std::string who;
+        for (const auto& n : names) who += (who.empty() ? "" : ", ") + n;
+        std::string entry =
+            names.size() == 1 ? who : std::to_string(names.size()) + " connectors (" + who + ")";
+        list += (list.empty() ? "" : "; ") + entry + (why.empty() ? "" : ": " + why);
+    }
     return Error(Kind::CdcResume,
                  "cdc: connectors may still be paused or are FAILED after the resume: " + list +
                      ": resume them by hand (PUT <url>/connectors/<name>/resume) or run "
@@ -127,7 +177,7 @@ Error cdc_resume_error(const std::vector<std::string>& failures) {
 // pause is never undone.
 int resume_cdc_only(const Config& config, const fs::path& backup_dir) {
     install_interrupt_handlers();
-    PosixStorage storage(backup_dir);
+    PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
     RepositoryWriter repo(storage);
     Lock lock = repo.lock();
     const CdcConfig cdc_config = config.cdc.value_or(CdcConfig{});
@@ -201,7 +251,8 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     if (config.cdc && !options.skip_cdc) {
         cdc.emplace(*config.cdc, CdcRunInfo{.backup_dir = backup_dir, .backup_id = manifest.id});
     } else if (config.cdc) {
-        log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
+        if (!options.quiet)
+            log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
         manifest.cdc = {{"mode", "skipped"}, {"paused", false}, {"reason", "--skip-cdc"}};
         if (auto left = read_cdc_journal(*config.cdc, backup_dir); left && !left->connectors.empty())
             log::warn("cdc: a previous run left ", left->connectors.size(),
@@ -285,11 +336,14 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
                 ++failed;
                 if (!first_failure) first_failure = e;
             }
-            double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-            summary["components"].push_back({{"kind", result.kind},
-                                             {"status", result.status},
-                                             {"stored_bytes", stored},
-                                             {"seconds", secs}});
+            double secs = log::round_seconds(
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+            json row{{"kind", result.kind},
+                     {"status", result.status},
+                     {"stored_bytes", stored},
+                     {"seconds", secs}};
+            if (!result.error.empty()) row["error"] = result.error;
+            summary["components"].push_back(std::move(row));
             manifest.components.push_back(std::move(result));
         }
         check_interrupted();
@@ -338,21 +392,45 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     manifest.finished_at = rfc3339_utc(unix_now());
     repo.publish(std::move(staging), manifest);
     summary["status"] = manifest.status;
+    if (failed > 0) {
+        std::string list;
+        for (const auto& c : manifest.components)
+            if (c.status != "ok") list += (list.empty() ? "" : "; ") + c.kind + ": " + c.error;
+        summary["error"] = "backup " + manifest.id + " published as partial: " + list;
+    }
     summary["stored_bytes"] = manifest.stored_bytes();
     summary["manifest"] = (backup_dir / manifest_file_name(manifest.id)).string();
     for (auto& c : summary["components"])
         log::info("summary: ", c["kind"].get<std::string>(), " ", c["status"].get<std::string>(), " ",
                   log::human_bytes(c["stored_bytes"].get<std::uint64_t>()), " in ",
-                  c["seconds"].get<double>(), " s");
+                  log::seconds(c["seconds"].get<double>()), " s");
     log::info("published ", manifest_file_name(manifest.id), " (", manifest.status, ", ",
               log::human_bytes(manifest.stored_bytes()), ")");
+    // after_publish: the manifest exists now (the off-site copy's place). A failure makes the exit non-zero
+    // (6) but never unpublishes.
+    if (!cdc_failed) hook_env.status = manifest.status;
+    std::string hook_failure;
+    for (const auto& r : run_stage("after_publish", config.hooks.after_publish, {}))
+        if (!r.ok() && hook_failure.empty())
+            hook_failure = "hook after_publish: " + r.argv.at(0) +
+                           (r.timed_out ? std::string(" timed out")
+                                        : " failed with exit code " + std::to_string(r.exit_code)) +
+                           ": backup " + manifest.id + " is published and stays; see the hook's output above";
+    if (!config.hooks.after_publish.empty()) summary["hooks"] = hook_runs;
     if (cdc_error) throw *cdc_error;
+    if (!hook_failure.empty()) {
+        log::error(hook_failure);
+        summary["error"] = summary.contains("error")
+                               ? summary["error"].get<std::string>() + "; " + hook_failure
+                               : hook_failure;
+        return exit_code(Kind::Partial);
+    }
     return failed > 0 ? exit_code(Kind::Partial) : 0;
 }
 
 int prune_only(const BackupOptions& options, const Config& config, const fs::path& backup_dir) {
     RetentionPolicy policy = options.retention(config.retention);
-    PosixStorage storage(backup_dir);
+    PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
     RepositoryWriter repo(storage);
     std::optional<Lock> lock;
     if (!options.dry_run) lock.emplace(repo.lock());
@@ -384,7 +462,7 @@ void report_run(const Config& config, const fs::path& backup_dir, std::int64_t s
         if (summary.contains("components"))
             for (const auto& c : summary["components"])
                 m.component_bytes[c["kind"].get<std::string>()] += c["stored_bytes"].get<std::uint64_t>();
-        PosixStorage storage(backup_dir);
+        PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
         m.backups_kept = RepositoryReader(storage).list().size();
         write_metrics(config.monitoring.metrics_file, m);
     } catch (const std::exception& e) {
@@ -420,7 +498,7 @@ int run_backup(const BackupOptions& options) {
     json summary{{"backup_dir", backup_dir.string()}, {"components", json::array()}};
     int code = 0;
     try {
-        PosixStorage storage(backup_dir);
+        PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
         RepositoryWriter repo(storage);
         Lock lock = repo.lock();
         failpoint("backup:locked");
@@ -439,7 +517,9 @@ int run_backup(const BackupOptions& options) {
         }
     } catch (const Error& e) {
         summary["error"] = e.what();
+        summary["exit_code"] = exit_code(e);
         report_run(config, backup_dir, started, exit_code(e), summary);
+        if (options.json) std::cout << summary.dump(2) << std::endl;
         throw;
     }
     summary["exit_code"] = code;

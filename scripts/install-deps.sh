@@ -6,7 +6,7 @@ packages=(
   build-essential cmake pkg-config clang-format
   libarchive-dev libzstd-dev libssl-dev libhiredis-dev libpq-dev libcurl4-openssl-dev
   nlohmann-json3-dev libcli11-dev catch2
-  postgresql postgresql-client redis-server redis-tools zstd python3 procps
+  postgresql postgresql-client redis-server redis-tools zstd jq python3 procps
   help2man scdoc man-db bsdextrautils dpkg-dev lintian adduser
 )
 

@@ -82,11 +82,20 @@ namespace {
 
 Config parse_config_json(const json& j, const std::string& what, const std::filesystem::path& source) {
     JsonFields f(j, what, Kind::Config);
-    f.only({"backup_dir", "compression", "files", "retention", "monitoring", "cdc", "hooks", "redis",
-            "postgres"});
+    f.only({"backup_dir", "repository", "compression", "files", "retention", "monitoring", "cdc", "hooks",
+            "redis", "postgres"});
     Config c;
     c.source = source;
     c.backup_dir = f.string_or("backup_dir", "");
+    if (!c.backup_dir.empty() && !c.backup_dir.is_absolute())
+        f.fail("backup_dir",
+               "expected an absolute path (a relative one resolves against the working directory, "
+               "which is / under systemd), got " +
+                   describe_json(c.backup_dir.string()));
+    if (auto repo = f.optional_object("repository")) {
+        repo->only({"mode"});
+        c.repository.mode = repo->choice("mode", {"private", "group"}, c.repository.mode);
+    }
     if (auto comp = f.optional_object("compression")) {
         comp->only({"level", "threads"});
         c.compression.level = static_cast<int>(comp->integer_or("level", 1, 19, c.compression.level));

@@ -1,6 +1,10 @@
 #include "nightjar/hooks.hpp"
 
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <thread>
 
@@ -53,10 +57,63 @@ void log_lines(const std::string& prefix, const std::string& text) {
 }  // namespace
 
 HooksConfig parse_hooks_config(const JsonFields& f) {
-    f.only({"before_backup", "after_backup", "on_error"});
+    f.only({"before_backup", "after_backup", "on_error", "after_publish"});
     return HooksConfig{.before_backup = parse_hook_commands(f, "before_backup"),
                        .after_backup = parse_hook_commands(f, "after_backup"),
-                       .on_error = parse_hook_commands(f, "on_error")};
+                       .on_error = parse_hook_commands(f, "on_error"),
+                       .after_publish = parse_hook_commands(f, "after_publish")};
+}
+
+namespace {
+bool executable_file(const std::string& path) {
+    struct stat st {};
+    return ::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(path.c_str(), X_OK) == 0;
+}
+}  // namespace
+
+std::string resolve_program(const std::string& program) {
+    if (program.find('/') != std::string::npos) return program;
+    const char* env = std::getenv("PATH");
+    std::string path = env ? env : "/bin:/usr/bin";
+    std::size_t start = 0;
+    while (start <= path.size()) {
+        std::size_t end = path.find(':', start);
+        if (end == std::string::npos) end = path.size();
+        std::string dir = path.substr(start, end - start);
+        std::string candidate = (dir.empty() ? std::string(".") : dir) + "/" + program;
+        if (executable_file(candidate)) return candidate;
+        start = end + 1;
+    }
+    return "";
+}
+
+std::vector<std::string> check_hooks(const HooksConfig& hooks) {
+    std::vector<std::string> problems;
+    auto stage = [&](std::string_view name, const std::vector<HookCommand>& commands) {
+        for (std::size_t i = 0; i < commands.size(); ++i) {
+            const std::string& program = commands[i].argv.at(0);
+            std::string prefix =
+                "hook " + std::string(name) + "[" + std::to_string(i) + "]: " + program + ": ";
+            std::string found = resolve_program(program);
+            struct stat st {};
+            if (found.empty())
+                problems.push_back(prefix + "not found on PATH (" +
+                                   std::string(std::getenv("PATH") ? std::getenv("PATH") : "") +
+                                   "): install it or give its absolute path in /hooks/" + std::string(name) +
+                                   "/" + std::to_string(i) + "/argv/0");
+            else if (::stat(found.c_str(), &st) != 0)
+                problems.push_back(prefix + "does not exist: fix /hooks/" + std::string(name) + "/" +
+                                   std::to_string(i) + "/argv/0");
+            else if (!S_ISREG(st.st_mode) || ::access(found.c_str(), X_OK) != 0)
+                problems.push_back(prefix + "is not an executable file: chmod +x it or fix /hooks/" +
+                                   std::string(name) + "/" + std::to_string(i) + "/argv/0");
+        }
+    };
+    stage("before_backup", hooks.before_backup);
+    stage("on_error", hooks.on_error);
+    stage("after_backup", hooks.after_backup);
+    stage("after_publish", hooks.after_publish);
+    return problems;
 }
 
 json HookRun::to_json() const {
@@ -119,7 +176,8 @@ std::vector<HookRun> run_hooks(std::string_view stage, const std::vector<HookCom
             log::error(prefix, e.what());
             run.exit_code = 127;
         }
-        run.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        run.seconds =
+            log::round_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
         if (run.timed_out)
             log::error(prefix, render(cmd.argv), " timed out after ", cmd.timeout_s,
                        " s (timeout_s) and was killed");

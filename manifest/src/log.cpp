@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <ctime>
 #include <mutex>
@@ -87,6 +88,19 @@ void write(Level level, std::string_view message) {
 
 bool stderr_is_terminal() {
     return ::isatty(2) == 1;
+}
+
+double round_seconds(double s) {
+    return std::round(s * 1000.0) / 1000.0;
+}
+
+std::string seconds(double s) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.3f", s);
+    std::string out = buf;
+    while (out.size() > 1 && out.back() == '0') out.pop_back();
+    if (out.back() == '.') out.pop_back();
+    return out;
 }
 
 std::string human_bytes(std::uint64_t bytes) {

@@ -201,9 +201,10 @@ std::optional<Entry> RepositoryReader::stat_artifact(const Artifact& artifact) c
     return storage_.stat(artifact.path);
 }
 
-Lock::Lock(const fs::path& file) {
-    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+Lock::Lock(const fs::path& file, std::uint32_t mode) {
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
     if (fd_ < 0) throw_errno(Kind::Storage, "cannot open lock file", file.string());
+    (void)::fchmod(fd_, mode);  // whatever the umask (another owner's file stays as it is)
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
         int err = errno;
         char buf[32] = {};
@@ -298,7 +299,7 @@ Lock lock_for_deleting(const fs::path& backup_dir, const LockWait& wait) {
 
 Lock RepositoryWriter::lock() {
     storage_.make_dir(".");
-    Lock held(storage_.root() / kLockFile);
+    Lock held(storage_.root() / kLockFile, storage_.modes().file);
     // The readers' lock file exists from the first backup on, so restores never have to create it.
     if (int fd = open_readers_lock(storage_.root() / kReadersLockFile); fd >= 0) ::close(fd);
     return held;
@@ -346,8 +347,7 @@ void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
     staging.release();
     storage_.sync_dir(".");
     failpoint("publish:before-manifest");
-    auto out =
-        storage_.open_write(manifest_file_name(manifest.id), {.atomic = true, .sync = true, .mode = 0640});
+    auto out = storage_.open_write(manifest_file_name(manifest.id), {.atomic = true, .sync = true});
     out->write(io::as_bytes(serialize(manifest)));
     failpoint("publish:before-manifest-rename");
     out->finish();

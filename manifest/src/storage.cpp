@@ -34,6 +34,8 @@ public:
         int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, options_.mode);
         if (fd < 0) throw_errno(Kind::Storage, "cannot create file", tmp_.string());
         fd_ = io::UniqueFd(fd);
+        // The umask never loosens or tightens it.
+        if (::fchmod(fd, options_.mode) != 0) throw_errno(Kind::Storage, "cannot chmod", tmp_.string());
     }
     ~AtomicFileWriter() override {
         if (!done_ && options_.atomic) ::unlink(tmp_.c_str());
@@ -142,7 +144,13 @@ std::unique_ptr<io::Reader> PosixStorage::open_read(const fs::path& rel) const {
 }
 
 std::unique_ptr<io::Writer> PosixStorage::open_write(const fs::path& rel, WriteOptions options) {
+    if (options.mode == 0) options.mode = modes_.file;
     return std::make_unique<AtomicFileWriter>(abs(rel), options);
+}
+
+StorageModes storage_modes(const std::string& repository_mode) {
+    if (repository_mode == "group") return {.dir = 0750, .file = 0640};
+    return {};
 }
 
 std::vector<Entry> PosixStorage::list(const fs::path& dir) const {
@@ -175,9 +183,22 @@ std::optional<Entry> PosixStorage::stat(const fs::path& rel) const {
 }
 
 void PosixStorage::make_dir(const fs::path& rel) {
-    std::error_code ec;
-    fs::create_directories(abs(rel), ec);
-    if (ec) throw Error(Kind::Storage, "cannot create directory: " + abs(rel).string() + ": " + ec.message());
+    // Each missing directory is created with modes_.dir, whatever the umask; existing ones are left as they
+    // are.
+    std::vector<fs::path> missing;
+    for (fs::path p = abs(rel); !p.empty(); p = p.parent_path()) {
+        struct stat st {};
+        if (::stat(p.c_str(), &st) == 0) break;
+        missing.push_back(p);
+        if (p == p.parent_path()) break;
+    }
+    for (auto it = missing.rbegin(); it != missing.rend(); ++it) {
+        if (::mkdir(it->c_str(), modes_.dir) != 0) {
+            if (errno == EEXIST) continue;
+            throw_errno(Kind::Storage, "cannot create directory", it->string());
+        }
+        if (::chmod(it->c_str(), modes_.dir) != 0) throw_errno(Kind::Storage, "cannot chmod", it->string());
+    }
 }
 
 void PosixStorage::rename(const fs::path& from, const fs::path& to) {

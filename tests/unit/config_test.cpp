@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "nightjar/config.hpp"
+#include "nightjar/storage.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"
 
@@ -65,4 +66,37 @@ TEST_CASE("retention and monitoring sections", "[config]") {
         IsError(Kind::Config, "/monitoring/ping_url: expected an http:// or https:// URL"));
     REQUIRE_THROWS_MATCHES(parse_config(R"({"retention": {"keep_hourly": 1}})", "c.json"), Error,
                            IsError(Kind::Config, "/retention/keep_hourly: unknown field"));
+}
+
+TEST_CASE("a relative backup_dir is a config error naming /backup_dir", "[config]") {
+    REQUIRE_THROWS_MATCHES(parse_config(R"({"backup_dir": "backups"})", "c.json"), Error,
+                           IsError(Kind::Config, "config c.json: /backup_dir: expected an absolute path"));
+    REQUIRE_THROWS_MATCHES(parse_config(R"({"backup_dir": "./b"})", "c.json"), Error,
+                           IsError(Kind::Config, "/backup_dir: expected an absolute path"));
+    CHECK(parse_config(R"({"backup_dir": "/var/backups/nightjar"})", "c.json").backup_dir ==
+          "/var/backups/nightjar");
+}
+
+TEST_CASE("hooks: after_publish is a stage of its own", "[config][hooks]") {
+    Config c = parse_config(
+        R"({"backup_dir": "/b", "hooks": {"after_publish": [{"argv": ["rclone", "copy"]}]}})", "c.json");
+    REQUIRE(c.hooks.after_publish.size() == 1);
+    CHECK(c.hooks.after_publish[0].argv == std::vector<std::string>{"rclone", "copy"});
+    CHECK_FALSE(c.hooks.empty());
+    REQUIRE_THROWS_MATCHES(parse_config(R"({"hooks": {"after_publish": [{"argv": []}]}})", "c.json"), Error,
+                           IsError(Kind::Config, "/hooks/after_publish/0/argv"));
+}
+
+TEST_CASE("repository.mode: private by default, group on request, anything else refused", "[config]") {
+    CHECK(parse_config(R"({"backup_dir": "/b"})", "c.json").repository.mode == "private");
+    Config g = parse_config(R"({"backup_dir": "/b", "repository": {"mode": "group"}})", "c.json");
+    CHECK(g.repository.mode == "group");
+    CHECK(storage_modes(g.repository.mode).dir == 0750);
+    CHECK(storage_modes(g.repository.mode).file == 0640);
+    CHECK(storage_modes("private").dir == 0700);
+    CHECK(storage_modes("private").file == 0600);
+    REQUIRE_THROWS_MATCHES(parse_config(R"({"repository": {"mode": "world"}})", "c.json"), Error,
+                           IsError(Kind::Config, "/repository/mode: expected one of private|group"));
+    REQUIRE_THROWS_MATCHES(parse_config(R"({"repository": {"umask": 0}})", "c.json"), Error,
+                           IsError(Kind::Config, "/repository/umask: unknown field"));
 }

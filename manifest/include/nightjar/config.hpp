@@ -8,9 +8,9 @@
 #include "nightjar/cdc/cdc_config.hpp"
 #include "nightjar/hooks.hpp"
 #include "nightjar/io/zstd.hpp"
-#include "nightjar/retention.hpp"
-#include "nightjar/redis/config.hpp"
 #include "nightjar/postgres/config.hpp"
+#include "nightjar/redis/config.hpp"
+#include "nightjar/retention.hpp"
 
 namespace nightjar {
 
@@ -26,17 +26,22 @@ struct MonitoringConfig {
     int timeout_s = 10;                  // per ping; a failing ping never fails the backup
 };
 
+struct RepositoryConfig {
+    std::string mode = "private";  // "private": dirs 0700, files 0600; "group": 0750/0640 (a backup group)
+};
+
 struct Config {
-    std::filesystem::path source;      // the file it was loaded from ("" for defaults)
-    std::filesystem::path backup_dir;  // where backups are published
-    io::ZstdOptions compression;       // zstd level and threads for every artifact
-    std::optional<FilesConfig> files;  // the config-files component, when configured
-    RetentionPolicy retention;         // pruning after a successful backup; empty = keep everything
-    MonitoringConfig monitoring;       // pings and metrics
-    std::optional<CdcConfig> cdc;      // Kafka Connect connectors to pause, when configured
-    HooksConfig hooks;                 // operator commands before/after the backup and on error
+    std::filesystem::path source;             // the file it was loaded from ("" for defaults)
+    std::filesystem::path backup_dir;         // where backups are published
+    io::ZstdOptions compression;              // zstd level and threads for every artifact
+    std::optional<FilesConfig> files;         // the config-files component, when configured
+    RetentionPolicy retention;                // pruning after a successful backup; empty = keep everything
+    MonitoringConfig monitoring;              // pings and metrics
+    std::optional<CdcConfig> cdc;             // Kafka Connect connectors to pause, when configured
+    HooksConfig hooks;                        // operator commands before/after the backup and on error
     std::optional<redis::RedisConfig> redis;  // the Redis component, when configured
     std::optional<PostgresConfig> postgres;   // the PostgreSQL component, when configured
+    RepositoryConfig repository;              // permission modes of what is created in backup_dir
 };
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.

@@ -19,15 +19,26 @@ struct HookCommand {
 struct HooksConfig {
     std::vector<HookCommand>
         before_backup;  // after CDC is paused, before the first component; a failure aborts
-    std::vector<HookCommand> after_backup;  // on every way out, before the manifest is published
-    std::vector<HookCommand> on_error;      // when the run fails (or is partial), before after_backup
-    bool empty() const { return before_backup.empty() && after_backup.empty() && on_error.empty(); }
+    std::vector<HookCommand> after_backup;   // on every way out, before the manifest is published
+    std::vector<HookCommand> on_error;       // when the run fails (or is partial), before after_backup
+    std::vector<HookCommand> after_publish;  // once the manifest is published (NIGHTJAR_MANIFEST exists);
+                                             // a failure makes the exit non-zero, never unpublishes
+    bool empty() const {
+        return before_backup.empty() && after_backup.empty() && on_error.empty() && after_publish.empty();
+    }
 };
 
 // Parses the "hooks" object; Kind::Config errors name the JSON pointer.
 HooksConfig parse_hooks_config(const JsonFields& f);
 // The list of commands at `key` (absent: none), for other hook points such as cdc.watch.on_alert.
 std::vector<HookCommand> parse_hook_commands(const JsonFields& f, std::string_view key);
+
+// Where argv[0] would be run from: itself when it holds a '/', else the first match on $PATH (as
+// posix_spawnp looks it up). Empty when not found.
+std::string resolve_program(const std::string& program);
+// Dry-run preflight: one line per command whose program is not found on $PATH or is not an executable file,
+// "hook <stage>[<i>]: <program>: ...".
+std::vector<std::string> check_hooks(const HooksConfig& hooks);
 
 // The environment every hook gets.
 struct HookEnvironment {
@@ -40,7 +51,7 @@ struct HookEnvironment {
 };
 
 struct HookRun {
-    std::string stage;  // before_backup | after_backup | on_error
+    std::string stage;  // before_backup | after_backup | on_error | after_publish
     std::vector<std::string> argv;
     int exit_code = -1;  // exit status, or 128 + signal
     bool timed_out = false;

@@ -47,5 +47,8 @@ void error(const Parts&... parts) {
 
 // "1.5 MiB"
 std::string human_bytes(std::uint64_t bytes);
+// A duration rounded to milliseconds (for JSON), and printed with at most 3 decimals ("0.5", "12.345").
+double round_seconds(double s);
+std::string seconds(double s);
 
 }  // namespace nightjar::log

@@ -106,7 +106,7 @@ private:
 // free again because the kernel drops flock locks with their process.
 class Lock {
 public:
-    explicit Lock(const std::filesystem::path& file);
+    explicit Lock(const std::filesystem::path& file, std::uint32_t mode = 0600);  // mode of a new lock file
     struct Adopt {};
     Lock(Adopt, int locked_fd) : fd_(locked_fd) {}  // owns a descriptor that already holds a lock (or -1)
     Lock(Lock&&) noexcept;

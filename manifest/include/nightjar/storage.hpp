@@ -13,10 +13,19 @@
 namespace nightjar {
 
 struct WriteOptions {
-    bool atomic = true;         // write to a temporary name, then rename into place on finish()
-    bool sync = true;           // fsync the file (and its directory after the rename)
-    std::uint32_t mode = 0640;  // permission bits of the new file
+    bool atomic = true;      // write to a temporary name, then rename into place on finish()
+    bool sync = true;        // fsync the file (and its directory after the rename)
+    std::uint32_t mode = 0;  // permission bits of the new file, whatever the umask; 0 = the storage's
+                             // file mode (PosixStorage: StorageModes::file)
 };
+
+// Permission bits of what a PosixStorage creates, applied whatever the umask (backups hold database
+// contents). `repository.mode`: "private" (the default) or "group" (0750/0640, for a backup group).
+struct StorageModes {
+    std::uint32_t dir = 0700;   // directories it creates (the backup dir, staging, artifact dirs)
+    std::uint32_t file = 0600;  // files it creates when WriteOptions::mode is 0
+};
+StorageModes storage_modes(const std::string& repository_mode);
 
 struct Entry {
     std::string name;
@@ -60,8 +69,10 @@ public:
 
 class PosixStorage final : public Storage {
 public:
-    explicit PosixStorage(std::filesystem::path root) : root_(std::move(root)) {}
+    explicit PosixStorage(std::filesystem::path root, StorageModes modes = {})
+        : root_(std::move(root)), modes_(modes) {}
     const std::filesystem::path& root() const { return root_; }
+    const StorageModes& modes() const { return modes_; }
     std::unique_ptr<io::Reader> open_read(const std::filesystem::path& rel) const override;
     RegularFile open_regular(const std::filesystem::path& rel) const override;
     std::unique_ptr<io::Writer> open_write(const std::filesystem::path& rel,
@@ -78,6 +89,7 @@ public:
 private:
     std::filesystem::path abs(const std::filesystem::path& rel) const;
     std::filesystem::path root_;
+    StorageModes modes_;
 };
 
 class ReadOnlyStorage final : public Storage {

@@ -445,9 +445,10 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::t
             }
         }
     }
-    // Keep in the state file only what may still be paused.
+    // Keep in the state file only what may still be paused. One error line per distinct failure, with
+    // the connectors it hit counted (a Kafka Connect that is down fails them all the same way).
+    std::vector<std::pair<std::string, std::vector<std::string>>> failed_by_reason;
     for (auto& t : targets) {
-        bool still_paused = !t.done;
         if (t.failure.empty() && !t.done) {
             if (!t.requested)
                 t.failure = "resume failed: " + (t.last_error.empty()
@@ -461,8 +462,24 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::t
             else
                 t.failure = "did not report RUNNING in time";
         }
+        if (t.failure.empty()) continue;
+        std::string reason = t.failure;  // the same for every connector: its name in a URL becomes {name}
+        const std::string own = "/connectors/" + t.name + "/";
+        for (std::size_t at; (at = reason.find(own)) != std::string::npos;)
+            reason.replace(at, own.size(), "/connectors/{name}/");
+        auto it = std::find_if(failed_by_reason.begin(), failed_by_reason.end(),
+                               [&](const auto& f) { return f.first == reason; });
+        if (it == failed_by_reason.end()) it = failed_by_reason.insert(it, {reason, {}});
+        it->second.push_back(label(t.name, t.url));
+    }
+    for (const auto& [reason, names] : failed_by_reason) {
+        std::string list;
+        for (const auto& n : names) list += (list.empty() ? "" : ", ") + n;
+        log::error("cdc: ", names.size(), " connector(s) not resumed: ", reason, ": ", list);
+    }
+    for (auto& t : targets) {
+        bool still_paused = !t.done;
         if (!t.failure.empty()) {
-            log::error("cdc: ", label(t.name, t.url), ": ", t.failure);
             resume_failures_.push_back(label(t.name, t.url) + ": " + t.failure);
             if (t.record && t.record->problem.empty()) t.record->problem = t.failure;
             if (t.healed && (*t.healed)["result"].is_null()) (*t.healed)["result"] = t.failure;
@@ -489,8 +506,9 @@ void CdcCoordinator::pause() {
                             .backoff = backoff_for(config_.retry),
                             .interruptible = true,
                             .on_retry = [what](const KafkaConnectError& e, int attempt) {
-                                log::warn("cdc: ", what, " attempt ", attempt, " failed: ", e.what(),
-                                          "; retrying");
+                                if (attempt == 1)
+                                    log::warn("cdc: ", what, " attempt 1 failed: ", e.what(),
+                                              "; retrying until cdc.pause_timeout_s");
                             }};
     };
     struct Pending {
@@ -1014,7 +1032,9 @@ CdcCheckReport CdcCoordinator::check() {
                 }
             }
         } catch (const KafkaConnectError& e) {
-            report.problems.push_back(std::string("cdc: Kafka Connect does not answer: ") + e.what() +
+            std::string why = e.what();  // "Kafka Connect did not answer: <transport errors>": said once
+            if (why.rfind("Kafka Connect did not answer: ", 0) == 0) why.erase(0, 30);
+            report.problems.push_back("cdc: Kafka Connect does not answer: " + why +
                                       ": check cdc.kafka_connect.url");
             cj["problem"] = e.what();
         }

@@ -610,6 +610,22 @@ void check_pg_renames(const Manifest& manifest, const RestoreOptions& options) {
     }
 }
 
+// How many large objects of the current database the current role may not SELECT (0 for a superuser, or
+// with lo_compat_privileges on).
+static std::string unreadable_large_objects_sql(int server_version) {
+    std::string allowed = server_version >= 170000
+                              ? std::string("has_largeobject_privilege(m.oid, 'SELECT')")
+                              : std::string(
+                                    "pg_has_role(m.lomowner, 'USAGE') OR EXISTS (SELECT 1 FROM "
+                                    "aclexplode(coalesce(m.lomacl, acldefault('L', m.lomowner))) a "
+                                    "WHERE a.privilege_type = 'SELECT' AND CASE WHEN a.grantee = 0 THEN true "
+                                    "ELSE pg_has_role(a.grantee, 'USAGE') END)");
+    return "SELECT CASE WHEN (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) "
+           "OR current_setting('lo_compat_privileges') = 'on' THEN 0 ELSE "
+           "(SELECT count(*) FROM pg_largeobject_metadata m WHERE NOT (" +
+           allowed + ")) END";
+}
+
 CheckReport PostgresComponent::check() const {
     CheckReport report;
     if (!config_) return report;
@@ -636,6 +652,14 @@ CheckReport PostgresComponent::check() const {
                 report.problems.push_back("postgres: " + target.describe() + ": no SELECT privilege on " +
                                           denied +
                                           " table(s): pg_dump would fail; grant pg_read_all_data or SELECT");
+            std::string lo_denied = conn.scalar(unreadable_large_objects_sql(conn.server_version()));
+            if (lo_denied != "0")
+                report.problems.push_back("postgres: " + target.describe() + ": " + lo_denied +
+                                          " large object(s) the role cannot read (pg_largeobject_metadata): "
+                                          "pg_dump would fail with "
+                                          "\"permission denied for large object\"; GRANT SELECT ON LARGE "
+                                          "OBJECT <oid> TO the backup "
+                                          "role, or back up as their owner");
             report.estimated_bytes += size;
             report.plan.push_back("postgres: " + target.describe() + " (server " +
                                   pg_version_string(conn.server_version()) + ", " + log::human_bytes(size) +

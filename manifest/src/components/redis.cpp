@@ -163,6 +163,68 @@ redis::RdbSummary write_rdb(io::Reader& content, const fs::path& path) {
     return check.summary();
 }
 
+// What the real capture would be allowed to do: SYNC (REPLCONF + SYNC), else the BGSAVE fallback (BGSAVE,
+// CONFIG GET dir/dbfilename and the dump file read here). Adds a problem when neither would work.
+void check_capture_permissions(redis::Connection& conn, const redis::RedisConfig& config,
+                               CheckReport& report) {
+    const redis::CommandNames& cmds = config.endpoint.commands;
+    const std::string what = config.endpoint.describe();
+    const std::string user =
+        config.endpoint.user.empty() ? "the default user" : "user " + config.endpoint.user;
+    constexpr const char* kGrantSync =
+        "grant the backup user +replconf +sync +psync +ping +info (see README, Redis)";
+    std::string sync_refused;
+    for (const auto& argv :
+         std::vector<std::vector<std::string>>{{cmds.replconf, "capa", "eof"}, {cmds.sync}}) {
+        auto p = conn.probe_permission(argv, /*harmless=*/argv[0] == cmds.replconf);
+        if (!p.known) {
+            report.warnings.push_back("cannot tell whether " + user + " may run " + argv[0] + " (" +
+                                      p.detail + "): the real run will find out");
+            return;
+        }
+        if (!p.allowed) {
+            sync_refused = argv[0] + " refused: " + p.detail;
+            break;
+        }
+    }
+    if (sync_refused.empty()) return;
+    if (config.fallback == "none") {
+        report.problems.push_back(what + ": " + sync_refused + ": " + kGrantSync +
+                                  ", or set /redis/fallback to \"bgsave\"");
+        return;
+    }
+    std::vector<std::string> denied;
+    for (const auto& argv : std::vector<std::vector<std::string>>{
+             {cmds.bgsave}, {cmds.config, "GET", "dir"}, {cmds.config, "GET", "dbfilename"}}) {
+        auto p = conn.probe_permission(argv, /*harmless=*/argv[0] == cmds.config);
+        if (!p.known)
+            report.warnings.push_back("cannot tell whether " + user + " may run " + argv[0] + " (" +
+                                      p.detail + "): the BGSAVE fallback may fail");
+        else if (!p.allowed)
+            denied.push_back(argv[0] + (argv.size() > 1 ? " " + argv[1] : "") + " (" + p.detail + ")");
+    }
+    if (!denied.empty()) {
+        std::string list;
+        for (const auto& d : denied) list += (list.empty() ? "" : ", ") + d;
+        report.problems.push_back(what + ": SYNC is not permitted (" + sync_refused +
+                                  ") and the BGSAVE fallback would be refused too: " + list + ": " +
+                                  kGrantSync + ", or +bgsave +config|get for the BGSAVE fallback");
+        return;
+    }
+    redis::Reply dir = conn.command({cmds.config, "GET", "dir"});
+    if (!dir.is_error() && dir.size() >= 2) {
+        std::string d = dir.element(1).str();
+        if (::access(d.c_str(), R_OK | X_OK) != 0) {
+            report.problems.push_back(what + ": " + sync_refused + "; the BGSAVE fallback would write into " +
+                                      d + ", which is not readable here: " + kGrantSync +
+                                      ", or run nightjar where that directory can be read");
+            return;
+        }
+    }
+    report.warnings.push_back(sync_refused +
+                              ": the backup will fall back to BGSAVE and a copy of the dump file");
+}
+
 }  // namespace
 
 CheckReport RedisComponent::check() const {
@@ -180,6 +242,7 @@ CheckReport RedisComponent::check() const {
                               std::to_string(total_keys(ks)) + " keys in " + std::to_string(ks.size()) +
                               " db(s), " + log::human_bytes(used) + " used; snapshot over SYNC" +
                               (config_->fallback == "bgsave" ? " (BGSAVE fallback)" : ""));
+        check_capture_permissions(conn, *config_, report);
     } catch (const Error& e) {
         report.problems.push_back(e.what());
     }

@@ -1,6 +1,12 @@
 #include "nightjar/postgres/connection.hpp"
 
 #include <libpq-fe.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 
 namespace nightjar {
 
@@ -68,8 +74,33 @@ void PgConnection::Deleter::operator()(pg_conn* c) const {
     PQfinish(c);
 }
 
+void check_passfile(const std::string& passfile, const std::string& what, Kind kind) {
+    if (passfile.empty()) return;
+    struct stat st {};
+    if (::stat(passfile.c_str(), &st) != 0)
+        throw Error(
+            kind, "postgres: " + what + ": the passfile " + passfile + " (postgres.passfile) " +
+                      (errno == ENOENT ? std::string("does not exist") : std::string(std::strerror(errno))) +
+                      ": create it (host:port:db:user:password, mode 0600) or fix the path");
+    if (!S_ISREG(st.st_mode))
+        throw Error(kind, "postgres: " + what + ": the passfile " + passfile +
+                              " (postgres.passfile) is not a regular file: fix the path");
+    if ((st.st_mode & (S_IRWXG | S_IRWXO)) != 0) {
+        char mode[8];
+        std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+        throw Error(
+            kind,
+            "postgres: " + what + ": the passfile " + passfile + " (postgres.passfile) has mode " + mode +
+                ": libpq ignores a password file that is group or world accessible: chmod 0600 " + passfile);
+    }
+    if (::access(passfile.c_str(), R_OK) != 0)
+        throw Error(kind, "postgres: " + what + ": the passfile " + passfile +
+                              " (postgres.passfile) is not readable by this user: fix its owner");
+}
+
 PgConnection::PgConnection(const PgTarget& target, Kind failure_kind)
     : target_(target), failure_kind_(failure_kind) {
+    check_passfile(target.endpoint.passfile, "cannot connect to " + target.describe(), failure_kind_);
     auto kv = target.conninfo();
     std::vector<const char*> keys, values;
     for (const auto& [k, v] : kv) {

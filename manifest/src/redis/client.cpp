@@ -174,6 +174,43 @@ Reply Connection::get_reply() {
     return Reply(static_cast<redisReply*>(r));
 }
 
+namespace {
+bool is_refusal(std::string_view e) {
+    return e.rfind("NOPERM", 0) == 0 || e.rfind("ERR unknown command", 0) == 0;
+}
+}  // namespace
+
+Connection::Permission Connection::probe_permission(const std::vector<std::string>& argv, bool harmless) {
+    std::vector<std::string_view> args;
+    for (const auto& a : argv) args.push_back(a);
+    // ACL DRYRUN answers OK, or a bulk string with the refusal; an error reply means it cannot answer.
+    std::vector<std::string_view> dry{"ACL", "DRYRUN", endpoint_.user.empty() ? "default" : endpoint_.user};
+    dry.insert(dry.end(), args.begin(), args.end());
+    Reply r = command(dry);
+    if (!r.is_error()) {
+        std::string text = r.str();
+        if (text == "OK") return {true, true, ""};
+        return {true, false, text};
+    }
+    std::string why = "ACL DRYRUN: " + r.str();
+    Reply multi = command({"MULTI"});
+    if (!multi.is_error()) {
+        Reply queued = command(args);
+        Reply discard = command({"DISCARD"});
+        (void)discard;
+        if (queued.is_error() && is_refusal(queued.view())) return {true, false, queued.str()};
+        // QUEUED, or an error that is not an ACL refusal ("not allowed inside a transaction").
+        return {true, true, ""};
+    }
+    why += "; MULTI: " + multi.str();
+    if (harmless) {
+        Reply direct = command(args);
+        if (direct.is_error() && is_refusal(direct.view())) return {true, false, direct.str()};
+        return {true, true, ""};
+    }
+    return {false, false, why};
+}
+
 std::map<std::string, std::string> Connection::info(const std::string& section) {
     Reply r = checked({endpoint_.commands.info, section}, endpoint_.commands.info + " " + section);
     return parse_info(r.view());

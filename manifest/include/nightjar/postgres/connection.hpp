@@ -69,6 +69,11 @@ private:
     Kind failure_kind_;
 };
 
+// A named passfile must exist, be a regular file readable here and be 0600 or stricter (libpq's own rule,
+// which otherwise silently ignores it and then reports "no password supplied"). Throws `kind` naming the
+// file.
+void check_passfile(const std::string& passfile, const std::string& what, Kind kind);
+
 // "15.18" from 150018 (and "9.6.24" from 90624).
 std::string pg_version_string(int version_num);
 

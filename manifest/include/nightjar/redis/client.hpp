@@ -70,6 +70,16 @@ public:
 
     [[noreturn]] void fail(const std::string& message) const;
 
+    // Whether the logged-in user may run `argv`, without running it: ACL DRYRUN (Redis 7.0+), else the
+    // command queued in a MULTI that is then discarded (the ACL check comes before the queueing), else,
+    // for a command that changes nothing (`harmless`), the command itself.
+    struct Permission {
+        bool known = false;    // false: nothing could tell (detail says why)
+        bool allowed = false;  // meaningful when known
+        std::string detail;    // the refusal, or why it is unknown
+    };
+    Permission probe_permission(const std::vector<std::string>& argv, bool harmless = false);
+
 private:
     class RawReader;
     Endpoint endpoint_;
