@@ -235,11 +235,18 @@ Lock::~Lock() {
 
 namespace {
 
-// Opens (creating when allowed) the readers' lock file: a regular file, never a link, never blocking.
-int open_readers_lock(const fs::path& file) {
+// Opens (creating when missing) the readers' lock file: a regular file, never a link, never blocking. A
+// new one gets `mode` whatever the umask: the repository's file mode, so whoever may read the backups may
+// take it.
+int open_readers_lock(const fs::path& file, std::uint32_t mode = 0600) {
     int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT)
-        fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, 0644);
+    if (fd < 0 && errno == ENOENT) {
+        fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+        if (fd >= 0)
+            ::fchmod(fd, mode);
+        else if (errno == EEXIST)
+            fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    }
     if (fd < 0) return -1;
     struct stat st {};
     if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -301,7 +308,8 @@ Lock RepositoryWriter::lock() {
     storage_.make_dir(".");
     Lock held(storage_.root() / kLockFile, storage_.modes().file);
     // The readers' lock file exists from the first backup on, so restores never have to create it.
-    if (int fd = open_readers_lock(storage_.root() / kReadersLockFile); fd >= 0) ::close(fd);
+    if (int fd = open_readers_lock(storage_.root() / kReadersLockFile, storage_.modes().file); fd >= 0)
+        ::close(fd);
     return held;
 }
 

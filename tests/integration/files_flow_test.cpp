@@ -128,7 +128,7 @@ TEST_CASE("a corrupted artifact fails the dry run naming it", "[integration][fil
     CHECK_FALSE(fs::exists(f.dir / "o"));
 }
 
-TEST_CASE("an edited manifest is refused; a deleted one is no backup", "[integration][files]") {
+TEST_CASE("an edited manifest is refused and a deleted one is no backup", "[integration][files]") {
     Flow f;
     REQUIRE(f.backup().code == 0);
     fs::path m = f.manifests()[0];

@@ -131,7 +131,8 @@ TEST_CASE("prune-only applies retention-days and keeps the newest", "[integratio
     }
 }
 
-TEST_CASE("a normal run prunes after publishing; a failed run does not prune", "[integration][operations]") {
+TEST_CASE("a normal run prunes after publishing and a failed run does not prune",
+          "[integration][operations]") {
     Setup s(json{{"retention", {{"keep_last", 2}}}});
     make_history(s, 3, 2);
     REQUIRE(s.backup().code == 0);
@@ -203,7 +204,7 @@ TEST_CASE("metrics file is valid Prometheus text and keeps the last success acro
                          Catch::Contains("nightjar_last_success_timestamp_seconds " + success + "\n"));
 }
 
-TEST_CASE("the ping URL hears start, success and failure; a dead one never fails the backup",
+TEST_CASE("the ping URL hears start, success and failure, and a dead one never fails the backup",
           "[integration][operations]") {
     Recorder rec;
     std::string url = "http://127.0.0.1:" + std::to_string(rec.port) + "/ping/abc";
@@ -292,7 +293,7 @@ TEST_CASE("the systemd units verify and the timer runs at 01:50", "[integration]
     }
 }
 
-TEST_CASE("log-file appends the same lines; log-format json writes one object per line",
+TEST_CASE("log-file appends the same lines and log-format json writes one object per line",
           "[integration][operations]") {
     Setup s;
     fs::path log = s.dir / "logs/backup.log";
@@ -512,7 +513,7 @@ TEST_CASE("a run never deletes the backup it has just published", "[integration]
     CHECK_THAT(r.err, Catch::Contains("keep   " + left[0] + " (published by this run"));
 }
 
-TEST_CASE("--config /dev/zero fails fast with the limit named", "[integration][operations][hostile]") {
+TEST_CASE("a config of /dev/zero fails fast with the limit named", "[integration][operations][hostile]") {
     auto b = run_guarded({NIGHTJAR_BACKUP_BIN, "--config", "/dev/zero"});
     CHECK(b.code == 2);
     CHECK_THAT(b.err, Catch::Contains("config /dev/zero: larger than the 1 MiB a config file may have"));

@@ -62,7 +62,8 @@ TEST_CASE("parse_rfc3339_utc reads what rfc3339_utc writes", "[unit][cdc][window
     CHECK_FALSE(parse_rfc3339_utc("yesterday"));
 }
 
-TEST_CASE("a window is active until its end; one without a readable end has ended", "[unit][cdc][window]") {
+TEST_CASE("a window is active until its end and one without a readable end has ended",
+          "[unit][cdc][window]") {
     CdcPauseState s;
     s.owner = "window";
     s.window_until = "2026-11-25T02:30:00Z";

@@ -341,7 +341,7 @@ TEST_CASE("safe_fs: lookups go component by component and never through a link",
     CHECK(*files::split_relative("etc/x") == std::vector<std::string>{"etc", "x"});
 }
 
-TEST_CASE("files manifest: modes are written as octal strings too; older manifests load",
+TEST_CASE("files manifest: modes are written as octal strings too and older manifests load",
           "[files][hostile]") {
     Hostile h;
     std::vector<TarEntry> tar = {dir("etc", 0750), file("etc/a", "alpha\n", 0640)};

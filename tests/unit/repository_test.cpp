@@ -68,7 +68,7 @@ TEST_CASE("ReadOnlyStorage refuses every mutation", "[storage]") {
     CHECK(std::filesystem::exists(dir / "x"));
 }
 
-TEST_CASE("publish makes a backup exist; staging never shows", "[repository]") {
+TEST_CASE("publish makes a backup exist and staging never shows", "[repository]") {
     test::TempDir dir;
     PosixStorage storage(dir.path());
     RepositoryWriter repo(storage);
@@ -112,7 +112,7 @@ TEST_CASE("publish makes a backup exist; staging never shows", "[repository]") {
     }
 }
 
-TEST_CASE("a dropped staging leaves nothing; stale staging is cleaned by the next begin", "[repository]") {
+TEST_CASE("a dropped staging leaves nothing and stale staging is cleaned by the next begin", "[repository]") {
     test::TempDir dir;
     PosixStorage storage(dir.path());
     RepositoryWriter repo(storage);

@@ -413,7 +413,10 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::t
                         t.failure = std::string("resume failed: ") + e.what();
                     } else {
                         t.last_error = e.what();
-                        log::warn("cdc: resume ", t.name, " attempt ", t.attempts, " failed: ", e.what());
+                        // The first failure is said; the retries after it are not repeated.
+                        if (t.attempts == 1)
+                            log::warn("cdc: resume ", t.name, " attempt 1 failed: ", e.what(),
+                                      "; retrying until cdc.resume_timeout_s");
                     }
                 }
                 continue;
@@ -640,8 +643,9 @@ void CdcCoordinator::pause() {
                         fatal += (fatal.empty() ? "" : "; ") +
                                  ("pause " + label(r.name, r.cluster) + ": " + std::string(e.what()));
                     } else {
-                        log::warn("cdc: pause ", r.name, " attempt ", p.attempts, " failed: ", e.what(),
-                                  "; retrying");
+                        if (p.attempts == 1)
+                            log::warn("cdc: pause ", r.name, " attempt 1 failed: ", e.what(),
+                                      "; retrying until cdc.pause_timeout_s");
                     }
                 }
             }
