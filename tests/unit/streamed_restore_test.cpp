@@ -185,7 +185,7 @@ TEST_CASE("a streamed restore feeds every block to exactly one pg_restore, whole
     }
     std::multiset<int> all_data{archive.sequence_set};
     for (const auto& t : archive.tables) all_data.insert(t.data_id);
-    CHECK(fed == all_data);  // every data entry exactly once
+    CHECK(fed == all_data);      // every data entry exactly once
     std::multiset<int> batched;  // after_batch is told the blocks each batch loaded
     for (const auto& b : batches) batched.insert(b.begin(), b.end());
     std::multiset<int> blocks = all_data;

@@ -1,6 +1,7 @@
 #pragma once
 // The one place each binary's main() catches: parse errors -> exit 2 (--help -> 0), nightjar::Error -> its
-// kind's exit code, anything else -> internal error. Header-only: only the binaries (which link CLI11) use it.
+// kind's exit code, anything else -> internal error. Header-only: only the binaries (which link CLI11) use
+// it.
 #include <CLI/CLI.hpp>
 #include <exception>
 

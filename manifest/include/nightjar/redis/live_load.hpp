@@ -19,13 +19,13 @@ struct LiveLoadOptions {
 };
 
 struct LiveLoadResult {
-    Keyspace loaded;                  // what the temporary server held after loading the file
-    std::uint64_t keys_copied = 0;    // RESTOREs the target accepted
+    Keyspace loaded;                        // what the temporary server held after loading the file
+    std::uint64_t keys_copied = 0;          // RESTOREs the target accepted
     std::map<int, std::uint64_t> replaced;  // per db: keys the target already held that the backup replaced
-    std::uint64_t keys_expired = 0;   // keys that expired before they could be copied
-    std::uint64_t functions = 0;      // function libraries restored (Redis 7+)
-    std::string temp_server_version;  // of the temporary redis-server
-    std::vector<std::string> errors;  // refused RESTOREs (the first few) and other copy failures
+    std::uint64_t keys_expired = 0;         // keys that expired before they could be copied
+    std::uint64_t functions = 0;            // function libraries restored (Redis 7+)
+    std::string temp_server_version;        // of the temporary redis-server
+    std::vector<std::string> errors;        // refused RESTOREs (the first few) and other copy failures
     std::uint64_t error_count = 0;
 };
 
