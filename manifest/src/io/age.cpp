@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <exception>
 
 #include "age_internal.hpp"
 
@@ -208,7 +209,7 @@ struct AgeDecryptWriter::State {
     std::vector<std::byte> payload_key;
     std::vector<std::byte> buf;  // sealed bytes not yet opened (at most one chunk + 1 byte)
     std::uint64_t counter = 0;
-    bool failed = false;
+    std::exception_ptr failure;  // the first error, raised again by any later call
     bool finished = false;
     State(AgeIdentities i, Writer& n) : ids(std::move(i)), next(n) {}
     ~State() {
@@ -335,22 +336,22 @@ AgeDecryptWriter::~AgeDecryptWriter() = default;
 
 void AgeDecryptWriter::write(Bytes data) {
     auto& st = *state_;
-    if (st.failed) fail(AgeFailure::Payload, "age: decrypt: stream already failed");
+    if (st.failure) std::rethrow_exception(st.failure);
     try {
         st.write(data);
     } catch (...) {
-        st.failed = true;
+        st.failure = std::current_exception();
         throw;
     }
 }
 
 void AgeDecryptWriter::finish() {
     auto& st = *state_;
-    if (st.failed) fail(AgeFailure::Payload, "age: decrypt: stream already failed");
+    if (st.failure) std::rethrow_exception(st.failure);
     try {
         st.finish();
     } catch (...) {
-        st.failed = true;
+        st.failure = std::current_exception();
         throw;
     }
 }

@@ -10,6 +10,7 @@ namespace {
 constexpr std::string_view kCharset = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
 constexpr std::string_view kRecipientHrp = "age";
 constexpr std::string_view kIdentityHrp = "age-secret-key-";
+constexpr std::uintmax_t kMaxIdentityFile = 1 << 20;
 
 std::uint32_t polymod(const std::vector<std::uint8_t>& values) {
     constexpr std::uint32_t kGen[5] = {0x3b6a57b2, 0x26508e6d, 0x1ea119fa, 0x3d4233dd, 0x2a1462b3};
@@ -152,6 +153,11 @@ std::string AgeIdentity::secret_str() const {
 std::vector<AgeIdentity> read_identity_file(const std::filesystem::path& path) {
     std::ifstream in(path);
     if (!in) throw Error(Kind::Config, "age: identity file " + path.string() + ": cannot be opened");
+    std::error_code ec;
+    auto size = std::filesystem::file_size(path, ec);
+    if (!ec && size > kMaxIdentityFile)
+        throw Error(Kind::Config,
+                    "age: identity file " + path.string() + ": larger than 1 MiB: not an identity file");
     std::vector<AgeIdentity> ids;
     std::string line;
     std::size_t number = 0;

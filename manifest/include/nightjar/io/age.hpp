@@ -5,6 +5,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -64,7 +65,8 @@ private:
 };
 
 // Reads identities from an age identity file: one per line, `#` comments and blank lines skipped.
-// Kind::Config "age: identity file <path>:<line>: …" (never the line's content); at least one identity.
+// Kind::Config "age: identity file <path>:<line>: …" (never the line's content); at least one identity,
+// at most 1 MiB of file.
 std::vector<AgeIdentity> read_identity_file(const std::filesystem::path& path);
 
 // What a decrypter may try, in order: every X25519 identity, then the passphrase for an scrypt stanza.
