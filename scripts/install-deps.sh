@@ -4,6 +4,7 @@ set -euo pipefail
 
 packages=(
   build-essential cmake pkg-config clang-format
+  age
   libarchive-dev libzstd-dev libssl-dev libhiredis-dev libpq-dev libcurl4-openssl-dev
   nlohmann-json3-dev libcli11-dev catch2
   postgresql postgresql-client redis-server redis-tools zstd jq python3 procps
