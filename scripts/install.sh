@@ -31,9 +31,9 @@ if [ -z "$destdir" ] && [ "$use_cron" -eq 0 ] && [ "$enable" -eq 1 ] && [ "$syst
 fi
 
 build=${NIGHTJAR_BUILD_DIR:-$root/build-install}
-launcher=()
-command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX="$prefix" "${launcher[@]}" >/dev/null
+# shellcheck source=lib/cmake_configure.sh
+. "$root/scripts/lib/cmake_configure.sh"
+cmake -S "$root" -B "$build" "${nightjar_cmake_flags[@]}" -DCMAKE_INSTALL_PREFIX="$prefix" >/dev/null
 cmake --build "$build" -j "$(nproc)" --target nightjar-backup nightjar-restore man deb_changelog >/dev/null
 DESTDIR="$destdir" cmake --install "$build" >/dev/null
 echo "installed nightjar under ${destdir:-/}${destdir:+ (prefix $prefix)}"

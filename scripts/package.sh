@@ -5,10 +5,9 @@
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 build=${NIGHTJAR_DEB_BUILD_DIR:-$root/build-deb}
-launcher=()
-command -v ccache >/dev/null 2>&1 && launcher=(-DCMAKE_CXX_COMPILER_LAUNCHER=ccache)
-cmake -S "$root" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_INSTALL_PREFIX=/usr -DBUILD_TESTING=OFF \
-  -DNIGHTJAR_WERROR=ON "${launcher[@]}" >/dev/null
+# shellcheck source=lib/cmake_configure.sh
+. "$root/scripts/lib/cmake_configure.sh"
+cmake -S "$root" -B "$build" "${nightjar_cmake_flags[@]}" -DCMAKE_INSTALL_PREFIX=/usr -DBUILD_TESTING=OFF >/dev/null
 cmake --build "$build" -j "$(nproc)" >&2
 rm -f "$build"/nightjar_*.deb
 (cd "$build" && cpack -G DEB >&2)
