@@ -131,7 +131,8 @@ TEST_CASE("anything pg_dumpall does not write is refused with its line named", "
     }
 }
 
-TEST_CASE("the restrict and unrestrict pair is accepted only as pg_dumpall writes it", "[postgres][globals]") {
+TEST_CASE("the restrict and unrestrict pair is accepted only as pg_dumpall writes it",
+          "[postgres][globals]") {
     std::string body = "CREATE ROLE a;\n";
     CHECK_THROWS_MATCHES(parse_pg_globals(kHead + body + "\n\\unrestrict other\n"), Error,
                          IsError(Kind::Verification, "psql meta-command \\unrestrict"));
