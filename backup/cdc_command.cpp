@@ -14,12 +14,12 @@
 #include "nightjar/cdc/status_report.hpp"
 #include "nightjar/cdc/watchdog.hpp"
 #include "nightjar/cdc/window.hpp"
-#include "nightjar/config.hpp"
-#include "nightjar/error.hpp"
-#include "nightjar/log.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/process.hpp"
-#include "nightjar/signals.hpp"
+#include "nightjar/core/error.hpp"
+#include "nightjar/core/log.hpp"
+#include "nightjar/core/process.hpp"
+#include "nightjar/core/signals.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/run/config.hpp"
 
 namespace nightjar {
 

@@ -1,6 +1,6 @@
 #include "cdc_command.hpp"
-#include "nightjar/cli_main.hpp"
-#include "nightjar/version.hpp"
+#include "nightjar/run/cli_main.hpp"
+#include "nightjar/run/version.hpp"
 #include "options.hpp"
 #include "run.hpp"
 

@@ -1,6 +1,6 @@
 #include "options.hpp"
 
-#include "nightjar/component.hpp"
+#include "nightjar/components/component.hpp"
 
 namespace nightjar {
 

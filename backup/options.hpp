@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "nightjar/retention.hpp"
+#include "nightjar/repo/retention.hpp"
 
 namespace nightjar {
 

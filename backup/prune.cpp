@@ -7,9 +7,9 @@
 #include <optional>
 #include <set>
 
-#include "nightjar/error.hpp"
-#include "nightjar/log.hpp"
-#include "nightjar/verified_record.hpp"
+#include "nightjar/core/error.hpp"
+#include "nightjar/core/log.hpp"
+#include "nightjar/repo/verified_record.hpp"
 
 namespace nightjar {
 

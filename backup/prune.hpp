@@ -3,8 +3,8 @@
 #include <string>
 #include <vector>
 
-#include "nightjar/repository.hpp"
-#include "nightjar/retention.hpp"
+#include "nightjar/repo/repository.hpp"
+#include "nightjar/repo/retention.hpp"
 
 namespace nightjar {
 

@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "nightjar/component.hpp"
+#include "nightjar/components/component.hpp"
 
 namespace nightjar {
 

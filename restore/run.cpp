@@ -6,17 +6,17 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "nightjar/component.hpp"
-#include "nightjar/components/postgres.hpp"
-#include "nightjar/config.hpp"
-#include "nightjar/error.hpp"
-#include "nightjar/failpoint.hpp"
-#include "nightjar/log.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/progress.hpp"
-#include "nightjar/repository.hpp"
-#include "nightjar/signals.hpp"
-#include "nightjar/verify.hpp"
+#include "nightjar/components/component.hpp"
+#include "nightjar/components/postgres/postgres_component.hpp"
+#include "nightjar/core/error.hpp"
+#include "nightjar/core/failpoint.hpp"
+#include "nightjar/core/log.hpp"
+#include "nightjar/core/progress.hpp"
+#include "nightjar/core/signals.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
+#include "nightjar/repo/verify.hpp"
+#include "nightjar/run/config.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;

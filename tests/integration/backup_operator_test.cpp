@@ -15,8 +15,8 @@
 #include <sstream>
 #include <thread>
 
-#include "nightjar/process.hpp"
-#include "nightjar/redis/client.hpp"
+#include "nightjar/components/redis/client.hpp"
+#include "nightjar/core/process.hpp"
 #include "support/commands.hpp"
 #include "support/kafka_connect_emulator.hpp"
 #include "support/temp_dir.hpp"

@@ -8,9 +8,9 @@
 #include <thread>
 
 #include "nightjar/cdc/state_file.hpp"
-#include "nightjar/http.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/repository.hpp"
+#include "nightjar/core/http.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
 #include "support/commands.hpp"
 #include "support/kafka_connect_emulator.hpp"
 #include "support/temp_dir.hpp"

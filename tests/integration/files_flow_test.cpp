@@ -7,8 +7,8 @@
 #include <catch2/catch.hpp>
 
 #include "nightjar/io/sha256.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/repository.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
 #include "support/manifests.hpp"

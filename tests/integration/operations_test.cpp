@@ -10,9 +10,9 @@
 #include <regex>
 #include <thread>
 
+#include "nightjar/core/process.hpp"
 #include "nightjar/io/sha256.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/process.hpp"
+#include "nightjar/repo/manifest.hpp"
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
 #include "support/temp_dir.hpp"

@@ -9,11 +9,11 @@
 #include <random>
 #include <sstream>
 
-#include "nightjar/components/postgres.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/postgres/archive.hpp"
-#include "nightjar/repository.hpp"
-#include "nightjar/verify.hpp"
+#include "nightjar/components/postgres/archive.hpp"
+#include "nightjar/components/postgres/postgres_component.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
+#include "nightjar/repo/verify.hpp"
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
 #include "support/temp_dir.hpp"

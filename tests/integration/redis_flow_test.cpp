@@ -8,11 +8,11 @@
 #include <chrono>
 #include <thread>
 
+#include "nightjar/components/redis/client.hpp"
+#include "nightjar/core/process.hpp"
 #include "nightjar/io/crc64.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/process.hpp"
-#include "nightjar/redis/client.hpp"
-#include "nightjar/repository.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
 #include "support/manifests.hpp"

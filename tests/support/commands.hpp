@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "nightjar/process.hpp"
+#include "nightjar/core/process.hpp"
 
 namespace nightjar::test {
 

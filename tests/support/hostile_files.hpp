@@ -20,8 +20,8 @@
 #include "nightjar/io/fd.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/io/stream.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/repository.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
 #include "support/manifests.hpp"
 
 namespace nightjar::test {

@@ -6,7 +6,7 @@
 #include <sstream>
 #include <thread>
 
-#include "nightjar/http.hpp"
+#include "nightjar/core/http.hpp"
 #include "support/commands.hpp"
 
 namespace nightjar::test {

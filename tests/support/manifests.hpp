@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "nightjar/manifest.hpp"
+#include "nightjar/repo/manifest.hpp"
 
 namespace nightjar::test {
 

@@ -2,7 +2,7 @@
 #include <catch2/catch.hpp>
 #include <string>
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
 
 namespace nightjar::test {
 

@@ -3,7 +3,7 @@
 #include <cstdlib>
 
 #include "nightjar/cdc/state_file.hpp"
-#include "nightjar/json_fields.hpp"
+#include "nightjar/core/json_fields.hpp"
 
 namespace nightjar {
 

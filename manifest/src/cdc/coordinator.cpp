@@ -10,10 +10,10 @@
 
 #include "nightjar/cdc/retry.hpp"
 #include "nightjar/cdc/window.hpp"
-#include "nightjar/failpoint.hpp"
-#include "nightjar/log.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/repository.hpp"
+#include "nightjar/core/failpoint.hpp"
+#include "nightjar/core/log.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
 
 namespace nightjar {
 

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <cstdio>
 
-#include "nightjar/process.hpp"
+#include "nightjar/core/process.hpp"
 
 namespace nightjar {
 

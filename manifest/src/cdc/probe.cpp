@@ -10,8 +10,8 @@
 #include <cmath>
 #include <cstring>
 
-#include "nightjar/json_fields.hpp"
-#include "nightjar/postgres/connection.hpp"
+#include "nightjar/components/postgres/connection.hpp"
+#include "nightjar/core/json_fields.hpp"
 
 namespace nightjar {
 

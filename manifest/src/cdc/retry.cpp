@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <thread>
 
-#include "nightjar/signals.hpp"
+#include "nightjar/core/signals.hpp"
 
 namespace nightjar {
 

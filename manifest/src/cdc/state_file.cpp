@@ -11,9 +11,9 @@
 #include <regex>
 #include <sstream>
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
+#include "nightjar/core/json_fields.hpp"
 #include "nightjar/io/sha256.hpp"
-#include "nightjar/json_fields.hpp"
 
 namespace nightjar {
 

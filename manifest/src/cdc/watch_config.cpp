@@ -1,6 +1,6 @@
 #include "nightjar/cdc/watch_config.hpp"
 
-#include "nightjar/json_fields.hpp"
+#include "nightjar/core/json_fields.hpp"
 
 namespace nightjar {
 

@@ -10,11 +10,11 @@
 #include "nightjar/cdc/retry.hpp"
 #include "nightjar/cdc/state_file.hpp"
 #include "nightjar/cdc/window.hpp"
-#include "nightjar/hooks.hpp"
-#include "nightjar/log.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/monitoring.hpp"
-#include "nightjar/signals.hpp"
+#include "nightjar/core/log.hpp"
+#include "nightjar/core/signals.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/run/hooks.hpp"
+#include "nightjar/run/monitoring.hpp"
 
 namespace nightjar {
 

@@ -9,12 +9,12 @@
 #include <thread>
 
 #include "nightjar/cdc/coordinator.hpp"
-#include "nightjar/error.hpp"
-#include "nightjar/log.hpp"
-#include "nightjar/manifest.hpp"
-#include "nightjar/repository.hpp"
-#include "nightjar/signals.hpp"
-#include "nightjar/storage.hpp"
+#include "nightjar/core/error.hpp"
+#include "nightjar/core/log.hpp"
+#include "nightjar/core/signals.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
+#include "nightjar/repo/storage.hpp"
 
 namespace nightjar {
 

@@ -5,7 +5,7 @@
 
 #include <cerrno>
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
 
 namespace nightjar::io {
 

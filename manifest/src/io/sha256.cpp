@@ -2,7 +2,7 @@
 
 #include <openssl/evp.h>
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
 
 namespace nightjar::io {
 

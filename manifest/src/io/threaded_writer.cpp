@@ -1,6 +1,6 @@
 #include "nightjar/io/threaded_writer.hpp"
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
 
 namespace nightjar::io {
 

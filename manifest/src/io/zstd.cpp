@@ -6,7 +6,7 @@
 
 #include <string>
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
 
 namespace nightjar::io {
 namespace {

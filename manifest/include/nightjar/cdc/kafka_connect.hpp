@@ -9,8 +9,8 @@
 #include <string_view>
 #include <vector>
 
-#include "nightjar/error.hpp"
-#include "nightjar/http.hpp"
+#include "nightjar/core/error.hpp"
+#include "nightjar/core/http.hpp"
 
 namespace nightjar {
 

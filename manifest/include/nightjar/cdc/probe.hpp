@@ -5,7 +5,7 @@
 #include <optional>
 #include <string>
 
-#include "nightjar/postgres/config.hpp"
+#include "nightjar/components/postgres/config.hpp"
 
 namespace nightjar {
 

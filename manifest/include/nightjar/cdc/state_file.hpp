@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
 
 namespace nightjar {
 

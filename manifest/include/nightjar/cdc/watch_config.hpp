@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "nightjar/cdc/probe.hpp"
-#include "nightjar/hooks.hpp"
+#include "nightjar/run/hooks.hpp"
 
 namespace nightjar {
 

@@ -15,7 +15,7 @@
 #include "nightjar/cdc/cdc_config.hpp"
 #include "nightjar/cdc/kafka_connect.hpp"
 #include "nightjar/cdc/window.hpp"
-#include "nightjar/config.hpp"
+#include "nightjar/run/config.hpp"
 
 namespace nightjar {
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
 #include "nightjar/io/filter.hpp"
 
 namespace nightjar::io {

@@ -5,7 +5,7 @@
 #include <string>
 #include <utility>
 
-#include "nightjar/error.hpp"
+#include "nightjar/core/error.hpp"
 #include "nightjar/io/stream.hpp"
 
 namespace nightjar::io {

@@ -1,0 +1,42 @@
+#pragma once
+// Loading an RDB into a running server without restarting it: a temporary redis-server (unix socket only,
+// appendonly no, no saves) loads the file in a private directory, then every key is copied into the target
+// with DUMP + PEXPIRETIME -> RESTORE ... REPLACE ABSTTL in pipelined batches, so expiry times stay absolute.
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "nightjar/components/redis/client.hpp"
+
+namespace nightjar::redis {
+
+struct LiveLoadOptions {
+    std::string server_binary = "redis-server";  // the temporary server (found on PATH)
+    int load_timeout_s = 600;                    // how long the temporary server may take to load the file
+    std::size_t batch_keys = 1000;               // SCAN COUNT, and keys per pipelined batch
+    std::size_t batch_bytes = 8 << 20;           // flush RESTOREs to the target past this many payload bytes
+};
+
+struct LiveLoadResult {
+    Keyspace loaded;                        // what the temporary server held after loading the file
+    std::uint64_t keys_copied = 0;          // RESTOREs the target accepted
+    std::map<int, std::uint64_t> replaced;  // per db: keys the target already held that the backup replaced
+    std::uint64_t keys_expired = 0;         // keys that expired before they could be copied
+    std::uint64_t functions = 0;            // function libraries restored (Redis 7+)
+    std::string temp_server_version;        // of the temporary redis-server
+    std::vector<std::string> errors;        // refused RESTOREs (the first few) and other copy failures
+    std::uint64_t error_count = 0;
+};
+
+// The RDB version the local redis-server writes and reads, and its version string; Kind::RestoreFailed when
+// it cannot be run.
+std::pair<std::string, int> local_server_version(const std::string& binary);
+
+// `rdb_file` must be a complete RDB on local disk; its directory becomes the temporary server's working dir.
+// Version problems (file newer than the local server, local server newer than the target) are refused
+// with Kind::RestoreFailed before anything is written to the target.
+LiveLoadResult load_live(const std::filesystem::path& rdb_file, int rdb_version, Connection& target,
+                         const LiveLoadOptions& options = {});
+
+}  // namespace nightjar::redis

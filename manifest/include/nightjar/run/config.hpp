@@ -1,0 +1,51 @@
+#pragma once
+// The config file model. Loaded strictly: unknown keys and wrong types fail with the JSON pointer named.
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nightjar/cdc/cdc_config.hpp"
+#include "nightjar/components/postgres/config.hpp"
+#include "nightjar/components/redis/config.hpp"
+#include "nightjar/io/zstd.hpp"
+#include "nightjar/repo/retention.hpp"
+#include "nightjar/run/hooks.hpp"
+
+namespace nightjar {
+
+struct FilesConfig {
+    std::vector<std::string> paths;      // files, directories (recursive) and globs; absolute
+    std::vector<std::string> exclude;    // glob patterns matched against the full path and the base name
+    std::string on_unreadable = "fail";  // "fail": an unreadable or vanished file fails the component; "warn"
+};
+
+struct MonitoringConfig {
+    std::string ping_url;                // healthchecks-style: <url>/start, <url>, <url>/fail; "" = off
+    std::filesystem::path metrics_file;  // Prometheus textfile-collector file, written atomically; "" = off
+    int timeout_s = 10;                  // per ping; a failing ping never fails the backup
+};
+
+struct RepositoryConfig {
+    std::string mode = "private";  // "private": dirs 0700, files 0600; "group": 0750/0640 (a backup group)
+};
+
+struct Config {
+    std::filesystem::path source;             // the file it was loaded from ("" for defaults)
+    std::filesystem::path backup_dir;         // where backups are published
+    io::ZstdOptions compression;              // zstd level and threads for every artifact
+    std::optional<FilesConfig> files;         // the config-files component, when configured
+    RetentionPolicy retention;                // pruning after a successful backup; empty = keep everything
+    MonitoringConfig monitoring;              // pings and metrics
+    std::optional<CdcConfig> cdc;             // Kafka Connect connectors to pause, when configured
+    HooksConfig hooks;                        // operator commands before/after the backup and on error
+    std::optional<redis::RedisConfig> redis;  // the Redis component, when configured
+    std::optional<PostgresConfig> postgres;   // the PostgreSQL component, when configured
+    RepositoryConfig repository;              // permission modes of what is created in backup_dir
+};
+
+// Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.
+Config load_config(const std::filesystem::path& path);
+Config parse_config(const std::string& text, const std::filesystem::path& source);
+
+}  // namespace nightjar

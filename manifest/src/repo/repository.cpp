@@ -1,0 +1,373 @@
+#include "nightjar/repo/repository.hpp"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "nightjar/core/error.hpp"
+#include "nightjar/core/failpoint.hpp"
+#include "nightjar/core/log.hpp"
+#include "nightjar/io/fd.hpp"
+
+namespace nightjar {
+namespace fs = std::filesystem;
+
+ArtifactWriter::ArtifactWriter(std::unique_ptr<io::Writer> file, io::ZstdOptions zstd, std::string path,
+                               std::function<void(std::uint64_t)> on_progress)
+    : file_(std::move(file)),
+      content_sha_(content_.add<io::Sha256Filter>()),
+      content_size_(content_.add<io::SizeFilter>()),
+      compress_(stored_.add<io::ZstdCompressFilter>(zstd)),
+      stored_sha_(stored_.add<io::Sha256Filter>()),
+      stored_size_(stored_.add<io::SizeFilter>()),
+      stored_writer_(stored_, *file_),
+      stage_(stored_writer_),
+      path_(std::move(path)),
+      on_progress_(std::move(on_progress)) {
+    pending_.reserve(io::kChunkSize);
+}
+
+void ArtifactWriter::hand_off() {
+    if (pending_.empty()) return;
+    stage_.write(pending_);
+    pending_.clear();
+}
+
+void ArtifactWriter::write(io::Bytes data) {
+    content_.process(data);
+    // Hand the stage thread pieces of at most kChunkSize: memory stays (queue depth + 1) x 1 MiB whatever
+    // size the caller writes in.
+    while (!data.empty()) {
+        std::size_t n = std::min(data.size(), io::kChunkSize - pending_.size());
+        pending_.insert(pending_.end(), data.begin(), data.begin() + static_cast<std::ptrdiff_t>(n));
+        data = data.subspan(n);
+        if (pending_.size() == io::kChunkSize) hand_off();
+    }
+    if (on_progress_) on_progress_(content_size_.bytes());
+}
+
+void ArtifactWriter::finish() {
+    if (finished_) return;
+    failpoint("artifact:before-finish");
+    hand_off();
+    content_.finish([](io::Bytes) {});
+    stage_.finish();
+    finished_ = true;
+    digest_ = {stored_size_.bytes(), stored_sha_.hex(), content_size_.bytes(), content_sha_.hex()};
+}
+
+Artifact ArtifactWriter::artifact(std::string component, std::string name, std::string format) const {
+    if (!finished_) throw Error(Kind::Internal, "artifact " + path_ + " described before it was finished");
+    Artifact a;
+    a.component = std::move(component);
+    a.name = std::move(name);
+    a.path = path_;
+    a.size = digest_.size;
+    a.sha256 = digest_.sha256;
+    a.content_size = digest_.content_size;
+    a.content_sha256 = digest_.content_sha256;
+    a.format = std::move(format);
+    a.compression = "zstd";
+    return a;
+}
+
+Staging::Staging(Storage& storage, std::string id, io::ZstdOptions zstd)
+    : storage_(&storage), id_(std::move(id)), zstd_(zstd) {
+    storage_->make_dir(dir());
+}
+
+Staging::Staging(Staging&& o) noexcept : storage_(o.storage_), id_(std::move(o.id_)), zstd_(o.zstd_) {
+    o.storage_ = nullptr;
+}
+
+Staging::~Staging() {
+    if (!storage_) return;
+    try {
+        storage_->remove_tree(dir());
+    } catch (const std::exception& e) {
+        log::warn("could not drop staging dir: ", e.what());
+    }
+}
+
+std::unique_ptr<ArtifactWriter> Staging::artifact(const std::string& file_name,
+                                                  std::function<void(std::uint64_t)> on_progress) {
+    if (!is_safe_relative(file_name) || file_name.find('/') != std::string::npos)
+        throw Error(Kind::Internal, "artifact file name must be a plain name: " + file_name);
+    auto file = storage_->open_write(fs::path(dir()) / file_name, {.atomic = true, .sync = true});
+    return std::make_unique<ArtifactWriter>(std::move(file), zstd_, id_ + "/" + file_name,
+                                            std::move(on_progress));
+}
+
+void Staging::discard(const std::string& file_name) {
+    storage_->remove(fs::path(dir()) / file_name);
+}
+
+std::vector<BackupRef> RepositoryReader::list() const {
+    std::vector<BackupRef> refs;
+    for (const auto& e : storage_.list(".")) {
+        if (e.is_dir) continue;
+        const std::string& n = e.name;
+        const std::string prefix = "manifest_", suffix = ".json";
+        if (n.size() <= prefix.size() + suffix.size() || n.rfind(prefix, 0) != 0 ||
+            n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0)
+            continue;
+        std::string id = n.substr(prefix.size(), n.size() - prefix.size() - suffix.size());
+        if (is_backup_id(id)) refs.push_back({id, n});
+    }
+    // Ids sort by time; a suffix (_2) sorts after its base second.
+    std::sort(refs.begin(), refs.end(), [](const BackupRef& a, const BackupRef& b) {
+        auto key = [](const std::string& id) {
+            std::string base = id.substr(0, 15);
+            int n = id.size() > 16 ? std::stoi(id.substr(16)) : 1;
+            return std::make_pair(base, n);
+        };
+        return key(a.id) > key(b.id);
+    });
+    return refs;
+}
+
+namespace {
+
+// The manifest's bytes, read from a regular file through its descriptor with a cap (a file that grows while
+// it is read stops at the limit too).
+std::string read_manifest_text(const Storage& storage, const fs::path& rel, const std::string& what) {
+    RegularFile file = storage.open_regular(rel);
+    if (file.missing) throw Error(Kind::Verification, what + ": the file is missing");
+    if (!file.reader)
+        throw Error(Kind::Verification, what + ": is " + file.not_regular + ", not a regular file");
+    auto too_large = [&] {
+        return Error(Kind::Verification, what + ": larger than the " +
+                                             std::to_string(kManifestMaxBytes >> 20) +
+                                             " MiB a manifest may have");
+    };
+    if (file.size > kManifestMaxBytes) throw too_large();
+    std::string text;
+    std::vector<std::byte> buf(64 * 1024);
+    while (std::size_t n = file.reader->read(buf)) {
+        text.append(reinterpret_cast<const char*>(buf.data()), n);
+        if (text.size() > kManifestMaxBytes) throw too_large();
+    }
+    return text;
+}
+
+}  // namespace
+
+Manifest RepositoryReader::load(const BackupRef& ref) const {
+    std::string what = "manifest " + storage_.describe(ref.manifest);
+    Manifest m = parse_manifest(read_manifest_text(storage_, ref.manifest, what), what);
+    if (m.id != ref.id)
+        throw Error(Kind::Verification, what + ": /id: is " + m.id + ", the file name says " + ref.id);
+    return m;
+}
+
+BackupRef RepositoryReader::find(const std::string& what) const {
+    auto refs = list();
+    if (what == "latest") {
+        if (refs.empty())
+            throw Error(Kind::Verification, "no published backup in " + storage_.describe(".") +
+                                                ": run nightjar-backup first or pass --backup-dir");
+        return refs.front();
+    }
+    std::string name = fs::path(what).filename().string();
+    for (const auto& r : refs)
+        if (r.id == name || r.manifest == name) return r;
+    throw Error(Kind::Verification, "backup not found: " + what + " (not a published manifest in " +
+                                        storage_.describe(".") + "; nightjar-restore --list shows them)");
+}
+
+std::unique_ptr<io::Reader> RepositoryReader::open_artifact(const Artifact& artifact) const {
+    RegularFile file = storage_.open_regular(artifact.path);
+    const std::string where = storage_.describe(artifact.path);
+    if (file.missing) throw Error(Kind::Verification, "artifact file is missing: " + where);
+    if (!file.reader)
+        throw Error(Kind::Verification, "artifact " + artifact.path + ": " + where + " is " +
+                                            file.not_regular + ", not a regular file: refusing to read it");
+    if (file.size != artifact.size)
+        throw Error(Kind::Verification, "artifact " + artifact.path + ": size is " +
+                                            std::to_string(file.size) + " bytes, the manifest says " +
+                                            std::to_string(artifact.size));
+    return std::move(file.reader);
+}
+
+std::optional<Entry> RepositoryReader::stat_artifact(const Artifact& artifact) const {
+    return storage_.stat(artifact.path);
+}
+
+Lock::Lock(const fs::path& file, std::uint32_t mode) {
+    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
+    if (fd_ < 0) throw_errno(Kind::Storage, "cannot open lock file", file.string());
+    (void)::fchmod(fd_, mode);  // whatever the umask (another owner's file stays as it is)
+    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+        int err = errno;
+        char buf[32] = {};
+        ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+        ::close(fd_);
+        fd_ = -1;
+        if (err != EWOULDBLOCK) {
+            errno = err;
+            throw_errno(Kind::Storage, "cannot lock", file.string());
+        }
+        std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
+        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
+        throw Error(Kind::LockHeld,
+                    "backup dir is locked by another nightjar run: " + file.parent_path().string() +
+                        " (pid " + pid + "): wait for it to finish or stop it");
+    }
+    // We hold the lock: record our pid for the next one who finds it taken.
+    std::string pid = std::to_string(::getpid()) + "\n";
+    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0)
+        log::warn("could not record pid in lock file ", file.string());
+}
+
+Lock::Lock(Lock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+
+Lock::~Lock() {
+    if (fd_ >= 0) ::close(fd_);  // closing drops the flock
+}
+
+namespace {
+
+// Opens (creating when missing) the readers' lock file: a regular file, never a link, never blocking. A
+// new one gets `mode` whatever the umask: the repository's file mode, so whoever may read the backups may
+// take it.
+int open_readers_lock(const fs::path& file, std::uint32_t mode = 0600) {
+    int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0 && errno == ENOENT) {
+        fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
+        if (fd >= 0)
+            ::fchmod(fd, mode);
+        else if (errno == EEXIST)
+            fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    }
+    if (fd < 0) return -1;
+    struct stat st {};
+    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+        ::close(fd);
+        errno = EINVAL;
+        return -1;
+    }
+    return fd;
+}
+
+// flock with a bounded wait; false when still held by others after `wait.limit_s`.
+bool flock_waiting(int fd, int op, const LockWait& wait) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait.limit_s);
+    bool told = false;
+    for (;;) {
+        if (::flock(fd, op | LOCK_NB) == 0) return true;
+        if (errno == EINTR) continue;
+        if (errno != EWOULDBLOCK) throw_errno(Kind::Storage, "cannot lock", "readers' lock");
+        if (std::chrono::steady_clock::now() >= deadline) return false;
+        if (!told && wait.on_wait) wait.on_wait();
+        told = true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+}
+
+}  // namespace
+
+Lock lock_for_reading(const fs::path& backup_dir, const LockWait& wait) {
+    const fs::path file = backup_dir / kReadersLockFile;
+    int fd = open_readers_lock(file);
+    if (fd < 0) {
+        log::warn("cannot open the readers' lock ", file.string(), " (", std::strerror(errno),
+                  "): reading without it; a prune running now could delete what is being read");
+        return Lock(Lock::Adopt{}, -1);
+    }
+    if (!flock_waiting(fd, LOCK_SH, wait)) {
+        ::close(fd);
+        throw Error(Kind::LockHeld, "backup dir is being pruned: " + backup_dir.string() +
+                                        ": a prune is deleting backups; try again when it has finished");
+    }
+    return Lock(Lock::Adopt{}, fd);
+}
+
+Lock lock_for_deleting(const fs::path& backup_dir, const LockWait& wait) {
+    const fs::path file = backup_dir / kReadersLockFile;
+    int fd = open_readers_lock(file);
+    if (fd < 0) throw_errno(Kind::Storage, "cannot open the readers' lock", file.string());
+    if (!flock_waiting(fd, LOCK_EX, wait)) {
+        ::close(fd);
+        throw Error(Kind::LockHeld, "prune: a restore or dry run is still reading " + backup_dir.string() +
+                                        " after " + std::to_string(wait.limit_s) +
+                                        " s: nothing was deleted; prune again when it has finished "
+                                        "(nightjar-backup --prune-only)");
+    }
+    return Lock(Lock::Adopt{}, fd);
+}
+
+Lock RepositoryWriter::lock() {
+    storage_.make_dir(".");
+    Lock held(storage_.root() / kLockFile, storage_.modes().file);
+    // The readers' lock file exists from the first backup on, so restores never have to create it.
+    if (int fd = open_readers_lock(storage_.root() / kReadersLockFile, storage_.modes().file); fd >= 0)
+        ::close(fd);
+    return held;
+}
+
+std::string RepositoryWriter::next_id(std::int64_t now) const {
+    std::string base = backup_id_for(now);
+    auto taken = [this](const std::string& id) {
+        return storage_.stat(manifest_file_name(id)) || storage_.stat(id) || storage_.stat(".staging-" + id);
+    };
+    if (!taken(base)) return base;
+    for (int n = 2; n < 1000; ++n) {
+        std::string id = base + "_" + std::to_string(n);
+        if (!taken(id)) return id;
+    }
+    throw Error(Kind::Storage, "too many backups in one second: " + base);
+}
+
+std::vector<std::string> RepositoryWriter::stale_staging() const {
+    std::vector<std::string> out;
+    for (const auto& e : storage_.list(".")) {
+        if (e.is_dir && e.name.rfind(".staging-", 0) == 0) out.push_back(e.name);
+        // A manifest whose atomic write was cut short: never a backup, only litter.
+        if (!e.is_dir && e.name.rfind("manifest_", 0) == 0 && e.name.find(".json.tmp-") != std::string::npos)
+            out.push_back(e.name);
+    }
+    return out;
+}
+
+Staging RepositoryWriter::begin(const std::string& id, io::ZstdOptions zstd) {
+    for (const auto& dir : stale_staging()) {
+        log::warn("removing what an interrupted run left: ", storage_.describe(dir));
+        storage_.remove_tree(dir);
+    }
+    return Staging(storage_, id, zstd);
+}
+
+void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
+    if (manifest.id != staging.id())
+        throw Error(Kind::Internal, "publish: manifest id differs from staging id");
+    // Artifact files were fsynced as each was finished; now make the directory entries durable.
+    storage_.sync_dir(staging.dir());
+    failpoint("publish:before-rename");
+    storage_.rename(staging.dir(), staging.id());
+    staging.release();
+    storage_.sync_dir(".");
+    failpoint("publish:before-manifest");
+    auto out = storage_.open_write(manifest_file_name(manifest.id), {.atomic = true, .sync = true});
+    out->write(io::as_bytes(serialize(manifest)));
+    failpoint("publish:before-manifest-rename");
+    out->finish();
+    failpoint("publish:after-manifest");
+}
+
+void RepositoryWriter::remove(const BackupRef& ref) {
+    storage_.remove(ref.manifest);
+    storage_.sync_dir(".");
+    failpoint("remove:after-manifest");
+    storage_.remove_tree(ref.id);
+    storage_.remove("verified_" + ref.id + ".json");  // its verification record, if any
+}
+
+}  // namespace nightjar
