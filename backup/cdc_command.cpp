@@ -14,6 +14,7 @@
 #include "nightjar/cdc/status_report.hpp"
 #include "nightjar/cdc/watchdog.hpp"
 #include "nightjar/cdc/window.hpp"
+#include "nightjar/core/clock.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/log.hpp"
 #include "nightjar/core/process.hpp"

@@ -12,17 +12,18 @@
 #include "nightjar/cdc/state_file.hpp"
 #include "nightjar/cdc/window.hpp"
 #include "nightjar/components/component.hpp"
+#include "nightjar/core/clock.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/failpoint.hpp"
 #include "nightjar/core/log.hpp"
 #include "nightjar/core/progress.hpp"
 #include "nightjar/core/signals.hpp"
 #include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/prune.hpp"
 #include "nightjar/repo/repository.hpp"
 #include "nightjar/run/config.hpp"
 #include "nightjar/run/hooks.hpp"
 #include "nightjar/run/monitoring.hpp"
-#include "prune.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;

@@ -8,6 +8,7 @@
 
 #include "nightjar/components/component.hpp"
 #include "nightjar/components/postgres/postgres_component.hpp"
+#include "nightjar/core/clock.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/failpoint.hpp"
 #include "nightjar/core/log.hpp"

@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "nightjar/cdc/state_file.hpp"
+#include "nightjar/core/clock.hpp"
 #include "nightjar/core/http.hpp"
 #include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/repository.hpp"

@@ -1,4 +1,5 @@
 #include "nightjar/cdc/coordinator.hpp"
+#include "nightjar/core/clock.hpp"
 
 #include <unistd.h>
 

@@ -1,4 +1,5 @@
 #include "nightjar/cdc/window.hpp"
+#include "nightjar/core/clock.hpp"
 
 #include <signal.h>
 #include <unistd.h>

@@ -182,21 +182,6 @@ std::string backup_id_for(std::int64_t unix_seconds) {
     return buf;
 }
 
-std::int64_t unix_now() {
-    return std::chrono::duration_cast<std::chrono::seconds>(
-               std::chrono::system_clock::now().time_since_epoch())
-        .count();
-}
-
-std::string rfc3339_utc(std::int64_t unix_seconds) {
-    std::time_t t = unix_seconds;
-    std::tm tm{};
-    gmtime_r(&t, &tm);
-    char buf[32];
-    std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-    return buf;
-}
-
 std::int64_t parse_backup_id_time(std::string_view id) {
     if (!is_backup_id(id)) return -1;
     std::tm tm{};

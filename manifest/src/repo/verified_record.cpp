@@ -1,4 +1,5 @@
 #include "nightjar/repo/verified_record.hpp"
+#include "nightjar/core/clock.hpp"
 
 #include <nlohmann/json.hpp>
 #include <optional>

@@ -9,6 +9,7 @@
 #include <random>
 #include <thread>
 
+#include "nightjar/core/clock.hpp"
 #include "nightjar/core/json_fields.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/manifest.hpp"

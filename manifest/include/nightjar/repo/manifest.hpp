@@ -65,9 +65,6 @@ std::string manifest_file_name(const std::string& id);  // "manifest_<id>.json"
 bool is_backup_id(std::string_view id);
 // "20261125_013000" (UTC) for a time.
 std::string backup_id_for(std::int64_t unix_seconds);
-std::string rfc3339_utc(std::int64_t unix_seconds);
-// The current time, unix seconds.
-std::int64_t unix_now();
 std::int64_t parse_backup_id_time(std::string_view id);  // unix seconds, -1 when malformed
 
 }  // namespace nightjar

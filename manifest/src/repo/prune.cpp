@@ -1,4 +1,4 @@
-#include "prune.hpp"
+#include "nightjar/repo/prune.hpp"
 
 #include <sys/stat.h>
 
