@@ -185,7 +185,7 @@ EncryptionConfig parse_encryption_config(const JsonFields& f, const std::filesys
         }
     }
     if (c.recipients.empty())
-        f.fail(f.has("recipients") ? "recipients" : "recipients_file",
+        f.fail(f.has("recipients_file") && !f.has("recipients") ? "recipients_file" : "recipients",
                "no recipient: with an encryption section, backups are encrypted to at least one age1… "
                "recipient (give recipients or recipients_file); nothing is ever written in clear");
 
