@@ -81,7 +81,10 @@ std::optional<FileKey> unwrap_scrypt(const Stanza& s, const std::string& passphr
     return fk;
 }
 
-// Checks every stanza we know the shape of, with no key: what a structure check can prove.
+}  // namespace
+
+namespace age_detail {
+
 void check_known_stanzas(const Header& h, int max_work_factor) {
     for (const auto& s : h.stanzas) {
         if (s.type == "X25519") check_x25519_stanza(s);
@@ -93,10 +96,6 @@ void check_known_stanzas(const Header& h, int max_work_factor) {
         }
     }
 }
-
-}  // namespace
-
-namespace age_detail {
 
 Key32 header_mac(const FileKey& file_key, std::string_view mac_input) {
     auto key = hkdf_sha256(file_key, {}, "header", 32);

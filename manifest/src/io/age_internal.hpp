@@ -79,6 +79,8 @@ void check_x25519_stanza(const Stanza& s);
 int check_scrypt_stanza(const Stanza& s, int max_work_factor);
 
 std::string format_stanza(const Stanza& s);
+// Checks every stanza we know the shape of, with no key (an scrypt stanza must be alone).
+void check_known_stanzas(const Header& h, int max_work_factor);
 
 // The header MAC: HMAC-SHA-256 under HKDF(file key, "header") over the header through "---".
 Key32 header_mac(const FileKey& file_key, std::string_view mac_input);

@@ -67,6 +67,19 @@ std::string rewrap_age_header(Reader& artifact, const AgeIdentities& identities,
     return header;
 }
 
+std::vector<std::string> check_age_header_object(Reader& header) {
+    HeaderParser parser;
+    auto rest = read_header(header, parser);
+    check_known_stanzas(parser.header(), 22);
+    std::vector<std::byte> buf(16);
+    if (!rest.empty() || header.read(buf) != 0)
+        fail(AgeFailure::Header,
+             "age: header object: bytes after the MAC line: a rotation header holds no payload");
+    std::vector<std::string> types;
+    for (const auto& s : parser.header().stanzas) types.push_back(s.type);
+    return types;
+}
+
 std::string age_header_object_name(const std::string& artifact_path, unsigned n) {
     if (n == 0) throw Error(Kind::Internal, "age: rotation header numbers start at 1");
     return artifact_path + ".age-header." + std::to_string(n);

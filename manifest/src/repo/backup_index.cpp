@@ -145,6 +145,9 @@ void sign_index(BackupIndex& index, const io::SigningKey& key) {
 IndexTrust verify_index(const BackupIndex& index, const io::TrustedSigners& trusted,
                         const VerifyIndexOptions& options) {
     const std::string name = "backup " + index.id + " (host " + index.host + ")";
+    if (!options.expected_id.empty() && index.id != options.expected_id)
+        throw Error(Kind::Verification, "backup " + options.expected_id + ": its index names backup " +
+                                            index.id + ": the index was copied from another backup");
     if (!index.is_signed()) {
         if (options.allow_unsigned) return IndexTrust::Unsigned;
         throw Error(Kind::Verification, name +

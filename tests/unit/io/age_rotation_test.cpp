@@ -219,6 +219,24 @@ TEST_CASE("age rotation: wrong identity, damaged headers and bad requests are re
     }
     // The artifact's own header must still parse: it is skipped, not trusted.
     CHECK_THROWS_AS(rotated_plain(header, "garbage\n", other, 4096), AgeError);
+    // The key-less check of a stored header object: well formed, and nothing after the MAC line.
+    {
+        StringReader good(header, 10);
+        CHECK(check_age_header_object(good) == std::vector<std::string>{"X25519", "X25519"});
+        auto header_failure = [](const std::string& text) -> std::optional<AgeFailure> {
+            StringReader r(text, 10);
+            try {
+                check_age_header_object(r);
+            } catch (const AgeError& e) {
+                return e.failure();
+            }
+            return std::nullopt;
+        };
+        CHECK(header_failure(header + "x") == AgeFailure::Header);
+        CHECK(header_failure(artifact) == AgeFailure::Header);  // a whole age file is not a header object
+        CHECK(header_failure(header.substr(0, header.size() - 10)) == AgeFailure::Header);
+        CHECK(header_failure("") == AgeFailure::Header);
+    }
     CHECK(age_header_object_name("20261201_010000/pg-app.pgdump.zst.age", 2) ==
           "20261201_010000/pg-app.pgdump.zst.age.age-header.2");
     CHECK_THROWS_AS(age_header_object_name("x", 0), Error);

@@ -61,6 +61,11 @@ TEST_CASE("backup index: signed, serialized, parsed back and verified under a pi
     io::TrustedSigners trusted{{"db1", {io::SigningKey::generate().public_key(), key.public_key()}}};
     CHECK(verify_index(back, trusted) == IndexTrust::Signed);
     CHECK(verify_index(back, trusted, {.allow_unsigned = true}) == IndexTrust::Signed);
+    // The id its file name gives must be the one it signs: a signed index copied over another is refused.
+    CHECK(verify_index(back, trusted, {.expected_id = "20261201_013000"}) == IndexTrust::Signed);
+    CHECK_THROWS_MATCHES(
+        verify_index(back, trusted, {.expected_id = "20261202_013000"}), Error,
+        IsError(Kind::Verification, "backup 20261202_013000: its index names backup 20261201_013000"));
     CHECK(index_file_name(x.id) == "index_20261201_013000.json");
     // Nothing about content: exactly these fields, and the artifacts carry only path, size and digest.
     json j = json::parse(text);

@@ -27,6 +27,11 @@ struct RewrapOptions {
 std::string rewrap_age_header(Reader& artifact, const AgeIdentities& identities,
                               const std::vector<AgeRecipient>& add, const RewrapOptions& options = {});
 
+// The key-less check of a stored rotation header object: a well-formed header (grammar, canonical base64,
+// known stanza shapes) that ends at its MAC line with nothing after it. Returns the stanza types in order.
+// Errors are AgeError (Header). Authenticates nothing: only an identity proves the MAC.
+std::vector<std::string> check_age_header_object(Reader& header);
+
 // "<artifact path>.age-header.<n>" (n >= 1): where the n-th rotation header of an artifact is stored.
 std::string age_header_object_name(const std::string& artifact_path, unsigned n);
 

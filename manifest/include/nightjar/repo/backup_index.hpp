@@ -52,6 +52,8 @@ void sign_index(BackupIndex& index, const io::SigningKey& key);
 
 struct VerifyIndexOptions {
     bool allow_unsigned = false;  // --allow-unsigned: accept an index without a signature (legacy backups)
+    std::string expected_id;      // the backup id its file name says ("" = not checked); a signed index
+                                  // copied over another backup's is refused
 };
 
 enum class IndexTrust {
@@ -59,7 +61,8 @@ enum class IndexTrust {
     Unsigned,  // no signature, accepted because allow_unsigned
 };
 
-// Kind::Verification naming the backup and the host when: the index is unsigned (unless allow_unsigned),
+// Kind::Verification naming the backup and the host when: its id is not expected_id, the index is unsigned
+// (unless allow_unsigned),
 // its signer is not pinned for its host, or the signature does not verify (a bad signature is refused even
 // with allow_unsigned).
 IndexTrust verify_index(const BackupIndex& index, const io::TrustedSigners& trusted,
