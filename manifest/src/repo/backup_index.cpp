@@ -131,6 +131,25 @@ BackupIndex parse_index_json(const json& j, const std::string& what) {
 
 }  // namespace
 
+BackupIndex make_index(const Manifest& m, const IndexObject& manifest_object,
+                       const std::vector<std::string>& recipient_fingerprints) {
+    if (!valid_host(m.host))
+        throw Error(Kind::Config,
+                    "backup index: host name " + describe_json(m.host) +
+                        " cannot be pinned in encryption.trusted_hosts (letters, digits, '.', '-', '_')");
+    BackupIndex x;
+    x.id = m.id;
+    x.status = m.status;
+    x.started_at = m.started_at;
+    x.finished_at = m.finished_at;
+    x.host = m.host;
+    x.encryption = recipient_fingerprints.empty() ? "none" : "age";
+    x.manifest = manifest_object;
+    for (const auto& a : m.artifacts) x.artifacts.push_back({a.path, a.size, a.sha256});
+    x.recipients = recipient_fingerprints;
+    return x;
+}
+
 std::string signed_bytes(const BackupIndex& index) {
     // nlohmann's default object type sorts keys, so dump() is canonical.
     return std::string(kSignatureDomain) + body_json(index).dump();

@@ -4,6 +4,7 @@
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/io/signing.hpp"
 #include "nightjar/repo/backup_index.hpp"
+#include "nightjar/repo/manifest.hpp"
 #include "support/matchers.hpp"
 
 using namespace nightjar;
@@ -260,4 +261,55 @@ TEST_CASE("backup index: random damage gives an index or a verification error, n
         }
     }
     CHECK(refused > 2000);
+}
+
+TEST_CASE("backup index: made from a manifest, it keeps stored facts and drops every content detail",
+          "[index]") {
+    Manifest m;
+    m.id = "20261201_013000";
+    m.started_at = "2026-12-01T01:30:00Z";
+    m.finished_at = "2026-12-01T01:31:07Z";
+    m.host = "db1.example.org";
+    m.nightjar_version = "0.1.0";
+    m.status = "partial";
+    Artifact a;
+    a.component = "postgres";
+    a.name = "db-payroll";
+    a.path = "20261201_013000/pg-payroll.pgdump.zst.age";
+    a.size = 999;
+    a.sha256 = io::sha256_hex(std::string_view("stored"));
+    a.content_size = 123456;
+    a.content_sha256 = io::sha256_hex(std::string_view("content"));
+    a.format = "pg_dump-custom";
+    a.compression = "zstd";
+    a.source = {{"tables", {"salaries"}}, {"rows", 4242}};
+    m.artifacts = {a};
+    m.components = {{"postgres", "ok", "", {{"databases", {"payroll"}}}}};
+    IndexObject mo{"manifest_20261201_013000.json.age", 4096, io::sha256_hex(std::string_view("manifest"))};
+    auto fp = io::key_fingerprint(io::SigningKey::generate().public_key().key);
+    auto x = make_index(m, mo, {fp});
+    CHECK(x.id == m.id);
+    CHECK(x.status == "partial");
+    CHECK(x.host == "db1.example.org");
+    CHECK(x.started_at == m.started_at);
+    CHECK(x.finished_at == m.finished_at);
+    CHECK(x.encryption == "age");
+    CHECK(x.recipients == std::vector<std::string>{fp});
+    CHECK(x.manifest.path == mo.path);
+    REQUIRE(x.artifacts.size() == 1);
+    CHECK(x.artifacts[0].path == a.path);
+    CHECK(x.artifacts[0].size == 999);
+    CHECK(x.artifacts[0].sha256 == a.sha256);
+    auto key = io::SigningKey::generate();
+    sign_index(x, key);
+    auto text = serialize(x);
+    for (const std::string& secret :
+         std::vector<std::string>{"db-payroll", "salaries", "4242", "123456", a.content_sha256,
+                                  "pg_dump-custom", "databases", "postgres\"", "0.1.0"})
+        CHECK(text.find(secret) == std::string::npos);
+    CHECK(verify_index(parse_index(text, kWhat), {{"db1.example.org", {key.public_key()}}},
+                       {.expected_id = m.id}) == IndexTrust::Signed);
+    CHECK(make_index(m, mo, {}).encryption == "none");
+    m.host = "bad host";
+    CHECK_THROWS_MATCHES(make_index(m, mo, {fp}), Error, IsError(Kind::Config, "cannot be pinned"));
 }

@@ -45,6 +45,15 @@ struct BackupIndex {
     bool is_signed() const { return !signer.empty(); }
 };
 
+struct Manifest;
+
+// The index of a backup whose manifest is `m`: id, status, times and host from it, each artifact's path,
+// stored size and stored SHA-256 (nothing else of it), the manifest object as stored, and the recipients'
+// fingerprints ("none" encryption when there are none). Unsigned: sign_index() it. Kind::Config when the
+// manifest's host is not a name trusted_hosts could pin.
+BackupIndex make_index(const Manifest& m, const IndexObject& manifest_object,
+                       const std::vector<std::string>& recipient_fingerprints);
+
 // The bytes a signature covers: a domain label, then the canonical JSON of every field but `signature`.
 std::string signed_bytes(const BackupIndex& index);
 // Sets signer and signature.
