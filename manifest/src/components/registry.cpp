@@ -1,4 +1,4 @@
-#include "nightjar/components/component.hpp"
+#include "nightjar/components/registry.hpp"
 
 #include <algorithm>
 
@@ -36,12 +36,11 @@ std::vector<std::unique_ptr<Component>> make_components(const Config& config,
     return out;
 }
 
-std::unique_ptr<Component> make_restore_component(std::string_view kind, const RestoreOptions& options) {
-    if (kind == "files")
-        return std::make_unique<FilesComponent>(std::nullopt,
-                                                FilesRestoreSettings{.allow_special = options.allow_special});
-    if (kind == "redis") return std::make_unique<RedisComponent>();
-    if (kind == "postgres") return std::make_unique<PostgresComponent>();
+std::unique_ptr<Component> make_restore_component(std::string_view kind,
+                                                  const ComponentRestoreOptions& options) {
+    if (kind == "files") return std::make_unique<FilesComponent>(std::nullopt, options.files);
+    if (kind == "redis") return std::make_unique<RedisComponent>(std::nullopt, options.redis);
+    if (kind == "postgres") return std::make_unique<PostgresComponent>(std::nullopt, options.postgres);
     throw Error(Kind::Verification, "unknown component kind in manifest: " + std::string(kind));
 }
 
