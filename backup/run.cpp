@@ -11,7 +11,7 @@
 #include "nightjar/cdc/coordinator.hpp"
 #include "nightjar/cdc/state_file.hpp"
 #include "nightjar/cdc/window.hpp"
-#include "nightjar/components/component.hpp"
+#include "nightjar/components/registry.hpp"
 #include "nightjar/core/clock.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/failpoint.hpp"
