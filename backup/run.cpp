@@ -242,11 +242,14 @@ int back_up(const BackupOptions& options, const Config& config, RepositoryWriter
     manifest.started_at = rfc3339_utc(started);
     manifest.host = host_name();
     manifest.nightjar_version = NIGHTJAR_VERSION;
-    manifest.options = {{"skip", options.skipped_kinds()},
-                        {"compression", {{"codec", "zstd"}, {"level", config.compression.level}}}};
+    // The one pipeline every artifact of this run goes through (io/pipeline), recorded on each artifact.
+    const io::PipelineSpec pipeline = io::PipelineSpec::zstd(config.compression);
+    manifest.options = {
+        {"skip", options.skipped_kinds()},
+        {"compression", {{"codec", std::string(io::codec_name(pipeline.codec))}, {"level", pipeline.level}}}};
     if (config.cdc) manifest.options["skip_cdc"] = options.skip_cdc;
     log::info("backup ", manifest.id, " into ", backup_dir.string());
-    Staging staging = repo.begin(manifest.id, config.compression);
+    Staging staging = repo.begin(manifest.id, pipeline, {}, io::tuning_of(config.compression));
 
     std::optional<CdcCoordinator> cdc;
     if (config.cdc && !options.skip_cdc) {

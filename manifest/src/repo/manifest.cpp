@@ -18,6 +18,16 @@ const Artifact* Manifest::find(std::string_view name) const {
     return nullptr;
 }
 
+io::PipelineSpec Artifact::spec() const {
+    if (pipeline) return *pipeline;
+    return io::PipelineSpec::legacy(compression == "none" ? io::Codec::None : io::Codec::Zstd);
+}
+
+void Artifact::set_pipeline(const io::PipelineSpec& spec) {
+    pipeline = spec;
+    compression = std::string(io::codec_name(spec.codec));
+}
+
 std::uint64_t Manifest::stored_bytes() const {
     std::uint64_t total = 0;
     for (const auto& a : artifacts) total += a.size;
@@ -27,16 +37,18 @@ std::uint64_t Manifest::stored_bytes() const {
 namespace {
 
 json artifact_json(const Artifact& a) {
-    return json{{"component", a.component},
-                {"name", a.name},
-                {"path", a.path},
-                {"size", a.size},
-                {"sha256", a.sha256},
-                {"content_size", a.content_size},
-                {"content_sha256", a.content_sha256},
-                {"format", a.format},
-                {"compression", a.compression},
-                {"source", a.source}};
+    json j{{"component", a.component},
+           {"name", a.name},
+           {"path", a.path},
+           {"size", a.size},
+           {"sha256", a.sha256},
+           {"content_size", a.content_size},
+           {"content_sha256", a.content_sha256},
+           {"format", a.format},
+           {"compression", a.compression},
+           {"source", a.source}};
+    if (a.pipeline) j["pipeline"] = a.pipeline->to_json();
+    return j;
 }
 
 json body_json(const Manifest& m) {
@@ -65,7 +77,7 @@ std::string canonical(const json& j) {
 
 Artifact parse_artifact(const JsonFields& f) {
     f.only({"component", "name", "path", "size", "sha256", "content_size", "content_sha256", "format",
-            "compression", "source"});
+            "compression", "pipeline", "source"});
     Artifact a;
     a.component = f.string("component");
     a.name = f.string("name");
@@ -82,6 +94,13 @@ Artifact parse_artifact(const JsonFields& f) {
     a.format = f.string("format");
     a.compression = f.choice("compression", {"zstd", "none"}, "");
     if (a.compression.empty()) f.fail("compression", "required field is missing");
+    if (f.has("pipeline")) {
+        JsonFields p = f.object("pipeline");
+        a.pipeline = io::PipelineSpec::from_json(p);
+        if (io::codec_name(a.pipeline->codec) != a.compression)
+            p.fail("codec", "the pipeline's codec " + std::string(io::codec_name(a.pipeline->codec)) +
+                                " contradicts the artifact's compression " + a.compression);
+    }
     a.source = f.object("source").raw();
     return a;
 }

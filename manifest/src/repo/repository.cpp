@@ -18,18 +18,35 @@ namespace {
 // Without locks, an artifact dir with no manifest is only taken for a crashed run's once this old (prune's
 // grace).
 constexpr std::int64_t kStaleAfterS = 86400;
+
+void check_can_write(const std::string& id, const io::PipelineSpec& spec, const io::WriteKeys& keys) {
+    if (spec.cipher == io::Cipher::Age && keys.recipients.empty())
+        throw Error(Kind::Config,
+                    "backup " + id +
+                        ": artifacts are to be encrypted with age and no recipient was given: "
+                        "configure at least one age1... recipient (nothing is written in clear)");
+}
+
 }  // namespace
 
 Staging::Staging(Storage& storage, std::string id, io::ZstdOptions zstd)
+    : Staging(storage, std::move(id), io::PipelineSpec::zstd(zstd), {}, io::tuning_of(zstd)) {}
+
+Staging::Staging(Storage& storage, std::string id, const io::PipelineSpec& spec, io::WriteKeys keys,
+                 io::CodecTuning tuning)
     : storage_(&storage),
       id_(std::move(id)),
       dir_(storage.capabilities().rename ? ".staging-" + id_ : id_),
-      zstd_(zstd) {
+      pipeline_{spec, std::move(keys), tuning} {
+    check_can_write(id_, pipeline_.spec, pipeline_.keys);
     storage_->make_dir(dir());
 }
 
 Staging::Staging(Staging&& o) noexcept
-    : storage_(o.storage_), id_(std::move(o.id_)), dir_(std::move(o.dir_)), zstd_(o.zstd_) {
+    : storage_(o.storage_),
+      id_(std::move(o.id_)),
+      dir_(std::move(o.dir_)),
+      pipeline_(std::move(o.pipeline_)) {
     o.storage_ = nullptr;
 }
 
@@ -42,19 +59,24 @@ Staging::~Staging() {
     }
 }
 
-std::unique_ptr<ArtifactWriter> Staging::artifact(const std::string& file_name,
-                                                  std::function<void(std::uint64_t)> on_progress) {
+std::string Staging::stored_name(const std::string& file_name) const {
     if (!is_safe_relative(file_name) || file_name.find('/') != std::string::npos)
         throw Error(Kind::Internal, "artifact file name must be a plain name: " + file_name);
+    return pipeline_.spec.cipher == io::Cipher::Age ? file_name + ".age" : file_name;
+}
+
+std::unique_ptr<ArtifactWriter> Staging::artifact(const std::string& file_name,
+                                                  std::function<void(std::uint64_t)> on_progress) {
+    const std::string name = stored_name(file_name);
     // Without rename the file is written where the backup will be read: never over someone else's.
-    auto file = storage_->open_write(fs::path(dir()) / file_name,
+    auto file = storage_->open_write(fs::path(dir()) / name,
                                      {.atomic = true, .sync = true, .create_only = dir() == id_});
-    return std::make_unique<ArtifactWriter>(std::move(file), zstd_, id_ + "/" + file_name,
-                                            std::move(on_progress));
+    return std::make_unique<ArtifactWriter>(std::move(file), pipeline_.spec, pipeline_.keys, pipeline_.tuning,
+                                            id_ + "/" + name, std::move(on_progress));
 }
 
 void Staging::discard(const std::string& file_name) {
-    storage_->remove(fs::path(dir()) / file_name);
+    storage_->remove(fs::path(dir()) / stored_name(file_name));
 }
 
 std::vector<BackupRef> RepositoryReader::list() const {
@@ -295,6 +317,12 @@ std::vector<std::string> RepositoryWriter::stale_staging() const {
 }
 
 Staging RepositoryWriter::begin(const std::string& id, io::ZstdOptions zstd) {
+    return begin(id, io::PipelineSpec::zstd(zstd), {}, io::tuning_of(zstd));
+}
+
+Staging RepositoryWriter::begin(const std::string& id, const io::PipelineSpec& spec, io::WriteKeys keys,
+                                io::CodecTuning tuning) {
+    check_can_write(id, spec, keys);
     for (const auto& dir : stale_staging()) {
         log::warn("removing what an interrupted run left: ", storage_.describe(dir));
         storage_.remove_tree(dir);
@@ -303,7 +331,7 @@ Staging RepositoryWriter::begin(const std::string& id, io::ZstdOptions zstd) {
     if (storage_.stat(manifest_file_name(id)) || storage_.stat(id))
         throw Error(Kind::Storage, "backup id already taken: " + storage_.describe(id) +
                                        ": another run published it; run again for a fresh id");
-    return Staging(storage_, id, zstd);
+    return Staging(storage_, id, spec, std::move(keys), tuning);
 }
 
 void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {

@@ -103,6 +103,57 @@ TEST_CASE("an edited manifest is detected by its self-digest", "[manifest]") {
     REQUIRE_THROWS_MATCHES(parse_manifest(j.dump(), "m"), Error, IsError(Kind::Verification, "self-digest"));
 }
 
+TEST_CASE("an artifact records its pipeline, and an older manifest without it reads as zstd",
+          "[manifest][pipeline]") {
+    SECTION("no pipeline field: today's zstd pipeline, and the document is written back unchanged") {
+        Manifest m = sample();
+        REQUIRE_FALSE(m.artifacts[0].pipeline.has_value());
+        const std::string text = serialize(m);
+        CHECK(json::parse(text)["artifacts"][0].count("pipeline") == 0);
+        Manifest back = parse_manifest(text, "m");
+        CHECK_FALSE(back.artifacts[0].pipeline.has_value());
+        CHECK(back.artifacts[0].spec() == io::PipelineSpec::legacy(io::Codec::Zstd));
+        CHECK(back.artifacts[0].spec().cipher == io::Cipher::None);
+        CHECK(serialize(back) == text);
+    }
+    SECTION("compression none without a pipeline reads as no codec") {
+        Manifest m = sample();
+        m.artifacts[0].compression = "none";
+        CHECK(parse_manifest(serialize(m), "m").artifacts[0].spec().codec == io::Codec::None);
+    }
+    SECTION("a recorded pipeline round-trips, beside compression") {
+        Manifest m = sample();
+        m.artifacts[0].set_pipeline({.codec = io::Codec::Zstd, .level = 7, .cipher = io::Cipher::Age});
+        CHECK(m.artifacts[0].compression == "zstd");
+        json j = json::parse(serialize(m));
+        CHECK(j["artifacts"][0]["pipeline"] == json{{"codec", "zstd"}, {"level", 7}, {"cipher", "age"}});
+        CHECK(j["artifacts"][0]["compression"] == "zstd");
+        CHECK(j["schema"] == 1);
+        Manifest back = parse_manifest(serialize(m), "m");
+        REQUIRE(back.artifacts[0].pipeline.has_value());
+        CHECK(back.artifacts[0].spec() ==
+              io::PipelineSpec{.codec = io::Codec::Zstd, .level = 7, .cipher = io::Cipher::Age});
+        CHECK(serialize(back) == serialize(m));
+    }
+    SECTION("unknown values and fields are refused with their JSON pointer") {
+        auto with = [](json p) { return edited([&](json& j) { j["artifacts"][0]["pipeline"] = p; }); };
+        REQUIRE_THROWS_MATCHES(
+            parse_manifest(with({{"codec", "zstd"}, {"level", 3}, {"cipher", "rot13"}}), "m"), Error,
+            IsError(Kind::Verification, "m: /artifacts/0/pipeline/cipher:"));
+        REQUIRE_THROWS_MATCHES(parse_manifest(with({{"codec", "xz"}, {"level", 3}, {"cipher", "none"}}), "m"),
+                               Error, IsError(Kind::Verification, "m: /artifacts/0/pipeline/codec:"));
+        REQUIRE_THROWS_MATCHES(
+            parse_manifest(with({{"codec", "zstd"}, {"level", 3}, {"cipher", "none"}, {"salt", 1}}), "m"),
+            Error, IsError(Kind::Verification, "m: /artifacts/0/pipeline/salt: unknown field"));
+        REQUIRE_THROWS_MATCHES(parse_manifest(with("zstd"), "m"), Error,
+                               IsError(Kind::Verification, "m: /artifacts/0/pipeline:"));
+        REQUIRE_THROWS_MATCHES(parse_manifest(with({{"codec", "none"}, {"cipher", "none"}}), "m"), Error,
+                               IsError(Kind::Verification,
+                                       "m: /artifacts/0/pipeline/codec: the pipeline's "
+                                       "codec none contradicts the artifact's compression zstd"));
+    }
+}
+
 TEST_CASE("backup ids", "[manifest]") {
     CHECK(is_backup_id("20240101_120000"));
     CHECK(is_backup_id("20240101_120000_2"));

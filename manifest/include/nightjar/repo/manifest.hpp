@@ -3,8 +3,11 @@
 #include <cstdint>
 #include <filesystem>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
+
+#include "nightjar/io/pipeline.hpp"
 
 namespace nightjar {
 
@@ -22,8 +25,15 @@ struct Artifact {
     std::uint64_t content_size = 0;                    // bytes before compression
     std::string content_sha256;                        // of the bytes before compression
     std::string format;                                // "tar", "pg_dump-custom", "rdb", ...
-    std::string compression;                           // "zstd" or "none"
+    std::string compression;                           // "zstd" or "none" (the codec, for old readers)
+    std::optional<io::PipelineSpec> pipeline;          // codec, level, cipher; absent in older manifests
     nlohmann::json source = nlohmann::json::object();  // component-specific state at capture time
+
+    // What the stored bytes went through: `pipeline`, or for an older manifest the zstd (or no) codec that
+    // `compression` names, with no cipher.
+    io::PipelineSpec spec() const;
+    // Records `spec` as `pipeline` and its codec as `compression`.
+    void set_pipeline(const io::PipelineSpec& spec);
 };
 
 // What happened to one component in this run.

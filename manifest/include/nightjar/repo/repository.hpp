@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "nightjar/io/pipeline.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/repo/artifact_writer.hpp"
 #include "nightjar/repo/manifest.hpp"
@@ -24,22 +25,33 @@ struct BackupRef {
 class Staging {
 public:
     Staging(Storage& storage, std::string id, io::ZstdOptions zstd);
+    // Kind::Config (naming the backup) when the spec wants age and no recipient was given: before the
+    // staging dir exists, so nothing is written in clear instead.
+    Staging(Storage& storage, std::string id, const io::PipelineSpec& spec, io::WriteKeys keys,
+            io::CodecTuning tuning = {});
     Staging(Staging&&) noexcept;
     ~Staging();
     const std::string& id() const { return id_; }
-    // A new artifact file `file_name` inside the backup; its manifest path is "<id>/<file_name>".
+    // A new artifact file `file_name` inside the backup, written through the run's pipeline; its manifest
+    // path is "<id>/<file_name>", with ".age" appended when the pipeline encrypts.
     std::unique_ptr<ArtifactWriter> artifact(const std::string& file_name,
                                              std::function<void(std::uint64_t)> on_progress = {});
-    // Removes an artifact written by a failed component.
+    // Removes an artifact written by a failed component (the same `file_name` given to artifact()).
     void discard(const std::string& file_name);
+    const io::PipelineSpec& spec() const { return pipeline_.spec; }
     std::string dir() const { return dir_; }
     void release() { storage_ = nullptr; }
 
 private:
+    std::string stored_name(const std::string& file_name) const;
     Storage* storage_;
     std::string id_;
     std::string dir_;
-    io::ZstdOptions zstd_;
+    struct Pipeline {
+        io::PipelineSpec spec;   // recorded on every artifact
+        io::WriteKeys keys;      // the recipients when spec.cipher is age
+        io::CodecTuning tuning;  // zstd threads and job size
+    } pipeline_;
 };
 
 class RepositoryReader {
@@ -93,6 +105,10 @@ public:
     std::string next_id(std::int64_t now) const;
     // Removes what crashed runs left (call with the lock held), then creates our staging.
     Staging begin(const std::string& id, io::ZstdOptions zstd);
+    // The same for a run whose artifacts go through `pipeline` (e.g. encrypted to recipients). A spec
+    // with cipher age and no recipient is Kind::Config before anything is removed or created.
+    Staging begin(const std::string& id, const io::PipelineSpec& spec, io::WriteKeys keys,
+                  io::CodecTuning tuning = {});
     // Syncs the artifacts' names, moves staging to <id>/ (with rename), then writes manifest_<id>.json
     // create-only and synced: the backup now exists. Kind::Storage (StorageExists) when that manifest exists.
     void publish(Staging&& staging, const Manifest& manifest);
