@@ -424,3 +424,42 @@ TEST_CASE("s3 client: part sizes grow so 10000 parts hold a very long stream", "
           (std::uint64_t{1} << 40) / 9000);
     CHECK(s3::base_part_size({.part_size = 1u << 20}) == s3::kMinPartSize);
 }
+
+TEST_CASE("s3 client: the bandwidth limit holds for a parallel multipart upload", "[s3]") {
+    std::string key = fresh_prefix("bandwidth") + "limited";
+    auto data = pseudo_random(10u << 20, 21);
+    auto o = client_options();
+    s3::Client c(o, credentials());
+    // 5 MiB/s for the whole upload, split across 2 parts in flight: 10 MiB takes about 2 s.
+    s3::MultipartWriter w(c, bucket(), key,
+                          {.part_size = 5u << 20, .parallel_parts = 2, .bandwidth_limit = 5u << 20});
+    auto t0 = std::chrono::steady_clock::now();
+    w.write({data.data(), data.size()});
+    w.finish();
+    double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    INFO("10 MiB at 5 MiB/s took " << s << " s");
+    CHECK(s >= 1.8);  // never more than 10% over the limit
+    CHECK(s < 6.0);   // and not throttled far below it
+    CHECK(c.head_object(bucket(), key)->size == data.size());
+}
+
+TEST_CASE("s3 client: credentials from the AWS environment", "[s3]") {
+    std::string secret = test::read_file(test::required_env("NIGHTJAR_TEST_S3_SECRET_ACCESS_KEY_FILE"));
+    ::setenv("AWS_ACCESS_KEY_ID", test::required_env("NIGHTJAR_TEST_S3_ACCESS_KEY_ID").c_str(), 1);
+    ::setenv("AWS_SECRET_ACCESS_KEY", secret.c_str(), 1);
+    ::unsetenv("AWS_SESSION_TOKEN");
+    auto creds = s3::Credentials::from_env();
+    ::unsetenv("AWS_SECRET_ACCESS_KEY");
+    s3::Client c(client_options(), creds);
+    std::string key = fresh_prefix("env") + "k";
+    c.put_object(bucket(), key, s3::MemoryBody(io::as_bytes(std::string("env"))));
+    CHECK(c.head_object(bucket(), key)->size == 3);
+    ::unsetenv("AWS_ACCESS_KEY_ID");
+    try {
+        s3::Credentials::from_env();
+        FAIL("credentials from an empty environment");
+    } catch (const Error& e) {
+        CHECK(e.kind() == Kind::Config);
+        CHECK_THAT(e.what(), Catch::Contains("AWS_ACCESS_KEY_ID"));
+    }
+}
