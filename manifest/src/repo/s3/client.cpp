@@ -711,8 +711,8 @@ std::uint64_t Client::get_object(const std::string& bucket, const std::string& k
                           st, "");
         if (etag.empty() && st >= 200 && st < 300) etag = unquote(ex.response.headers["etag"]);
         if (ex.rc == CURLE_OK && st >= 200 && st < 300) return done;
-        // An invalid range on an empty object is an empty read, not an error.
-        if (ex.rc == CURLE_OK && st == 416 && range && range->offset == 0 && done == 0) return 0;
+        // A range starting at or past the end (S3 answers 416) reads nothing.
+        if (ex.rc == CURLE_OK && st == 416 && range && done == 0) return 0;
         bool again =
             ex.rc != CURLE_OK ? retryable_curl(ex.rc) : retryable_status(st, error_code(ex.response));
         if (!again || attempt >= attempts) impl_->fail(r, ex, attempt);

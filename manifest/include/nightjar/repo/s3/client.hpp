@@ -163,7 +163,8 @@ public:
     std::string put_object(const std::string& bucket, const std::string& key, const Body& body,
                            const PutOptions& options = {}) const;
     // Streams the object (or a range of it) into `out` (not finished); returns the bytes written. A
-    // transfer broken midway resumes from where it stopped (If-Match on the first reply's ETag).
+    // transfer broken midway resumes from where it stopped (If-Match on the first reply's ETag). A range
+    // starting at or past the end reads nothing.
     std::uint64_t get_object(const std::string& bucket, const std::string& key, io::Writer& out,
                              std::optional<Range> range = std::nullopt) const;
     // nullopt when there is no such key.
