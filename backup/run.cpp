@@ -235,7 +235,7 @@ std::string error_text(const std::exception_ptr& failure) {
 // Returns the exit code; fills `summary`.
 int back_up(const BackupOptions& options, const Config& config, RepositoryWriter& repo,
             std::vector<std::unique_ptr<Component>>& components, json& summary) {
-    const fs::path backup_dir = repo.storage().root();
+    const fs::path backup_dir = repo.storage().describe(".");  // a PosixStorage: its root
     const std::int64_t started = unix_now();
     Manifest manifest;
     manifest.id = repo.next_id(started);
