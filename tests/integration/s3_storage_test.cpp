@@ -4,6 +4,7 @@
 #include <random>
 #include <set>
 
+#include "conformance/storage_conformance.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/s3/s3_storage.hpp"
 #include "support/commands.hpp"
@@ -190,4 +191,18 @@ TEST_CASE("s3 storage: list, list by prefix, stat, remove and remove_tree", "[s3
     CHECK(s->list_prefix("20260101_000000/").empty());
     CHECK(s->stat("20260102_000000/files.tar"));
     s->remove_tree("absent");
+}
+
+// The storage conformance suite (tests/conformance, from the storage branch) on S3Storage over radosgw:
+// every section gets a fresh, empty prefix.
+TEST_CASE("s3 storage: conformance", "[s3][conformance]") {
+    test::storage_conformance([] { return std::shared_ptr<Storage>(fresh_storage()); });
+}
+
+TEST_CASE("s3 storage: read-only conformance", "[s3][conformance]") {
+    test::read_only_conformance([] { return std::shared_ptr<Storage>(fresh_storage()); });
+}
+
+TEST_CASE("s3 storage: publish conformance", "[s3][conformance]") {
+    test::publish_conformance([] { return std::shared_ptr<Storage>(fresh_storage()); });
 }

@@ -767,7 +767,7 @@ ListResult Client::list_objects(const std::string& bucket, const std::string& pr
                                    unquote(child_text(c, "ETag")), child_text(c, "LastModified")});
         for (xmlNodePtr c : children(root, "CommonPrefixes"))
             out.common_prefixes.push_back(child_text(c, "Prefix"));
-        if (child_text(root, "IsTruncated") != "true") break;
+        if (child_text(root, "IsTruncated") != "true" || options.one_page) break;
         std::string next = child_text(root, "NextContinuationToken");
         if (next.empty() || next == token)
             throw S3Error("s3: ListObjectsV2 s3://" + bucket + "/" + prefix +

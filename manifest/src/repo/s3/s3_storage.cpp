@@ -162,12 +162,12 @@ S3Storage::S3Storage(std::shared_ptr<const Client> client, S3StorageOptions opti
 }
 
 std::string S3Storage::key(const fs::path& rel) const {
-    if (rel.is_absolute()) throw Error(Kind::Internal, "s3 storage: absolute path " + rel.string());
+    if (rel.is_absolute()) throw Error(Kind::Internal, "s3 storage: unsafe path (absolute): " + rel.string());
     std::string out;
     for (const auto& part : rel) {
         std::string s = part.string();
         if (s.empty() || s == ".") continue;
-        if (s == "..") throw Error(Kind::Internal, "s3 storage: path with \"..\": " + rel.string());
+        if (s == "..") throw Error(Kind::Internal, "s3 storage: unsafe path (\"..\"): " + rel.string());
         if (!out.empty()) out += '/';
         out += s;
     }
@@ -192,10 +192,12 @@ std::unique_ptr<io::Reader> S3Storage::open_read(const fs::path& rel, ReadRange 
     try {
         reader->wait_started();
     } catch (const S3Error& e) {
-        if (e.not_found())
+        if (!e.not_found()) throw;
+        if (!client_->list_objects(options_.bucket, key(rel) + "/", {.max_keys = 1, .one_page = true})
+                 .objects.empty())
             throw Error(Kind::Verification,
-                        "storage: " + describe(rel) + ": missing: the backup is incomplete");
-        throw;
+                        "storage: " + describe(rel) + ": not a regular file: a directory");
+        throw Error(Kind::Verification, "storage: " + describe(rel) + ": missing: the backup is incomplete");
     }
     return reader;
 }

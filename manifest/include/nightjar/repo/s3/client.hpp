@@ -148,6 +148,7 @@ struct ListResult {
 struct ListOptions {
     std::string delimiter;  // "" = a flat listing of every key under the prefix
     int max_keys = 1000;    // per request (the listing follows continuation tokens to the end)
+    bool one_page = false;  // stop after the first reply (an existence check), not at the listing's end
 };
 
 class Client {
