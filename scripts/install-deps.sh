@@ -6,8 +6,9 @@ packages=(
   build-essential cmake pkg-config clang-format
   age
   libarchive-dev libzstd-dev libssl-dev libhiredis-dev libpq-dev libcurl4-openssl-dev
-  nlohmann-json3-dev libcli11-dev catch2
-  postgresql postgresql-client redis-server redis-tools zstd jq python3 procps
+  nlohmann-json3-dev libcli11-dev catch2 libxml2-dev
+  postgresql postgresql-client redis-server redis-tools zstd jq python3 procps curl
+  ceph-mon ceph-osd radosgw awscli
   help2man scdoc man-db bsdextrautils dpkg-dev lintian adduser
 )
 

@@ -7,6 +7,10 @@
 #   NIGHTJAR_TEST_REDIS_AUTH_PORT + NIGHTJAR_TEST_REDIS_PASSWORD (requirepass),
 #   NIGHTJAR_TEST_REDIS_ACL_PORT + NIGHTJAR_TEST_REDIS_ACL_PASSWORD (users "nosync": everything but
 #   SYNC/PSYNC/REPLCONF; "weak": only PING and INFO)
+# and, from scripts/lib/ceph.sh, a Ceph cluster with radosgw: NIGHTJAR_TEST_S3_* (see that file).
+
+# shellcheck source=ceph.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ceph.sh"
 
 services_free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
@@ -105,9 +109,11 @@ services_start() {
   services_start_postgres
   services_start_redis
   services_start_redis_extra
+  ceph_start || { echo "services: ceph did not start (see above); the S3 tests need it" >&2; return 1; }
 }
 
 services_stop() {
+  ceph_stop
   [ -n "${NIGHTJAR_TEST_RUNDIR:-}" ] && [ -d "$NIGHTJAR_TEST_RUNDIR" ] || return 0
   if [ -f "$NIGHTJAR_TEST_RUNDIR/pg/postmaster.pid" ]; then
     services_as_postgres "$(services_pg_bindir)/pg_ctl" -D "$NIGHTJAR_TEST_RUNDIR/pg" -m immediate -w stop >/dev/null 2>&1 || true
