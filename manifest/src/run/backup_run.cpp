@@ -173,7 +173,7 @@ void BackupRun::lock() {
 void BackupRun::start() {
     State& s = *s_;
     const Config& config = request_.config;
-    s.backup_dir = s.repo->storage().root();
+    s.backup_dir = s.storage->root();
     const std::int64_t started = unix_now();
     Manifest& manifest = s.manifest;
     manifest.id = s.repo->next_id(started);
