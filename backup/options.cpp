@@ -1,6 +1,8 @@
 #include "options.hpp"
 
-#include "nightjar/components/registry.hpp"
+#include <filesystem>
+
+#include "nightjar/run/backup_run.hpp"
 
 namespace nightjar {
 
@@ -59,6 +61,29 @@ RetentionPolicy BackupOptions::retention(RetentionPolicy p) const {
 
 std::vector<std::string> BackupOptions::skipped_kinds() const {
     return nightjar::skipped_kinds(skip_config, skip_db, skip_redis);
+}
+
+BackupRequest BackupOptions::to_request(Config config) const {
+    if (compression_level > 0) config.compression.level = compression_level;
+    if (config.postgres) config.postgres->override_endpoint(db_host, db_port);
+    if (!redis_host.empty() || redis_port > 0) {
+        if (!config.redis) config.redis.emplace();
+        if (!redis_host.empty()) config.redis->endpoint.host = redis_host;
+        if (redis_port > 0) config.redis->endpoint.port = redis_port;
+    }
+    std::filesystem::path dir = !backup_dir.empty() ? std::filesystem::path(backup_dir) : config.backup_dir;
+    if (dir.empty())
+        throw Error(Kind::Config, "config " + config.source.string() +
+                                      ": /backup_dir: required field is missing (or pass --backup-dir)");
+    BackupRequest r{.config = std::move(config),
+                    .backup_dir = std::filesystem::absolute(dir),
+                    .skip = skipped_kinds(),
+                    .skip_cdc = skip_cdc,
+                    .quiet = quiet,
+                    .retention = {},
+                    .prune_on_failure = prune_on_failure};
+    r.retention = retention(r.config.retention);
+    return r;
 }
 
 }  // namespace nightjar

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-#include "nightjar/repo/retention.hpp"
+#include "nightjar/run/backup_run.hpp"
 
 namespace nightjar {
 
@@ -37,6 +37,8 @@ struct BackupOptions {
     std::vector<std::string> skipped_kinds() const;
     // Flags over config: the retention policy this run applies.
     RetentionPolicy retention(RetentionPolicy from_config) const;
+    // The flags over `config` (endpoints, compression, backup dir, retention) as the backup run reads them.
+    BackupRequest to_request(Config config) const;
 };
 
 }  // namespace nightjar

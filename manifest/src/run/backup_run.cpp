@@ -1,0 +1,581 @@
+#include "nightjar/run/backup_run.hpp"
+
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <exception>
+
+#include "nightjar/cdc/coordinator.hpp"
+#include "nightjar/cdc/state_file.hpp"
+#include "nightjar/cdc/window.hpp"
+#include "nightjar/core/clock.hpp"
+#include "nightjar/core/error.hpp"
+#include "nightjar/core/failpoint.hpp"
+#include "nightjar/core/log.hpp"
+#include "nightjar/core/progress.hpp"
+#include "nightjar/core/signals.hpp"
+#include "nightjar/io/pipeline.hpp"
+#include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/prune.hpp"
+#include "nightjar/repo/repository.hpp"
+#include "nightjar/run/hooks.hpp"
+#include "nightjar/run/monitoring.hpp"
+
+namespace nightjar {
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace {
+
+std::string host_name() {
+    char buf[256] = {};
+    ::gethostname(buf, sizeof buf - 1);
+    return buf;
+}
+
+// The nearest existing ancestor of `dir`: where a new backup dir would be created.
+fs::path existing_ancestor(fs::path dir) {
+    while (!dir.empty() && !fs::exists(dir) && dir != dir.root_path()) dir = dir.parent_path();
+    return dir;
+}
+
+// "name (url): reason" entries; connectors that failed for the same reason are named once with a count.
+Error cdc_resume_error(const std::vector<std::string>& failures) {
+    std::vector<std::pair<std::string, std::vector<std::string>>> by_reason;
+    for (const auto& f : failures) {
+        std::size_t cut = f.find("): ");
+        std::string who = cut == std::string::npos ? f : f.substr(0, cut + 1);
+        std::string why = cut == std::string::npos ? "" : f.substr(cut + 3);
+        const std::string own = "/connectors/" + who.substr(0, who.find(" (")) + "/";
+        for (std::size_t at; (at = why.find(own)) != std::string::npos;)
+            why.replace(at, own.size(), "/connectors/{name}/");
+        auto it =
+            std::find_if(by_reason.begin(), by_reason.end(), [&](const auto& r) { return r.first == why; });
+        if (it == by_reason.end()) it = by_reason.insert(by_reason.end(), {why, {}});
+        it->second.push_back(who);
+    }
+    std::string list;
+    for (const auto& [why, names] : by_reason) {
+        std::string who;
+        for (const auto& n : names) who += (who.empty() ? "" : ", ") + n;
+        std::string entry =
+            names.size() == 1 ? who : std::to_string(names.size()) + " connectors (" + who + ")";
+        list += (list.empty() ? "" : "; ") + entry + (why.empty() ? "" : ": " + why);
+    }
+    return Error(Kind::CdcResume,
+                 "cdc: connectors may still be paused or are FAILED after the resume: " + list +
+                     ": resume them by hand (PUT <url>/connectors/<name>/resume) or run "
+                     "nightjar-backup --resume-cdc");
+}
+
+std::string hook_status(const std::exception_ptr& failure, bool partial, bool cdc_failed) {
+    if (cdc_failed) return "cdc-resume-failed";
+    if (failure) {
+        try {
+            std::rethrow_exception(failure);
+        } catch (const Error& e) {
+            if (e.kind() == Kind::Interrupted) return "interrupted";
+        } catch (...) {
+        }
+        return "failed";
+    }
+    return partial ? "partial" : "complete";
+}
+
+std::string error_text(const std::exception_ptr& failure) {
+    if (!failure) return "";
+    try {
+        std::rethrow_exception(failure);
+    } catch (const std::exception& e) {
+        return e.what();
+    } catch (...) {
+        return "unknown error";
+    }
+}
+
+}  // namespace
+
+// What the phases hand each other.
+struct BackupRun::State {
+    std::optional<PosixStorage> storage;
+    std::optional<RepositoryWriter> repo;
+    std::optional<Lock> lock;
+    fs::path backup_dir;
+    Manifest manifest;
+    std::optional<Staging> staging;
+    std::optional<CdcCoordinator> cdc;  // set when this run pauses and resumes CDC
+    HookEnvironment hook_env;
+    json hook_runs = json::array();
+    Progress progress;
+    DumpContext dump_context;
+    int failed = 0;                      // components that failed (their other parts may have artifacts)
+    std::optional<Error> first_failure;  // the first component's failure
+    std::exception_ptr failure;          // what ended the guarded phases: nothing is published
+    std::optional<Error> cdc_error;      // CDC could not be resumed
+    std::string hook_failure;            // an after_publish hook failed
+
+    std::vector<HookRun> run_stage(std::string_view stage, const std::vector<HookCommand>& commands,
+                                   HookRunOptions o) {
+        auto runs = run_hooks(stage, commands, hook_env, o);
+        for (const auto& r : runs) hook_runs.push_back(r.to_json());
+        return runs;
+    }
+};
+
+BackupRun::BackupRun(const BackupRequest& request, std::vector<std::unique_ptr<Component>> components)
+    : request_(request), components_(std::move(components)), s_(std::make_unique<State>()) {
+    report_.backup_dir = request.backup_dir.string();
+}
+
+BackupRun::~BackupRun() = default;
+
+int BackupRun::run() {
+    lock();
+    start();
+    try {
+        heal_leftovers();
+        pause_cdc();
+        before_hooks();
+        back_up_components();
+    } catch (...) {
+        s_->failure = std::current_exception();
+    }
+    resume_cdc();  // every way out passes here: before hooks, publication or exit
+    after_hooks();
+    publish();  // rethrows the failure: nothing is published
+    after_publish();
+    int code = 0;
+    if (s_->cdc_error) throw *s_->cdc_error;
+    if (!s_->hook_failure.empty()) {
+        log::error(s_->hook_failure);
+        report_.add_error(s_->hook_failure);
+        code = exit_code(Kind::Partial);
+    } else if (s_->failed > 0) {
+        code = exit_code(Kind::Partial);
+    }
+    if (code == 0 || request_.prune_on_failure)
+        prune();
+    else if (!request_.retention.empty())
+        log::warn("prune: skipped because this run did not fully succeed (--prune-on-failure overrides)");
+    return code;
+}
+
+// ---- lock: one run at a time per repository ----
+void BackupRun::lock() {
+    s_->storage.emplace(request_.backup_dir, storage_modes(request_.config.repository.mode));
+    s_->repo.emplace(*s_->storage);
+    s_->lock.emplace(s_->repo->lock());
+    failpoint("backup:locked");
+}
+
+// ---- start: the backup id and its staging dir (begin() removes what interrupted runs left) ----
+void BackupRun::start() {
+    State& s = *s_;
+    const Config& config = request_.config;
+    s.backup_dir = s.storage->root();
+    const std::int64_t started = unix_now();
+    Manifest& manifest = s.manifest;
+    manifest.id = s.repo->next_id(started);
+    manifest.started_at = rfc3339_utc(started);
+    manifest.host = host_name();
+    manifest.nightjar_version = NIGHTJAR_VERSION;
+    // The one pipeline every artifact of this run goes through (io/pipeline), recorded on each artifact.
+    const io::PipelineSpec pipeline = io::PipelineSpec::zstd(config.compression);
+    manifest.options = {
+        {"skip", request_.skip},
+        {"compression", {{"codec", std::string(io::codec_name(pipeline.codec))}, {"level", pipeline.level}}}};
+    if (config.cdc) manifest.options["skip_cdc"] = request_.skip_cdc;
+    log::info("backup ", manifest.id, " into ", s.backup_dir.string());
+    s.staging.emplace(s.repo->begin(manifest.id, pipeline, {}, io::tuning_of(config.compression)));
+
+    if (config.cdc && !request_.skip_cdc) {
+        s.cdc.emplace(*config.cdc, CdcRunInfo{.backup_dir = s.backup_dir, .backup_id = manifest.id});
+    } else if (config.cdc) {
+        if (!request_.quiet)
+            log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
+        manifest.cdc = {{"mode", "skipped"}, {"paused", false}, {"reason", "--skip-cdc"}};
+        if (auto left = read_cdc_journal(*config.cdc, s.backup_dir); left && !left->connectors.empty())
+            log::warn("cdc: a previous run left ", left->connectors.size(),
+                      " connector(s) paused; --skip-cdc leaves them so: run nightjar-backup --resume-cdc");
+    }
+    s.hook_env = HookEnvironment{.backup_id = manifest.id,
+                                 .backup_dir = s.backup_dir.string(),
+                                 .status = "running",
+                                 .manifest = (s.backup_dir / manifest_file_name(manifest.id)).string(),
+                                 .error = ""};
+    s.dump_context = DumpContext{
+        .check_interrupted = [] { check_interrupted(); },
+        .progress = [&s](const std::string& label, std::uint64_t n) { s.progress.update(label, n); }};
+    report_.id = manifest.id;
+}
+
+// ---- heal_leftovers: what a previous run left paused is resumed first ----
+void BackupRun::heal_leftovers() {
+    if (s_->cdc) s_->cdc->heal_previous();
+}
+
+// ---- pause_cdc ----
+void BackupRun::pause_cdc() {
+    if (s_->cdc) s_->cdc->pause();
+    check_interrupted();
+}
+
+// ---- before_hooks: a failing before_backup hook means the backup is not started ----
+void BackupRun::before_hooks() {
+    for (const auto& r : s_->run_stage("before_backup", request_.config.hooks.before_backup,
+                                       {.stop_at_failure = true, .interruptible = true})) {
+        check_interrupted();
+        if (!r.ok())
+            throw Error(Kind::SourceUnavailable,
+                        "hook before_backup: " + r.argv.at(0) + " failed with exit code " +
+                            std::to_string(r.exit_code) + (r.timed_out ? " (timed out)" : "") +
+                            ": the backup was not started; see the hook's output above");
+    }
+}
+
+// ---- components: each dumps into staging; a failing source fails only its component ----
+void BackupRun::back_up_components() {
+    for (auto& c : components_) {
+        check_interrupted();
+        back_up_component(*c);
+    }
+    check_interrupted();
+    if (s_->failed == static_cast<int>(components_.size()) && s_->manifest.artifacts.empty()) {
+        log::error("every component failed: nothing was published");
+        throw *s_->first_failure;
+    }
+}
+
+void BackupRun::back_up_component(Component& c) {
+    State& s = *s_;
+    auto t0 = std::chrono::steady_clock::now();
+    ComponentResult result{std::string(c.kind()), "ok", "", json::object()};
+    std::uint64_t stored = 0;
+    try {
+        DumpResult dump = c.dump(s.dump_context, *s.staging);
+        s.progress.done();
+        for (auto& w : dump.warnings) log::warn(c.kind(), ": ", w);
+        for (auto& a : dump.artifacts) {
+            stored += a.size;
+            log::info(c.kind(), ": ", a.name, " ", log::human_bytes(a.content_size), " -> ",
+                      log::human_bytes(a.size), " sha256 ", a.sha256.substr(0, 16), "...");
+            s.manifest.artifacts.push_back(std::move(a));
+        }
+        result.details = std::move(dump.details);
+        if (!dump.failures.empty()) {
+            // Some parts failed (one database of several): the component failed; its other artifacts stay.
+            for (auto& f : dump.failures) log::error(f);
+            result.status = "failed";
+            result.error = dump.failures.front();
+            for (std::size_t i = 1; i < dump.failures.size(); ++i) result.error += "; " + dump.failures[i];
+            ++s.failed;
+            if (!s.first_failure) s.first_failure = Error(Kind::SourceUnavailable, dump.failures.front());
+        }
+    } catch (const Error& e) {
+        s.progress.done();
+        // A signal or a failing backup dir ends the whole run; a failing source only its component.
+        if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal) throw;
+        if (c.fail_fast()) {
+            log::error(c.kind(), ": fail_fast is set: the backup stops here and nothing is published");
+            throw;
+        }
+        log::error(e.what());
+        result.status = "failed";
+        result.error = e.what();
+        ++s.failed;
+        if (!s.first_failure) s.first_failure = e;
+    }
+    const double secs =
+        log::round_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    report_.components.push_back(ComponentRunReport{.kind = result.kind,
+                                                    .status = result.status,
+                                                    .stored_bytes = stored,
+                                                    .seconds = secs,
+                                                    .error = result.error});
+    s.manifest.components.push_back(std::move(result));
+}
+
+// ---- resume_cdc: always, exactly what this run paused ----
+void BackupRun::resume_cdc() {
+    State& s = *s_;
+    if (s.cdc) {
+        s.cdc->resume();
+        s.manifest.cdc = s.cdc->record();
+        report_.cdc = s.manifest.cdc;
+        if (!s.cdc->resume_failures().empty()) s.cdc_error = cdc_resume_error(s.cdc->resume_failures());
+    }
+    if (!s.failure && interrupted_signal()) {
+        try {
+            check_interrupted();
+        } catch (...) {
+            s.failure = std::current_exception();
+        }
+    }
+}
+
+// ---- after_hooks: on_error first (it pages), then after_backup; both before publication ----
+void BackupRun::after_hooks() {
+    State& s = *s_;
+    const HooksConfig& hooks = request_.config.hooks;
+    s.hook_env.status = hook_status(s.failure, s.failed > 0, s.cdc_error.has_value());
+    s.hook_env.error = s.cdc_error ? s.cdc_error->what() : error_text(s.failure);
+    if (s.failure || s.failed > 0 || s.cdc_error) s.run_stage("on_error", hooks.on_error, {});
+    s.run_stage("after_backup", hooks.after_backup, {});
+    if (!hooks.empty()) {
+        s.manifest.hooks = s.hook_runs;
+        report_.hooks = s.hook_runs;
+    }
+}
+
+// ---- publish: only a run whose guarded phases all returned; the manifest is written last ----
+void BackupRun::publish() {
+    State& s = *s_;
+    if (s.failure) {
+        if (s.cdc_error) {
+            log::error(error_text(s.failure));
+            throw *s.cdc_error;
+        }
+        std::rethrow_exception(s.failure);
+    }
+    Manifest& manifest = s.manifest;
+    manifest.status = s.failed > 0 ? "partial" : "complete";
+    manifest.finished_at = rfc3339_utc(unix_now());
+    s.repo->publish(std::move(*s.staging), manifest);
+    s.staging.reset();
+    report_.status = manifest.status;
+    if (s.failed > 0) {
+        std::string list;
+        for (const auto& c : manifest.components)
+            if (c.status != "ok") list += (list.empty() ? "" : "; ") + c.kind + ": " + c.error;
+        report_.error = "backup " + manifest.id + " published as partial: " + list;
+    }
+    report_.stored_bytes = manifest.stored_bytes();
+    report_.manifest = (s.backup_dir / manifest_file_name(manifest.id)).string();
+    for (const auto& line : summary_lines(report_)) log::info(line);
+    log::info("published ", manifest_file_name(manifest.id), " (", manifest.status, ", ",
+              log::human_bytes(manifest.stored_bytes()), ")");
+}
+
+// ---- after_publish: the manifest exists now (the off-site copy's place); never unpublishes ----
+void BackupRun::after_publish() {
+    State& s = *s_;
+    const HooksConfig& hooks = request_.config.hooks;
+    if (!s.cdc_error) s.hook_env.status = s.manifest.status;
+    for (const auto& r : s.run_stage("after_publish", hooks.after_publish, {}))
+        if (!r.ok() && s.hook_failure.empty())
+            s.hook_failure = "hook after_publish: " + r.argv.at(0) +
+                             (r.timed_out ? std::string(" timed out")
+                                          : " failed with exit code " + std::to_string(r.exit_code)) +
+                             ": backup " + s.manifest.id +
+                             " is published and stays; see the hook's output above";
+    if (!hooks.after_publish.empty()) report_.hooks = s.hook_runs;
+}
+
+// ---- prune: retention, never the backup this run has just published ----
+void BackupRun::prune() {
+    if (request_.retention.empty()) return;
+    PruneResult r = nightjar::prune(*s_->repo, request_.retention, unix_now(), false, 86400,
+                                    {.keep_id = s_->manifest.id});
+    report_.pruned = r.deleted;
+}
+
+// ---- the nightly run with its monitoring ----
+
+namespace {
+
+// Pings and metrics at the end of a run, whatever its outcome. Never throws.
+void report_to_monitoring(const BackupRequest& request, std::int64_t started, const RunReport& report) {
+    const Config& config = request.config;
+    Pinger pinger(config.monitoring);
+    const std::string body = ping_body(report);
+    if (report.exit_code.value_or(0) == 0)
+        pinger.success(body);
+    else
+        pinger.failure(body);
+    if (config.monitoring.metrics_file.empty()) return;
+    try {
+        RunMetrics m = run_metrics(report, started, unix_now());
+        PosixStorage storage(request.backup_dir, storage_modes(config.repository.mode));
+        m.backups_kept = RepositoryReader(storage).list().size();
+        write_metrics(config.monitoring.metrics_file, m);
+    } catch (const std::exception& e) {
+        log::warn("monitoring: cannot write metrics file ", config.monitoring.metrics_file.string(), ": ",
+                  e.what());
+    }
+}
+
+}  // namespace
+
+int run_backup(const BackupRequest& request, const std::function<void(const RunReport&)>& on_report) {
+    auto components = make_components(request.config, request.skip);
+    if (components.empty())
+        throw Error(Kind::Config, "config " + request.config.source.string() +
+                                      ": nothing to back up (no component configured, or all skipped)");
+    install_interrupt_handlers();
+    const std::int64_t started = unix_now();
+    Pinger(request.config.monitoring).start();
+    RunReport report;
+    std::exception_ptr failure;
+    int code = 0;
+    {  // the run's lock, staging and CDC session end before the report goes out
+        BackupRun run(request, std::move(components));
+        try {
+            code = run.run();
+            report = run.report();
+        } catch (const Error& e) {
+            report = run.report();
+            report.error = e.what();
+            code = exit_code(e);
+            failure = std::current_exception();
+        }
+    }
+    report.exit_code = code;
+    report_to_monitoring(request, started, report);
+    if (on_report) on_report(report);
+    if (failure) std::rethrow_exception(failure);
+    return code;
+}
+
+// ---- the other modes of nightjar-backup ----
+
+int check_backup(const BackupRequest& request, json* out) {
+    const Config& config = request.config;
+    const fs::path& backup_dir = request.backup_dir;
+    auto components = make_components(config, request.skip);
+    if (components.empty())
+        throw Error(Kind::Config, "config " + config.source.string() +
+                                      ": nothing to back up (no component configured, or all skipped)");
+    json summary{{"dry_run", true}, {"backup_dir", backup_dir.string()}, {"components", json::array()}};
+    std::uint64_t estimate = 0;
+    bool source_problem = false, storage_problem = false;
+    for (auto& c : components) {
+        CheckReport r = c->check();
+        for (auto& line : r.plan) log::info("plan: ", line);
+        for (auto& w : r.warnings) log::warn(c->kind(), ": ", w);
+        for (auto& p : r.problems) log::error(c->kind(), ": ", p);
+        source_problem = source_problem || !r.problems.empty();
+        estimate += r.estimated_bytes;
+        summary["components"].push_back({{"kind", c->kind()},
+                                         {"plan", r.plan},
+                                         {"problems", r.problems},
+                                         {"warnings", r.warnings},
+                                         {"estimated_bytes", r.estimated_bytes}});
+    }
+    if (config.cdc && !request.skip_cdc) {
+        CdcCoordinator cdc(*config.cdc, {.backup_dir = backup_dir, .backup_id = ""});
+        CdcCheckReport r = cdc.check();
+        for (auto& line : r.lines) log::info("plan: ", line);
+        for (auto& w : r.warnings) log::warn(w);
+        for (auto& p : r.problems) log::error(p);
+        source_problem = source_problem || !r.problems.empty();
+        summary["cdc"] = {{"clusters", r.summary}, {"problems", r.problems}, {"warnings", r.warnings}};
+    } else if (config.cdc) {
+        log::info("plan: cdc: --skip-cdc: no connector would be paused");
+        summary["cdc"] = {{"mode", "skipped"}};
+    }
+    // Hooks: each argv[0] found and executable, as the real run would spawn it.
+    std::vector<std::string> hook_problems = check_hooks(config.hooks);
+    for (const auto& p : hook_problems) log::error(p);
+    if (!hook_problems.empty()) summary["hook_problems"] = hook_problems;
+    // Monitoring: the metrics file's directory exists and is writable; the ping is only reported.
+    std::vector<std::string> monitoring_problems;
+    if (!config.monitoring.metrics_file.empty()) {
+        fs::path dir = config.monitoring.metrics_file.parent_path();
+        std::error_code ec;
+        if (!fs::is_directory(dir, ec))
+            monitoring_problems.push_back("monitoring: /monitoring/metrics_file: the directory " +
+                                          dir.string() + " does not exist: create it or fix the path");
+        else if (::access(dir.c_str(), W_OK | X_OK) != 0)
+            monitoring_problems.push_back("monitoring: /monitoring/metrics_file: the directory " +
+                                          dir.string() +
+                                          " is not writable by this user: fix its permissions or the path");
+        else
+            log::info("plan: monitoring: metrics to ", config.monitoring.metrics_file.string());
+    }
+    for (const auto& p : monitoring_problems) log::error(p);
+    if (!monitoring_problems.empty()) summary["monitoring_problems"] = monitoring_problems;
+    if (!config.monitoring.ping_url.empty()) {
+        log::info("plan: monitoring: the run would ping ", config.monitoring.ping_url, "/start, then ",
+                  config.monitoring.ping_url, " or ", config.monitoring.ping_url,
+                  "/fail (a dry run sends nothing)");
+        summary["ping_url"] = config.monitoring.ping_url;
+    }
+    fs::path probe = existing_ancestor(backup_dir);
+    std::string storage_msg;
+    struct statvfs vfs {};
+    if (::access(probe.c_str(), W_OK) != 0) {
+        storage_msg = "backup dir is not writable: " + probe.string();
+    } else if (::statvfs(probe.c_str(), &vfs) == 0) {
+        std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+        summary["free_bytes"] = free_bytes;
+        log::info("plan: backup dir ", backup_dir.string(), " has ", log::human_bytes(free_bytes),
+                  " free; this backup needs at most ", log::human_bytes(estimate), " before compression");
+        if (free_bytes < estimate)
+            storage_msg = "not enough free space in " + probe.string() + ": " + log::human_bytes(free_bytes) +
+                          " free, up to " + log::human_bytes(estimate) + " needed";
+    }
+    if (!storage_msg.empty()) {
+        storage_problem = true;
+        log::error(storage_msg);
+        summary["storage_problem"] = storage_msg;
+    }
+    summary["estimated_bytes"] = estimate;
+    const bool config_problem = !hook_problems.empty() || !monitoring_problems.empty();
+    summary["ok"] = !source_problem && !storage_problem && !config_problem;
+    if (out) *out = std::move(summary);
+    if (source_problem) return exit_code(Kind::SourceUnavailable);
+    if (storage_problem) return exit_code(Kind::Storage);
+    if (config_problem) return exit_code(Kind::Config);
+    log::info("dry run: everything checks out; nothing was written");
+    return 0;
+}
+
+int resume_cdc_only(const BackupRequest& request) {
+    const Config& config = request.config;
+    const fs::path& backup_dir = request.backup_dir;
+    install_interrupt_handlers();
+    PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
+    RepositoryWriter repo(storage);
+    Lock lock = repo.lock();
+    const CdcConfig cdc_config = config.cdc.value_or(CdcConfig{});
+    std::optional<CdcPauseState> state;
+    try {
+        state = read_cdc_journal(cdc_config, backup_dir);  // host-wide, whatever --backup-dir says
+    } catch (const CdcStateDamaged&) {
+        state = CdcPauseState{.connectors = {{}}};  // heal_previous() moves it aside and alerts
+    }
+    if (!state || state->connectors.empty()) {
+        log::info("cdc: no state file in ", cdc_journal_file(cdc_config).string(),
+                  ": nothing was left paused");
+        return 0;
+    }
+    if (state->owner == "window" && !window_expired(*state, unix_now())) {
+        log::info("cdc: the connectors in ", cdc_journal_file(cdc_config).string(),
+                  " are held by a pause window until ", state->window_until.value_or("?"),
+                  ": left paused (end it early with nightjar-backup cdc resume)");
+        return 0;
+    }
+    CdcCoordinator cdc(cdc_config, {.backup_dir = backup_dir, .backup_id = ""});
+    cdc.heal_previous();
+    if (!cdc.resume_failures().empty()) throw cdc_resume_error(cdc.resume_failures());
+    log::info("cdc: every connector a previous run left paused is resumed");
+    return 0;
+}
+
+int prune_only(const BackupRequest& request, bool dry_run, json* out) {
+    PosixStorage storage(request.backup_dir, storage_modes(request.config.repository.mode));
+    RepositoryWriter repo(storage);
+    std::optional<Lock> lock;
+    if (!dry_run) lock.emplace(repo.lock());
+    if (request.retention.empty()) log::warn("prune: no retention policy configured: every backup is kept");
+    PruneResult r = prune(repo, request.retention, unix_now(), dry_run);
+    json summary{{"dry_run", dry_run}, {"kept", r.kept}, {"deleted", r.deleted}, {"backups", json::array()}};
+    for (const auto& d : r.decisions)
+        summary["backups"].push_back({{"id", d.id}, {"keep", d.keep}, {"reasons", d.reasons}});
+    if (out) *out = std::move(summary);
+    return 0;
+}
+
+}  // namespace nightjar
