@@ -704,7 +704,11 @@ class Emulator:
         return c
 
     def api_patch_offsets(self, name, body, **_):
-        c = self._offsets_writable(name)
+        if not self.config["offsets_supported"]:
+            raise ApiError(404, MSG_NOT_FOUND)
+        if not self.config["offsets_write_supported"]:
+            raise ApiError(405, MSG_METHOD_NOT_ALLOWED)
+        # ConnectorsResource checks the body before the herder checks the state.
         try:
             request = json.loads(body) if body else None
         except ValueError as e:
@@ -712,6 +716,7 @@ class Emulator:
         entries = request.get("offsets") if isinstance(request, dict) else None
         if not entries or not isinstance(entries, list):
             raise ApiError(400, MSG_OFFSETS_MISSING)
+        c = self._offsets_writable(name)
         for entry in entries:
             if not isinstance(entry, dict) or "partition" not in entry:
                 raise ApiError(400, MSG_OFFSETS_MISSING)

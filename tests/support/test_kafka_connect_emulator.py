@@ -557,11 +557,12 @@ class SinkAndOffsetsTest(unittest.TestCase):
                          "Connectors must be in the STOPPED state before their offsets can be "
                          "modified. This can be done for the specified connector by issuing a "
                          "'PUT' request to the '/connectors/s-split/stop' endpoint")
-        self.assertEqual(self.call("PUT", "/connectors/s-split/stop")[0], 204)
+        # The body is checked first, in any state (a side-effect-free probe of 3.6).
         code, body, _ = self.call("PATCH", "/connectors/s-split/offsets", {})
         self.assertEqual((code, body["message"]),
                          (400, "Partitions / offsets need to be provided for an alter offsets "
                                "request"))
+        self.assertEqual(self.call("PUT", "/connectors/s-split/stop")[0], 204)
         # 3.5: stop and GET offsets exist, the writes do not.
         _, config, _ = self.call("POST", "/_emulator/config", {"profile": "3.5"})
         self.assertEqual(config["version"], "3.5.2")
