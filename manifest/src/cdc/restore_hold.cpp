@@ -181,6 +181,26 @@ void CdcRestoreHold::plan() {
             wanted.push_back(std::move(r));
         }
     }
+    // Else the connectors the backup's config names (cdc.kafka_connect.connectors; "all": every one listed).
+    if (wanted.empty()) {
+        for (auto& c : clusters_) {
+            std::vector<std::string> names = c->config.connectors;
+            if (c->config.all_connectors) {
+                try {
+                    names = c->client->connectors();
+                } catch (const KafkaConnectError& err) {
+                    log::warn("cdc: cannot list the connectors of ", c->config.urls.at(0), ": ", err.what());
+                }
+            }
+            for (const auto& n : names) {
+                CdcRestoreConnector r;
+                r.name = n;
+                r.cluster = c->config.urls.at(0);
+                r.topic_retention_s = config_.topic_retention_s;
+                wanted.push_back(std::move(r));
+            }
+        }
+    }
     for (auto& spec : wanted) {
         if (!spec.database.empty() && !request_.databases.empty() &&
             std::find(request_.databases.begin(), request_.databases.end(), spec.database) ==

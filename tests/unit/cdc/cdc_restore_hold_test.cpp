@@ -365,27 +365,31 @@ TEST_CASE("restore hold: offsets missing, insert mode and retention are reported
     CHECK_THAT(warnings, Catch::Contains("older than its topics' retention"));
 }
 
-TEST_CASE("restore hold: a connector that fails after the resume is exit 8", "[cdc][restore-hold]") {
+TEST_CASE("restore hold: a connector that cannot be resumed is exit 8 and healed by the next run",
+          "[cdc][restore-hold]") {
     test::TempDir dir;
     KafkaConnectEmulator emu({.connectors = {}, .tasks = 1, .transition_delay_s = 0.1});
     add_sink(emu, "frail", sink_offsets("frail.rows", 3));
     CdcConfig cdc = cdc_for(emu, dir, {"frail"});
     cdc.resume_timeout_s = 1.5;
-    CdcRestoreHold hold(cdc, {},
-                        {.databases = {"app"},
-                         .renamed = false,
-                         .cdc = std::nullopt,
-                         .backup_id = "b",
-                         .backup_time = 0,
-                         .manifest_cdc = manifest_cdc(emu, "frail", sink_offsets("frail.rows", 1)),
-                         .connect = {}});
-    hold.hold();
-    // Every resume is refused (500) until the phase's deadline.
-    emu.control("POST", "faults", {{"status_500_next", 100}, {"endpoints", {"/resume$"}}});
-    hold.bring_back(true);
-    CHECK(hold.exit_code() == 8);
+    {
+        CdcRestoreHold hold(cdc, {},
+                            {.databases = {"app"},
+                             .renamed = false,
+                             .cdc = std::nullopt,
+                             .backup_id = "b",
+                             .backup_time = 0,
+                             .manifest_cdc = manifest_cdc(emu, "frail", sink_offsets("frail.rows", 1)),
+                             .connect = {}});
+        hold.hold();
+        // Every resume is refused (500) until the phase's deadline.
+        emu.control("POST", "faults", {{"status_500_next", 100}, {"endpoints", {"/resume$"}}});
+        hold.bring_back(true);
+        CHECK(hold.exit_code() == 8);
+        CHECK_FALSE(hold.report()["resume_failures"].empty());
+        CHECK(emu.connector_state("frail") == "STOPPED");
+    }
     CHECK(journal_names(cdc, "frail"));  // still held: the next run (or the watchdog) resumes it
-    CHECK_FALSE(hold.report()["resume_failures"].empty());
     emu.control("DELETE", "faults");
     CdcCoordinator next(cdc, {.backup_dir = {}, .backup_id = "next", .owner = "backup", .window_until = {}});
     next.heal_previous();
@@ -413,4 +417,33 @@ TEST_CASE("restore hold: a stop that cannot be sent fails the hold and resumes w
     CHECK(emu.wait_settled("one", "RUNNING"));
     CHECK(emu.count("PUT", "/connectors/one/resume") == 1);
     CHECK_FALSE(journal_names(cdc, "one"));
+}
+
+TEST_CASE("restore hold: a restore that dies between stop and resume is healed by the next nightjar run",
+          "[cdc][restore-hold]") {
+    test::TempDir dir;
+    KafkaConnectEmulator emu({.connectors = {}, .tasks = 1, .transition_delay_s = 0});
+    add_sink(emu, "orphan", sink_offsets("orphan.rows", 7));
+    CdcConfig cdc = cdc_for(emu, dir, {"orphan"});
+    {
+        CdcRestoreHold hold(cdc, {},
+                            {.databases = {"app"},
+                             .renamed = false,
+                             .cdc = std::nullopt,
+                             .backup_id = "b",
+                             .backup_time = 0,
+                             .manifest_cdc = manifest_cdc(emu, "orphan", sink_offsets("orphan.rows", 2)),
+                             .connect = {}});
+        hold.hold();
+        // No bring_back(): the process is gone (its journal lock with it).
+    }
+    CHECK(emu.connector_state("orphan") == "STOPPED");
+    auto journal = read_cdc_state(cdc_journal_file(cdc));
+    REQUIRE(journal);
+    CHECK(journal->owner == "restore");
+    CdcCoordinator next(cdc, {.backup_dir = {}, .backup_id = "next", .owner = "backup", .window_until = {}});
+    next.heal_previous();
+    CHECK(emu.wait_settled("orphan", "RUNNING"));
+    CHECK_FALSE(read_cdc_state(cdc_journal_file(cdc)));
+    CHECK(emu.count("PATCH", "/connectors/orphan/offsets") == 1);  // the probe; healing sets no offsets
 }

@@ -140,7 +140,7 @@ DumpPosition DumpPosition::open(const PgTarget& target, PgConnection& conn, Dump
     p.slot_name_.clear();
     p.fallback_reason_ = why;
     if (why != "disabled")
-        log::warn("postgres: ", target.describe(), ": no exact consistent point (", why,
+        log::info("postgres: ", target.describe(), ": no exact consistent point (", why,
                   "): the dump's LSN is pg_current_wal_lsn() read in its snapshot, which may be later");
     conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
     PgResult r = conn.exec(
