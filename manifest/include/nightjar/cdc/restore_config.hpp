@@ -26,9 +26,8 @@ struct CdcRestoreConnector {
 
 // The cdc.restore config object.
 struct CdcRestoreConfig {
-    // Which connectors belong to which database. Empty: the backup's connectors (the manifest's cdc record,
-    // else cdc.kafka_connect's connectors), each with the role Kafka Connect reports and belonging to every
-    // restored database.
+    // Which connectors belong to which database. Empty: the backup's connectors (the manifest's cdc record),
+    // each with the role Kafka Connect reports and belonging to every restored database.
     std::vector<CdcRestoreConnector> connectors;
     std::string mode;              // default for every connector: "" = replay for sinks, none for sources
     double hold_timeout_s = 120;   // until every held connector reports STOPPED (or PAUSED)

@@ -70,8 +70,9 @@ public:
     CdcRestoreHold(const CdcRestoreHold&) = delete;
     CdcRestoreHold& operator=(const CdcRestoreHold&) = delete;
 
-    // Resolves which connectors this restore touches, their role, mode and the worker's features (GETs and
-    // the side-effect-free PATCH {} probe only). Idempotent.
+    // Resolves which connectors this restore touches (cdc.restore.connectors, else the manifest's cdc record,
+    // else cdc.kafka_connect's connectors), their role, mode and the worker's features (GETs and the
+    // side-effect-free PATCH {} probe only). Idempotent.
     void plan();
     // The dry run: per connector, the exact REST calls a restore would make (with the offsets it would set)
     // and what it would warn about. Holds nothing.
