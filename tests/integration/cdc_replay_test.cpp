@@ -260,3 +260,57 @@ TEST_CASE("replay: a restored sink database converges to the present, row for ro
     CHECK(entry["offsets_after"][0]["offset"]["kafka_offset"] == N);
     CHECK(entry["final_state"]["state"] == "RUNNING");
 }
+
+TEST_CASE("reanchor: a leftover slot is dropped and execute-snapshot signals are written",
+          "[integration][cdc]") {
+    Pg pg("nj_reanchor");
+    test::TempDir dir;
+    pg.sql(
+        "CREATE TABLE public.debezium_signal (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL, "
+        "data varchar(2048))");
+    const std::string slot = "dbz_" + pg.name;
+    pg.sql("SELECT pg_create_logical_replication_slot('" + slot + "', 'pgoutput')");  // left over
+    test::KafkaConnectEmulator emu({.connectors = {}, .tasks = 1, .transition_delay_s = 0.1});
+    emu.control("POST", "connectors",
+                {{"name", "pg-src"},
+                 {"config", {{"slot.name", slot}, {"table.include.list", "public.items, public.orders"}}}});
+    CdcConfig cdc;
+    KafkaConnectClusterConfig k;
+    k.urls = {emu.url()};
+    k.connectors = {"pg-src"};
+    cdc.clusters = {k};
+    cdc.resume_timeout_s = 10;
+    cdc.retry = {.initial_backoff_s = 0.05, .max_backoff_s = 0.2};
+    cdc.state_dir = (dir / "cdc").string();
+    CdcRestoreConnector spec;
+    spec.name = "pg-src";
+    spec.database = pg.name;
+    spec.role = "source";
+    spec.mode = "reanchor";
+    spec.reanchor = "signal";
+    spec.signal_table = "public.debezium_signal";
+    spec.drop_slot = true;
+    CdcRestoreConfig config;
+    config.connectors = {spec};
+    CdcRestoreHold hold(cdc, config,
+                        {.databases = {pg.name},
+                         .renamed = false,
+                         .cdc = std::nullopt,
+                         .backup_id = "20261201T000000Z",
+                         .backup_time = 0,
+                         .manifest_cdc = nullptr,
+                         .connect = [&](const std::string& db) {
+                             CHECK(db == pg.name);
+                             return std::make_unique<PgConnection>(pg.target());
+                         }});
+    hold.hold();
+    CHECK(emu.connector_state("pg-src") == "STOPPED");
+    hold.bring_back(true);
+    INFO(hold.report().dump(2));
+    CHECK(hold.exit_code() == 0);
+    CHECK(emu.wait_settled("pg-src", "RUNNING"));
+    CHECK(pg.sql("SELECT count(*) FROM pg_replication_slots WHERE slot_name = '" + slot + "'") == "0");
+    CHECK(pg.sql("SELECT type || ' ' || data FROM public.debezium_signal") ==
+          R"(execute-snapshot {"data-collections":["public.items","public.orders"],"type":"incremental"})");
+    CHECK(emu.count("DELETE", "/connectors/pg-src/offsets") == 0);  // signalled, not reset
+}
