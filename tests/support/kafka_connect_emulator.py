@@ -34,7 +34,31 @@ Control API (JSON in and out; these requests are not journalled and never faulte
     DELETE /_emulator/connectors/{n}      remove a connector (an "external actor" deleting it)
     POST   /_emulator/config      any of {"transition_delay_s", "connector_delay_s",
                                    "task_delays_s", "offsets_supported",
-                                   "restart_params_supported", "version"}  -> the whole config
+                                   "offsets_write_supported", "restart_params_supported",
+                                   "version", "profile", "sink_poll_s"}  -> the whole config
+                                  profile "3.4" | "3.5" | "3.6": sets version and the two
+                                  offsets flags together (3.4: no stop, no offsets; 3.5: stop
+                                  and GET offsets, PATCH/DELETE -> 405; 3.6: everything)
+    POST   /_emulator/connectors  ... "type": "sink" makes a sink connector: config "topics"
+                                  (one topic), Kafka offsets {"kafka_topic","kafka_partition"}
+                                  -> {"kafka_offset"} (the next record to consume), and with
+                                  "sink": {"conninfo", "table", "key"?: [...],
+                                  "flush_interval_s"?: S} an emulated sink (below)
+    POST   /_emulator/topics/{t}  {"records": [{"key": {...}, "value": {...}|null}, ...]}
+                                  appends row changes to the in-emulator topic t (partition 0)
+    GET    /_emulator/topics/{t}  {"records": [...], "end_offset": N}
+
+Emulated sink: while a sink connector with a "sink" spec is RUNNING (connector and every
+task) it consumes its topic from its consumer position and applies each record to the
+PostgreSQL table through `psql` (conninfo as given; PG* environment variables apply):
+"insert.mode" upsert (the default) upserts the value's columns by the key's columns
+(ON CONFLICT DO UPDATE), "insert" inserts plainly (a duplicate key fails the task, as a
+non-idempotent sink does), a null value deletes the row. The committed offset
+(GET .../offsets) follows the position at once, or every flush_interval_s when set
+(offset.flush.interval.ms); a stop commits at once (the final commit), a pause does not.
+A start from STOPPED (tasks regenerated) consumes from the committed offset, so a PATCH of
+the offsets while STOPPED makes the sink replay from there. A psql failure fails the task
+with the psql error as trace.
     POST   /_emulator/faults      {"status_409_next"?: K, "status_500_next"?: K,
                                    "endpoints"?: [filter, ...], "message_409"?: str,
                                    "message_500"?: str, "apply_change"?: bool,
@@ -75,6 +99,7 @@ import json
 import os
 import re
 import signal
+import subprocess
 import sys
 import threading
 import time
@@ -122,6 +147,48 @@ CONNECTOR_CLASSES = {
 # instance settles in. Tasks of a STOPPED connector do not exist at all.
 TARGET_TO_STATE = {"STARTED": "RUNNING", "PAUSED": "PAUSED", "STOPPED": "STOPPED"}
 INITIAL_STATE_TO_TARGET = {"RUNNING": "STARTED", "PAUSED": "PAUSED", "STOPPED": "STOPPED"}
+
+SINK_CLASS = "io.debezium.connector.jdbc.JdbcSinkConnector"
+
+# Version profiles (spec §8.6) for the features nightjar detects.
+PROFILES = {
+    "3.4": {"version": "3.4.1", "offsets_supported": False, "offsets_write_supported": False},
+    "3.5": {"version": "3.5.2", "offsets_supported": True, "offsets_write_supported": False},
+    "3.6": {"version": "3.6.2", "offsets_supported": True, "offsets_write_supported": True},
+}
+
+
+def sql_literal(v) -> str:
+    if v is None:
+        return "NULL"
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return repr(v)
+    if not isinstance(v, str):
+        v = json.dumps(v)
+    return "'" + v.replace("'", "''") + "'"
+
+
+def sql_ident(name: str) -> str:
+    return '"' + str(name).replace('"', '""') + '"'
+
+
+def sink_statement(table: str, key_columns: list[str], mode: str, record: dict) -> str:
+    """The SQL a JDBC sink runs for one record (upsert by key, plain insert, or delete)."""
+    key, value = record.get("key") or {}, record.get("value")
+    if value is None:
+        where = " AND ".join(f"{sql_ident(k)} = {sql_literal(key.get(k))}" for k in key_columns)
+        return f"DELETE FROM {table} WHERE {where};"
+    columns = list(value)
+    insert = (f"INSERT INTO {table} ({', '.join(map(sql_ident, columns))}) VALUES "
+              f"({', '.join(sql_literal(value[c]) for c in columns)})")
+    if mode != "upsert":
+        return insert + ";"
+    rest = [c for c in columns if c not in key_columns]
+    action = ("DO UPDATE SET " + ", ".join(f"{sql_ident(c)} = EXCLUDED.{sql_ident(c)}" for c in rest)
+              if rest else "DO NOTHING")
+    return f"{insert} ON CONFLICT ({', '.join(map(sql_ident, key_columns))}) {action};"
 
 
 class ApiError(Exception):
@@ -179,16 +246,29 @@ class Task:
 class Connector:
     def __init__(self, name: str, task_count: int, initial_state: str, worker_id: str,
                  flavor: str = "postgres", config: dict | None = None,
-                 offsets: list | None = None):
+                 offsets: list | None = None, kind: str = "source", sink: dict | None = None):
         self.name = name
-        self.type = "source"
+        self.type = kind
         self.flavor = flavor
         self.worker_id = worker_id
         self.task_count = task_count  # "tasks.max"; used to regenerate tasks after STOPPED
-        self.config = {"connector.class": CONNECTOR_CLASSES[flavor], "name": name,
-                       "tasks.max": str(task_count), "topic.prefix": name}
+        if kind == "sink":
+            self.config = {"connector.class": SINK_CLASS, "name": name,
+                           "tasks.max": str(task_count), "topics": name + ".rows",
+                           "insert.mode": "upsert", "primary.key.mode": "record_key"}
+        else:
+            self.config = {"connector.class": CONNECTOR_CLASSES[flavor], "name": name,
+                           "tasks.max": str(task_count), "topic.prefix": name}
         self.config.update(config or {})
-        self.offsets = offsets if offsets is not None else fake_offsets(name, flavor)
+        self.sink = sink  # {"conninfo", "table", "key", "flush_interval_s"}: the emulated sink
+        self.position: int | None = None  # the sink's consumer position (None: from the committed)
+        self.last_flush = time.monotonic()
+        if offsets is not None:
+            self.offsets = offsets
+        elif kind == "sink":
+            self.offsets = []  # nothing consumed yet: the sink starts at the topic's beginning
+        else:
+            self.offsets = fake_offsets(name, flavor)
         self.target = INITIAL_STATE_TO_TARGET[initial_state]
         self.state = initial_state
         self.trace = ""
@@ -201,9 +281,34 @@ class Connector:
         self.fail_on_pause = ""  # a trace to fail with instead of the next transition to PAUSED
         self.target_sequence = 0  # arrival number of the target-state write that holds
         self.pending_offsets: list | None = None  # committed at the next flush (control /offsets delay_s)
+        self.offsets_reset = False  # DELETE .../offsets: a source snapshots afresh at its next start
 
     def regenerate_tasks(self, state: str) -> None:
         self.tasks = [Task(i, state, self.worker_id) for i in range(self.task_count)]
+
+    def topic(self) -> str:
+        return str(self.config.get("topics", "")).split(",")[0].strip()
+
+    def committed(self) -> int:
+        """The sink's committed offset of partition 0 of its topic (0 when none)."""
+        for o in self.offsets:
+            p = o.get("partition", {})
+            if p.get("kafka_topic") == self.topic() and p.get("kafka_partition") == 0:
+                return int(o.get("offset", {}).get("kafka_offset", 0))
+        return 0
+
+    def commit(self) -> None:
+        """Commits the consumer position as the partition's offset (what a flush does)."""
+        if self.position is None:
+            return
+        partition = {"kafka_topic": self.topic(), "kafka_partition": 0}
+        self.offsets = [o for o in self.offsets if o.get("partition") != partition]
+        self.offsets.append({"partition": partition, "offset": {"kafka_offset": self.position}})
+        self.last_flush = time.monotonic()
+
+    def running(self) -> bool:
+        return (self.target == "STARTED" and self.state == "RUNNING" and bool(self.tasks)
+                and all(t.state == "RUNNING" for t in self.tasks))
 
     def status(self) -> dict:
         connector = {"state": self.state, "worker_id": self.worker_id}
@@ -234,7 +339,7 @@ class Connector:
                           for t in self.tasks],
                 "task_count": self.task_count, "type": self.type, "flavor": self.flavor,
                 "config": dict(self.config), "offsets": self.offsets,
-                "settled": self.settled()}
+                "position": self.position, "settled": self.settled()}
 
 
 class FaultRule:
@@ -299,9 +404,14 @@ class Emulator:
             "connector_delay_s": None,
             "task_delays_s": None,
             "offsets_supported": True,
+            "offsets_write_supported": True,
             "restart_params_supported": True,
             "version": "3.9.0",
+            "sink_poll_s": 0.05,
         }
+        self.topics: dict[str, list[dict]] = {}  # the in-emulator topics (partition 0 each)
+        self._sink_thread: threading.Thread | None = None
+        self._stopping = threading.Event()
         self.faults: list[FaultRule] = []
         self.slow: list[FaultRule] = []  # "slow_next": answered (and applied) after delay_s
         self._sequence = 0  # request arrival counter (last-writer-wins of target states)
@@ -449,6 +559,14 @@ class Emulator:
             return
         task.state = TARGET_TO_STATE[c.target]
         task.trace = ""
+        if (c.type == "source" and c.target == "STARTED" and c.offsets_reset
+                and c.running()):
+            # Offsets were reset: the source snapshots afresh and streams from a new position.
+            c.offsets_reset = False
+            fresh = fake_offsets(c.name, c.flavor)
+            for o in fresh:
+                o["offset"]["snapshot_completed"] = True
+            c.offsets = fresh
 
     # ------------------------------------------------------------------ Kafka Connect API
 
@@ -532,6 +650,9 @@ class Emulator:
             return 204, None
         c.target = "STOPPED"
         c.tasks = []  # the task configs are emptied first; statuses disappear
+        if c.type == "sink":
+            c.commit()  # the tasks shut down with a final offset commit (spec §4)
+            c.position = None  # the next start consumes from the committed offset
         self._start_transition(c)
         return 204, None
 
@@ -575,13 +696,19 @@ class Emulator:
     def _offsets_writable(self, name: str) -> Connector:
         if not self.config["offsets_supported"]:
             raise ApiError(404, MSG_NOT_FOUND)
+        if not self.config["offsets_write_supported"]:
+            raise ApiError(405, MSG_METHOD_NOT_ALLOWED)  # 3.5: GET only
         c = self._connector(name, f"Connector {name} not found")
         if c.target != "STOPPED":
             raise ApiError(400, MSG_OFFSETS_NOT_STOPPED.replace("{name}", name))
         return c
 
     def api_patch_offsets(self, name, body, **_):
-        c = self._offsets_writable(name)
+        if not self.config["offsets_supported"]:
+            raise ApiError(404, MSG_NOT_FOUND)
+        if not self.config["offsets_write_supported"]:
+            raise ApiError(405, MSG_METHOD_NOT_ALLOWED)
+        # ConnectorsResource checks the body before the herder checks the state.
         try:
             request = json.loads(body) if body else None
         except ValueError as e:
@@ -589,6 +716,7 @@ class Emulator:
         entries = request.get("offsets") if isinstance(request, dict) else None
         if not entries or not isinstance(entries, list):
             raise ApiError(400, MSG_OFFSETS_MISSING)
+        c = self._offsets_writable(name)
         for entry in entries:
             if not isinstance(entry, dict) or "partition" not in entry:
                 raise ApiError(400, MSG_OFFSETS_MISSING)
@@ -596,11 +724,14 @@ class Emulator:
             if entry.get("offset") is not None:  # a null offset removes the partition
                 kept.append({"partition": entry["partition"], "offset": entry["offset"]})
             c.offsets = kept
+        c.position = None
         return 200, {"message": MSG_OFFSETS_ALTERED}
 
     def api_delete_offsets(self, name, **_):
         c = self._offsets_writable(name)
         c.offsets = []
+        c.position = None
+        c.offsets_reset = True  # a source snapshots afresh at its next start
         return 200, {"message": MSG_OFFSETS_RESET}
 
     # ------------------------------------------------------------------ control API
@@ -643,6 +774,9 @@ class Emulator:
                 self.faults = []
                 self.slow = []
                 return 200, []
+            m = re.fullmatch(r"/topics/([^/]+)", path)
+            if m and method in ("GET", "POST"):
+                return 200, self._control_topic(method, unquote(m.group(1)), payload)
             if path == "/fail" and method == "POST":
                 return 200, self._control_fail(payload)
             if path == "/offsets" and method == "POST":
@@ -681,10 +815,12 @@ class Emulator:
 
     def add_connector(self, name: str, tasks: int, state: str = "RUNNING",
                       flavor: str = "postgres", config: dict | None = None,
-                      offsets: list | None = None, worker_id: str | None = None) -> Connector:
+                      offsets: list | None = None, worker_id: str | None = None,
+                      kind: str = "source", sink: dict | None = None) -> Connector:
         if name in self.connectors:
             raise ApiError(409, f"Connector {name} already exists")
-        c = Connector(name, tasks, state, worker_id or self.worker_id, flavor, config, offsets)
+        c = Connector(name, tasks, state, worker_id or self.worker_id, flavor, config, offsets,
+                      kind, sink)
         self.connectors[name] = c
         return c
 
@@ -699,9 +835,80 @@ class Emulator:
             raise ApiError(400, "'state' must be RUNNING, PAUSED or STOPPED")
         if flavor not in CONNECTOR_CLASSES:
             raise ApiError(400, f"'flavor' must be one of {sorted(CONNECTOR_CLASSES)}")
+        kind, sink = p.get("type", "source"), p.get("sink")
+        if kind not in ("source", "sink"):
+            raise ApiError(400, "'type' must be source or sink")
+        if sink is not None:
+            if kind != "sink" or not isinstance(sink, dict):
+                raise ApiError(400, "'sink' needs \"type\": \"sink\" and must be an object")
+            if not isinstance(sink.get("conninfo"), str) or not isinstance(sink.get("table"), str):
+                raise ApiError(400, "'sink' needs string 'conninfo' and 'table'")
+            key = sink.setdefault("key", ["id"])
+            if not isinstance(key, list) or not key or not all(isinstance(k, str) for k in key):
+                raise ApiError(400, "'sink.key' must be a non-empty list of column names")
         c = self.add_connector(name, tasks, state, flavor, p.get("config"), p.get("offsets"),
-                               p.get("worker_id"))
+                               p.get("worker_id"), kind, sink)
         return c.internal_state()
+
+    def _control_topic(self, method: str, topic: str, p: dict) -> dict:
+        records = self.topics.setdefault(topic, [])
+        if method == "POST":
+            new = p.get("records")
+            if not isinstance(new, list) or not all(isinstance(r, dict) for r in new):
+                raise ApiError(400, "'records' must be a list of {\"key\", \"value\"} objects")
+            records.extend({"key": r.get("key"), "value": r.get("value")} for r in new)
+        return {"records": records, "end_offset": len(records)}
+
+    # ------------------------------------------------------------------ emulated sink
+
+    def start_sink_loop(self) -> None:
+        self._sink_thread = threading.Thread(target=self._sink_loop, daemon=True)
+        self._sink_thread.start()
+
+    def stop_sink_loop(self) -> None:
+        self._stopping.set()
+        if self._sink_thread is not None:
+            self._sink_thread.join(timeout=10)
+
+    def _sink_loop(self) -> None:
+        while not self._stopping.wait(float(self.config["sink_poll_s"])):
+            with self.lock:
+                for c in list(self.connectors.values()):
+                    if c.type == "sink" and c.sink is not None:
+                        self._sink_step(c)
+
+    def _sink_step(self, c: Connector) -> None:
+        """One poll of an emulated sink task: apply the next records, commit when due. Runs under
+        self.lock, so a stop or a PATCH never lands in the middle of a batch."""
+        if not c.running():
+            return
+        if c.position is None:
+            c.position = c.committed()
+        records = self.topics.get(c.topic(), [])
+        batch = records[c.position:c.position + 200]
+        if batch:
+            table = ".".join(sql_ident(part) for part in c.sink["table"].split("."))
+            mode = str(c.config.get("insert.mode", "upsert"))
+            sql = "BEGIN;\n" + "\n".join(sink_statement(table, c.sink["key"], mode, r)
+                                          for r in batch) + "\nCOMMIT;\n"
+            try:
+                done = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d",
+                                       c.sink["conninfo"]], input=sql, capture_output=True,
+                                      text=True, timeout=30)
+                error = done.stderr.strip() if done.returncode != 0 else ""
+            except (OSError, subprocess.TimeoutExpired) as e:
+                error = str(e)
+            if error:
+                trace = ("org.apache.kafka.connect.errors.ConnectException: Exiting WorkerSinkTask "
+                         "due to unrecoverable exception.\n\t...\nCaused by: " + error)
+                for t in c.tasks:
+                    t.state, t.trace = "FAILED", trace
+                return
+            c.position += len(batch)
+        flush = float(c.sink.get("flush_interval_s") or 0)
+        if flush <= 0 or time.monotonic() - c.last_flush >= flush:
+            if c.position != c.committed() or not c.offsets:
+                c.commit()
 
     def _control_config(self, p: dict) -> dict:
         def number(v):
@@ -714,13 +921,18 @@ class Emulator:
             "offsets_supported": lambda v: isinstance(v, bool),
             "restart_params_supported": lambda v: isinstance(v, bool),
             "version": lambda v: isinstance(v, str),
+            "offsets_write_supported": lambda v: isinstance(v, bool),
+            "profile": lambda v: v in PROFILES,
+            "sink_poll_s": lambda v: number(v) and v > 0,
         }
         for key, value in p.items():
             if key not in checks:
                 raise ApiError(400, f"Unknown config key '{key}'")
             if not checks[key](value):
                 raise ApiError(400, f"Invalid value for '{key}': {value!r}")
-        self.config.update(p)
+        if "profile" in p:
+            self.config.update(PROFILES[p["profile"]])
+        self.config.update({k: v for k, v in p.items() if k != "profile"})
         return dict(self.config)
 
     def _control_faults(self, p: dict) -> list:
@@ -914,9 +1126,11 @@ def main(argv: list[str] | None = None) -> int:
             emulator.add_connector(name, args.tasks)
     write_port_file(args.port_file, listener.port)
 
+    emulator.start_sink_loop()
     while not stop.wait(0.5):  # the timeout keeps signal delivery prompt
         pass
     listener.stop()
+    emulator.stop_sink_loop()
     return 0
 
 

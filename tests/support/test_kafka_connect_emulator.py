@@ -37,13 +37,13 @@ OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 class Emulator:
     """An emulator subprocess on a free port; use as a context manager or call close()."""
 
-    def __init__(self, *extra_args):
+    def __init__(self, *extra_args, env=None):
         self.dir = tempfile.TemporaryDirectory(prefix="kc-emu-")
         port_file = os.path.join(self.dir.name, "port")
         self.stderr = open(os.path.join(self.dir.name, "stderr"), "w+")
         self.proc = subprocess.Popen(
             [sys.executable, EMULATOR, "--port", "0", "--port-file", port_file, *extra_args],
-            stdout=subprocess.DEVNULL, stderr=self.stderr)
+            stdout=subprocess.DEVNULL, stderr=self.stderr, env=env)
         try:
             deadline = time.monotonic() + 10
             while not os.path.exists(port_file):
@@ -101,7 +101,8 @@ class KafkaConnectEmulatorTest(unittest.TestCase):
     def setUp(self):
         self.call("POST", "/_emulator/config",
                   {"transition_delay_s": 0.1, "connector_delay_s": None, "task_delays_s": None,
-                   "offsets_supported": True, "restart_params_supported": True})
+                   "offsets_supported": True, "offsets_write_supported": True,
+                   "restart_params_supported": True, "version": "3.9.0"})
         self.call("DELETE", "/_emulator/faults")
         self.call("DELETE", "/_emulator/requests")
 
@@ -454,3 +455,205 @@ class CommandLineTest(unittest.TestCase):
 
 if __name__ == "__main__":
     unittest.main()
+
+
+FAKE_PSQL = """#!/bin/sh
+# Records the SQL a sink batch sends (stdin) and the conninfo; fails when FAIL exists.
+dir=$(dirname "$0")
+cat >> "$dir/sql.log"
+echo "$@" >> "$dir/args.log"
+if [ -e "$dir/FAIL" ]; then echo 'psql: error: connection to server failed' >&2; exit 2; fi
+exit 0
+"""
+
+
+class SinkAndOffsetsTest(unittest.TestCase):
+    """Sink connectors, the 3.5/3.6 offsets split and the emulated sink (with a fake psql that
+    records the SQL; the real PostgreSQL round trip is tested by tests/integration/cdc_replay_test)."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.bin = tempfile.TemporaryDirectory(prefix="kc-psql-")
+        cls.addClassCleanup(cls.bin.cleanup)
+        psql = os.path.join(cls.bin.name, "psql")
+        with open(psql, "w") as f:
+            f.write(FAKE_PSQL)
+        os.chmod(psql, 0o755)
+        env = dict(os.environ, PATH=cls.bin.name + os.pathsep + os.environ.get("PATH", ""))
+        cls.emu = Emulator("--transition-delay", "0", env=env)
+        cls.addClassCleanup(cls.emu.close)
+
+    def setUp(self):
+        for name in ("sql.log", "args.log", "FAIL"):
+            try:
+                os.unlink(os.path.join(self.bin.name, name))
+            except FileNotFoundError:
+                pass
+        self.call("POST", "/_emulator/config", {"profile": "3.6", "transition_delay_s": 0})
+
+    def call(self, method, path, body=None):
+        return self.emu.call(method, path, body)
+
+    def sql(self):
+        try:
+            with open(os.path.join(self.bin.name, "sql.log")) as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
+
+    def offsets(self, name):
+        code, body, _ = self.call("GET", f"/connectors/{name}/offsets")
+        self.assertEqual(code, 200, body)
+        return body["offsets"]
+
+    def kafka_offset(self, name):
+        entries = self.offsets(name)
+        return entries[0]["offset"]["kafka_offset"] if entries else None
+
+    def wait_for(self, predicate, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate():
+                return
+            time.sleep(0.02)
+        self.fail("condition not met in time")
+
+    def add_sink(self, name, sink=None, config=None, state="RUNNING"):
+        body = {"name": name, "type": "sink", "state": state, "config": config or {}}
+        if sink is not None:
+            body["sink"] = sink
+        code, out, _ = self.call("POST", "/_emulator/connectors", body)
+        self.assertEqual(code, 201, out)
+        return out
+
+    def append(self, topic, records):
+        code, out, _ = self.call("POST", f"/_emulator/topics/{topic}", {"records": records})
+        self.assertEqual(code, 200, out)
+        return out
+
+    def test_sink_status_type_and_kafka_offsets_shape(self):
+        self.add_sink("s-shape", config={"topics": "shape.rows"})
+        code, body, _ = self.call("GET", "/connectors/s-shape/status")
+        self.assertEqual((code, body["type"]), (200, "sink"))
+        code, info, _ = self.call("GET", "/connectors/s-shape")
+        self.assertEqual(info["type"], "sink")
+        self.assertEqual(info["config"]["insert.mode"], "upsert")
+        self.assertEqual(self.offsets("s-shape"), [])
+        self.assertEqual(self.call("PUT", "/connectors/s-shape/stop")[0], 204)
+        entry = {"partition": {"kafka_topic": "shape.rows", "kafka_partition": 0},
+                 "offset": {"kafka_offset": 7}}
+        code, body, _ = self.call("PATCH", "/connectors/s-shape/offsets", {"offsets": [entry]})
+        self.assertEqual((code, body), (200, {"message": "The offsets for this connector have "
+                                                         "been altered successfully"}))
+        self.assertEqual(self.offsets("s-shape"), [entry])
+
+    def test_offsets_writes_need_stopped_and_36(self):
+        self.add_sink("s-split")
+        entry = {"partition": {"kafka_topic": "s-split.rows", "kafka_partition": 0},
+                 "offset": {"kafka_offset": 1}}
+        code, body, _ = self.call("PATCH", "/connectors/s-split/offsets", {"offsets": [entry]})
+        self.assertEqual(code, 400)
+        self.assertEqual(body["message"],
+                         "Connectors must be in the STOPPED state before their offsets can be "
+                         "modified. This can be done for the specified connector by issuing a "
+                         "'PUT' request to the '/connectors/s-split/stop' endpoint")
+        # The body is checked first, in any state (a side-effect-free probe of 3.6).
+        code, body, _ = self.call("PATCH", "/connectors/s-split/offsets", {})
+        self.assertEqual((code, body["message"]),
+                         (400, "Partitions / offsets need to be provided for an alter offsets "
+                               "request"))
+        self.assertEqual(self.call("PUT", "/connectors/s-split/stop")[0], 204)
+        # 3.5: stop and GET offsets exist, the writes do not.
+        _, config, _ = self.call("POST", "/_emulator/config", {"profile": "3.5"})
+        self.assertEqual(config["version"], "3.5.2")
+        not_allowed = (405, {"error_code": 405, "message": "HTTP 405 Method Not Allowed"})
+        self.assertEqual(self.call("PATCH", "/connectors/s-split/offsets",
+                                   {"offsets": [entry]})[:2], not_allowed)
+        self.assertEqual(self.call("DELETE", "/connectors/s-split/offsets")[:2], not_allowed)
+        self.assertEqual(self.call("GET", "/connectors/s-split/offsets")[0], 200)
+        self.assertEqual(self.call("PUT", "/connectors/s-split/stop")[0], 204)
+        # 3.4: neither.
+        self.call("POST", "/_emulator/config", {"profile": "3.4"})
+        not_found = (404, {"error_code": 404, "message": "HTTP 404 Not Found"})
+        self.assertEqual(self.call("GET", "/connectors/s-split/offsets")[:2], not_found)
+        self.assertEqual(self.call("PUT", "/connectors/s-split/stop")[:2], not_found)
+        self.assertEqual(self.call("DELETE", "/connectors/s-split/offsets")[:2], not_found)
+        self.call("POST", "/_emulator/config", {"profile": "3.6"})
+        code, body, _ = self.call("DELETE", "/connectors/s-split/offsets")
+        self.assertEqual((code, body["message"]),
+                         (200, "The offsets for this connector have been reset successfully"))
+
+    def test_emulated_sink_upserts_from_its_committed_offset(self):
+        sink = {"conninfo": "host=127.0.0.1 dbname=x", "table": "public.items", "key": ["id"]}
+        self.add_sink("s-apply", sink=sink, config={"topics": "apply.rows"})
+        self.append("apply.rows", [{"key": {"id": 1}, "value": {"id": 1, "name": "it's"}},
+                                   {"key": {"id": 2}, "value": {"id": 2, "name": None}},
+                                   {"key": {"id": 1}, "value": None}])
+        self.wait_for(lambda: self.kafka_offset("s-apply") == 3)
+        sql = self.sql()
+        self.assertIn('INSERT INTO "public"."items" ("id", "name") VALUES (1, \'it\'\'s\') '
+                      'ON CONFLICT ("id") DO UPDATE SET "name" = EXCLUDED."name";', sql)
+        self.assertIn('VALUES (2, NULL)', sql)
+        self.assertIn('DELETE FROM "public"."items" WHERE "id" = 1;', sql)
+        with open(os.path.join(self.bin.name, "args.log")) as f:
+            self.assertIn("host=127.0.0.1 dbname=x", f.read())
+        self.assertEqual(self.offsets("s-apply"),
+                         [{"partition": {"kafka_topic": "apply.rows", "kafka_partition": 0},
+                           "offset": {"kafka_offset": 3}}])
+
+        # Stopped: nothing is applied; PATCH back to 1 and resume: records 1 and 2 again.
+        self.assertEqual(self.call("PUT", "/connectors/s-apply/stop")[0], 204)
+        os.unlink(os.path.join(self.bin.name, "sql.log"))
+        self.append("apply.rows", [{"key": {"id": 3}, "value": {"id": 3, "name": "c"}}])
+        time.sleep(0.3)
+        self.assertEqual(self.sql(), "")
+        entry = {"partition": {"kafka_topic": "apply.rows", "kafka_partition": 0},
+                 "offset": {"kafka_offset": 1}}
+        self.assertEqual(self.call("PATCH", "/connectors/s-apply/offsets",
+                                   {"offsets": [entry]})[0], 200)
+        self.assertEqual(self.call("PUT", "/connectors/s-apply/resume")[0], 202)
+        self.wait_for(lambda: self.kafka_offset("s-apply") == 4)
+        sql = self.sql()
+        self.assertNotIn("'it''s'", sql)  # record 0 is before the committed offset
+        self.assertIn("VALUES (2, NULL)", sql)
+        self.assertIn("VALUES (3, 'c')", sql)
+
+    def test_insert_mode_sink_and_psql_failure_fail_the_task(self):
+        sink = {"conninfo": "dbname=y", "table": "t"}
+        self.add_sink("s-insert", sink=sink, config={"topics": "insert.rows",
+                                                     "insert.mode": "insert"})
+        self.append("insert.rows", [{"key": {"id": 5}, "value": {"id": 5}}])
+        self.wait_for(lambda: self.kafka_offset("s-insert") == 1)
+        self.assertIn('INSERT INTO "t" ("id") VALUES (5);', self.sql())
+        self.assertNotIn("ON CONFLICT", self.sql())
+        open(os.path.join(self.bin.name, "FAIL"), "w").close()
+        self.append("insert.rows", [{"key": {"id": 6}, "value": {"id": 6}}])
+
+        def failed():
+            body = self.call("GET", "/connectors/s-insert/status")[1]
+            return body["tasks"] and body["tasks"][0]["state"] == "FAILED"
+        self.wait_for(failed)
+        body = self.call("GET", "/connectors/s-insert/status")[1]
+        self.assertIn("connection to server failed", body["tasks"][0]["trace"])
+        self.assertEqual(self.kafka_offset("s-insert"), 1)  # the failed batch is not committed
+
+    def test_pause_keeps_position_uncommitted_stop_commits_at_once(self):
+        sink = {"conninfo": "dbname=z", "table": "t", "flush_interval_s": 60}
+        self.add_sink("s-flush", sink=sink, config={"topics": "flush.rows"})
+        self.append("flush.rows", [{"key": {"id": i}, "value": {"id": i}} for i in range(3)])
+        self.wait_for(lambda: self.sql().count("INSERT") == 3)
+        self.assertEqual(self.call("PUT", "/connectors/s-flush/pause")[0], 202)
+        time.sleep(0.2)
+        self.assertIsNone(self.kafka_offset("s-flush"))  # applied, not yet flushed
+        self.assertEqual(self.call("PUT", "/connectors/s-flush/stop")[0], 204)
+        self.assertEqual(self.kafka_offset("s-flush"), 3)  # the final commit of a stop
+
+    def test_reset_source_offsets_snapshot_afresh_after_resume(self):
+        code, out, _ = self.call("POST", "/_emulator/connectors", {"name": "src-re"})
+        self.assertEqual(code, 201, out)
+        self.assertEqual(self.call("PUT", "/connectors/src-re/stop")[0], 204)
+        self.assertEqual(self.call("DELETE", "/connectors/src-re/offsets")[0], 200)
+        self.assertEqual(self.offsets("src-re"), [])
+        self.assertEqual(self.call("PUT", "/connectors/src-re/resume")[0], 202)
+        self.wait_for(lambda: bool(self.offsets("src-re")))
+        self.assertTrue(self.offsets("src-re")[0]["offset"]["snapshot_completed"])

@@ -56,7 +56,7 @@ KafkaConnectClusterConfig parse_cluster(const JsonFields& f) {
 
 CdcConfig parse_cdc_config(const JsonFields& f) {
     f.only({"kafka_connect", "pause_timeout_s", "resume_timeout_s", "on_pause_failure", "retry", "watch",
-            "state_dir"});
+            "state_dir", "restore", "sink_hold"});
     CdcConfig c;
     if (!f.has("kafka_connect")) f.fail("kafka_connect", "required field is missing");
     const auto& kc = f.raw()["kafka_connect"];
@@ -70,6 +70,7 @@ CdcConfig parse_cdc_config(const JsonFields& f) {
     c.pause_timeout_s = f.number_or("pause_timeout_s", 0, 86400, c.pause_timeout_s);
     c.resume_timeout_s = f.number_or("resume_timeout_s", 0, 86400, c.resume_timeout_s);
     c.on_pause_failure = f.choice("on_pause_failure", {"abort", "continue"}, c.on_pause_failure);
+    c.sink_hold = f.choice("sink_hold", {"stop", "pause"}, c.sink_hold);
     if (auto retry = f.optional_object("retry")) {
         retry->only({"initial_backoff_s", "max_backoff_s"});
         c.retry.initial_backoff_s =
@@ -79,6 +80,7 @@ CdcConfig parse_cdc_config(const JsonFields& f) {
             retry->fail("max_backoff_s", "must not be less than initial_backoff_s");
     }
     if (auto watch = f.optional_object("watch")) c.watch = parse_watch_config(*watch);
+    if (auto restore = f.optional_object("restore")) c.restore = parse_cdc_restore_config(*restore);
     c.state_dir = f.string_or("state_dir", "");
     if (!c.state_dir.empty() && c.state_dir[0] != '/')
         f.fail("state_dir", "expected an absolute path, got " + describe_json(c.state_dir));

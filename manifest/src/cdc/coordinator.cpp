@@ -137,6 +137,7 @@ json CdcConnectorRecord::to_json() const {
            {"status_before", status_before},
            {"action", action},
            {"paused_by_us", paused_by_us},
+           {"held_with", held_with},
            {"offsets", offsets},
            {"offsets_at_pause", offsets_at_pause},
            {"offsets_before_resume", offsets_before_resume},
@@ -358,6 +359,40 @@ void CdcCoordinator::resume_listed(const CdcPauseState& previous) {
                                                  : ", which a previous run had left paused");
 }
 
+void CdcCoordinator::journal_hold(const PausedConnector& p) {
+    take_journal();
+    std::erase_if(state_.connectors,
+                  [&](const PausedConnector& q) { return q.name == p.name && q.urls == p.urls; });
+    state_.connectors.push_back(p);
+    save_state();
+}
+
+void CdcCoordinator::journal_release(const std::string& name, const std::string& url) {
+    std::erase_if(state_.connectors,
+                  [&](const PausedConnector& q) { return q.name == name && q.urls.at(0) == url; });
+    save_state();
+}
+
+std::vector<std::string> CdcCoordinator::resume_journalled(const std::vector<PausedConnector>& list) {
+    take_journal();
+    std::vector<Target> targets;
+    for (const auto& p : list) {
+        Target t;
+        t.name = p.name;
+        t.url = p.urls.at(0);
+        try {
+            t.client = &client_for(p);
+        } catch (const Error& e) {
+            t.failure = e.what();
+        }
+        targets.push_back(std::move(t));
+    }
+    resume_targets(targets, SteadyClock::now() + ms(config_.resume_timeout_s));
+    std::vector<std::string> out;
+    for (const auto& t : targets) out.push_back(t.failure);
+    return out;
+}
+
 void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::time_point deadline) {
     // Rounds: every open connector gets one request per round (a resume until one is accepted, then a
     // status read), all of them concurrently, then one backoff. So each connector gets its attempts within
@@ -573,6 +608,18 @@ void CdcCoordinator::pause() {
                               " by someone else: left alone and not resumed afterwards");
                 } else {
                     r.action = "paused";
+                    // A sink is held with stop where the worker has it (3.5+, probed by GET …/offsets):
+                    // stop commits its final offsets at once, so the recorded offsets match the dump.
+                    if (s.type == "sink" && config_.sink_hold == "stop") {
+                        try {
+                            if (retry_transient([&] { return client.offsets(name); },
+                                                options("offsets of " + name)))
+                                r.held_with = "stop";
+                        } catch (const KafkaConnectError& e) {
+                            log::warn("cdc: ", label(name, r.cluster), ": cannot probe for stop (", e.what(),
+                                      "): holding it with pause");
+                        }
+                    }
                     to_pause.push_back({cluster.get(), records_.size()});
                 }
                 records_.push_back(std::move(r));
@@ -621,7 +668,10 @@ void CdcCoordinator::pause() {
                 auto client = bounded(*p.cluster->client, deadline);
                 if (!client) return;
                 try {
-                    client->pause(records_[p.record].name);
+                    if (records_[p.record].held_with == "stop")
+                        client->stop(records_[p.record].name);
+                    else
+                        client->pause(records_[p.record].name);
                     accepted[k] = true;
                 } catch (const KafkaConnectError& e) {
                     errors[k] = e;
@@ -633,7 +683,7 @@ void CdcCoordinator::pause() {
                 auto& r = records_[p.record];
                 if (accepted[k]) {
                     p.sent = p.accepted = true;
-                    log::info("cdc: pause requested for ", label(r.name, r.cluster));
+                    log::info("cdc: ", r.held_with, " requested for ", label(r.name, r.cluster));
                 } else if (errors[k]) {
                     const KafkaConnectError& e = *errors[k];
                     p.sent = p.sent || !e.not_sent();
@@ -681,7 +731,8 @@ void CdcCoordinator::pause() {
                 auto& r = records_[to_pause[i].record];
                 if (seen[k]) {
                     const KafkaConnectStatus& s = *seen[k];
-                    if (s.settled_in("PAUSED") || (s.state == "PAUSED" && s.any_failed())) {
+                    const std::string want = r.held_with == "stop" ? "STOPPED" : "PAUSED";
+                    if (s.settled_in(want) || (s.state == want && s.any_failed())) {
                         settled[i] = true;
                         r.paused_at = now_rfc3339();
                         if (s.any_failed()) {
@@ -801,7 +852,7 @@ void CdcCoordinator::check_before_resume(std::vector<Target>& targets, SteadyClo
         } catch (const KafkaConnectError&) {
             return;
         }
-        if (seen[k]->state != "PAUSED") return;
+        if (seen[k]->state != (t.record->held_with == "stop" ? "STOPPED" : "PAUSED")) return;
         auto again = bounded(*t.client, check_deadline);
         if (!again) return;
         try {
@@ -826,7 +877,7 @@ void CdcCoordinator::check_before_resume(std::vector<Target>& targets, SteadyClo
         if (!seen[k]) continue;  // unknown: resumed anyway
         const KafkaConnectStatus& s = *seen[k];
         r.status_before_resume = s.to_json();
-        const bool held = s.state == "PAUSED";
+        const bool held = s.state == (r.held_with == "stop" ? "STOPPED" : "PAUSED");
         r.held = held;
         auto from = parse_rfc3339_utc(r.paused_at);
         auto to = parse_rfc3339_utc(checked_at[k]);

@@ -250,4 +250,73 @@ std::optional<json> KafkaConnectClient::offsets(const std::string& name) {
     }
 }
 
+std::string KafkaConnectInfo::config_value(const std::string& key) const {
+    auto it = config.find(key);
+    return it != config.end() && it->is_string() ? it->get<std::string>() : "";
+}
+
+KafkaConnectInfo KafkaConnectClient::info(const std::string& name) {
+    std::string path = "/connectors/" + url_path_segment(name);
+    std::string what = "GET " + url() + path;
+    json j = parse_body(call("GET", path), what);
+    if (!j.is_object()) throw KafkaConnectError(what + ": expected a connector info object", 200, false, "");
+    KafkaConnectInfo out;
+    out.name = json_string(j, "name");
+    out.type = json_string(j, "type");
+    if (j.contains("config") && j["config"].is_object()) out.config = j["config"];
+    return out;
+}
+
+void KafkaConnectClient::stop(const std::string& name) {
+    call("PUT", "/connectors/" + url_path_segment(name) + "/stop");
+}
+
+namespace {
+
+std::string message_of(const HttpResponse& r) {
+    try {
+        json j = json::parse(r.body);
+        if (j.is_object()) return json_string(j, "message");
+    } catch (const json::parse_error&) {
+    }
+    return first_line(r.body);
+}
+
+}  // namespace
+
+std::string KafkaConnectClient::alter_offsets(const std::string& name, const json& offsets) {
+    return message_of(call("PATCH", "/connectors/" + url_path_segment(name) + "/offsets",
+                           json{{"offsets", offsets}}.dump()));
+}
+
+std::string KafkaConnectClient::reset_offsets(const std::string& name) {
+    return message_of(call("DELETE", "/connectors/" + url_path_segment(name) + "/offsets"));
+}
+
+KafkaConnectFeatures KafkaConnectClient::features(const std::string& name) {
+    KafkaConnectFeatures f;
+    if (!offsets(name)) {
+        f.evidence = "GET /connectors/" + name + "/offsets: 404 HTTP 404 Not Found (older than 3.5)";
+        return f;
+    }
+    f.stop = f.offsets_read = true;
+    try {
+        call("PATCH", "/connectors/" + url_path_segment(name) + "/offsets", "{}");
+        // A 2xx to an empty alteration: a worker that accepts it can alter offsets.
+        f.offsets_write = true;
+        f.evidence = "PATCH /connectors/" + name + "/offsets {}: accepted";
+    } catch (const KafkaConnectError& e) {
+        if (e.method_unsupported() || e.endpoint_unsupported()) {
+            f.evidence = "PATCH /connectors/" + name + "/offsets: " + std::to_string(e.status()) + " " +
+                         e.api_message() + " (3.5: offsets can be read, not altered)";
+        } else if (e.status() == 400) {
+            f.offsets_write = true;
+            f.evidence = "PATCH /connectors/" + name + "/offsets {}: 400 " + e.api_message() + " (3.6+)";
+        } else {
+            throw;
+        }
+    }
+    return f;
+}
+
 }  // namespace nightjar

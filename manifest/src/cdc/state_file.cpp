@@ -65,7 +65,7 @@ std::optional<CdcPauseState> read_cdc_state(const fs::path& file) {
         f.only({"version", "owner", "pid", "backup_id", "created_at", "window_until", "connectors"});
         if (f.integer("version", 1, 1) != 1) f.fail("version", "unsupported");
         CdcPauseState s;
-        s.owner = f.choice("owner", {"backup", "window", "watch"}, "backup");
+        s.owner = f.choice("owner", {"backup", "window", "watch", "restore"}, "backup");
         s.pid = static_cast<long>(f.integer_or("pid", 0, 1LL << 31, 0));
         s.backup_id = f.string_or("backup_id", "");
         s.created_at = f.string_or("created_at", "");

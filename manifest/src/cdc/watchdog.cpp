@@ -512,6 +512,10 @@ void CdcWatchdog::tick() {
         log::info(
             "cdc watch: a backup run holds connectors paused: they are left alone, and restarts wait "
             "until it ends");
+    else if (owner != held_owner_ && owner == "restore")
+        log::info(
+            "cdc watch: a restore holds connectors stopped or paused: they are left alone, and restarts "
+            "wait until it ends");
     else if (owner != held_owner_ && owner == "window")
         log::info("cdc watch: a pause window holds connectors paused until ", held_.window_until,
                   ": they are left alone, and restarts wait until it ends");

@@ -104,7 +104,7 @@ HeldPause held_pause(const CdcConfig& config, const fs::path& backup_dir, std::i
         return h;
     }
     if (!s || s->connectors.empty()) return h;
-    if (s->owner == "backup" || window_active(*s, now)) {
+    if (s->owner == "backup" || s->owner == "restore" || window_active(*s, now)) {
         h.owner = s->owner;
         h.window_until = s->window_until.value_or("");
         h.connectors = s->connectors;

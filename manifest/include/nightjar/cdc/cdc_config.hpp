@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "nightjar/cdc/restore_config.hpp"
 #include "nightjar/cdc/watch_config.hpp"
 
 namespace nightjar {
@@ -37,11 +38,14 @@ struct CdcConfig {
     double pause_timeout_s = 120;                     // until every paused connector and task reports PAUSED
     double resume_timeout_s = 120;           // until every resumed connector and task reports RUNNING
     std::string on_pause_failure = "abort";  // "abort": no backup; "continue": back up unpaused
-    CdcRetryConfig retry;                    // backoff for retries and polls
-    WatchConfig watch;                       // the watchdog (`cdc watch`); defaults when absent
+    // How a backup holds sink connectors: "stop" (Kafka Connect 3.5+, else pause) or "pause"
+    std::string sink_hold = "stop";
+    CdcRetryConfig retry;  // backoff for retries and polls
+    WatchConfig watch;     // the watchdog (`cdc watch`); defaults when absent
     // Where the host-wide crash journal lives: "" means $NIGHTJAR_CDC_STATE_DIR when set, else
     // /var/lib/nightjar/cdc. Never inside a backup dir, so every command finds it whatever its flags.
     std::string state_dir;
+    CdcRestoreConfig restore;  // what a restore does with the connectors (cdc.restore); defaults when absent
 };
 
 // The state dir `config` resolves to (see CdcConfig::state_dir).

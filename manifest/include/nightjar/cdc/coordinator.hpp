@@ -33,7 +33,10 @@ struct CdcConnectorRecord {
     // paused | left-alone (paused/stopped by someone else) | failed-left-alone (FAILED before the backup, or
     // while nightjar waited for PAUSED: then its pause is taken back at once)
     std::string action = "none";
-    bool paused_by_us = false;       // we sent the pause (so we resume it)
+    bool paused_by_us = false;  // we sent the pause (so we resume it)
+    // How it was held: "pause", or "stop" for a sink on a worker that has it (cdc.sink_hold; stop commits
+    // the final offsets at once, so `offsets` match the dumped data exactly)
+    std::string held_with = "pause";
     std::string pause_requested_at;  // RFC 3339 UTC
     std::string paused_at;           // when the connector and every task reported PAUSED
     // The consistent point: the offsets read last while still paused (just before the resume), or the
@@ -83,6 +86,16 @@ public:
     void resume();
     // The dry-run check: workers answer, connectors exist, their states. Pauses nothing.
     CdcCheckReport check();
+
+    // Holds other than a backup's pause (a restore's stop or pause, cdc/restore_hold.hpp) share the crash
+    // journal: journal_hold() journals `p` (taking the journal lock) just before the request that holds it;
+    // journal_release() drops it again when no hold request was ever sent.
+    void journal_hold(const PausedConnector& p);
+    void journal_release(const std::string& name, const std::string& url);
+    // Resumes journalled connectors with the backup's guarantees: concurrent rounds bounded by
+    // resume_timeout_s, waits for RUNNING; what is not back stays journalled and is in resume_failures().
+    // Returns one entry per connector: "" when RUNNING, else why not. Never throws for Kafka Connect errors.
+    std::vector<std::string> resume_journalled(const std::vector<PausedConnector>& list);
 
     // Connectors that may still be paused or came back FAILED, one "name (url): why" each.
     const std::vector<std::string>& resume_failures() const { return resume_failures_; }

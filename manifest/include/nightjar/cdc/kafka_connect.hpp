@@ -60,6 +60,8 @@ public:
     bool endpoint_unsupported() const noexcept {
         return status_ == 404 && api_message_ == "HTTP 404 Not Found";
     }
+    // 405 "HTTP 405 Method Not Allowed": the path exists, the method does not (PATCH/DELETE offsets on 3.5).
+    bool method_unsupported() const noexcept { return status_ == 405; }
 
 private:
     long status_;
@@ -87,6 +89,22 @@ struct RestartOutcome {
     std::optional<KafkaConnectStatus> status;  // the 202 body: instances to restart marked RESTARTING
 };
 
+// GET /connectors/{n}: its config and type.
+struct KafkaConnectInfo {
+    std::string name;
+    std::string type;  // "source" | "sink" | ""
+    nlohmann::json config = nlohmann::json::object();
+    std::string config_value(const std::string& key) const;  // "" when absent or not a string
+};
+
+// What a worker can do, detected by probing (spec §7), never by parsing its version.
+struct KafkaConnectFeatures {
+    bool stop = false;           // PUT …/stop (Kafka Connect 3.5+)
+    bool offsets_read = false;   // GET …/offsets (3.5+)
+    bool offsets_write = false;  // PATCH/DELETE …/offsets (3.6+)
+    std::string evidence;        // what the probes answered, for logs and reports
+};
+
 class KafkaConnectClient {
 public:
     explicit KafkaConnectClient(KafkaConnectOptions options);
@@ -106,6 +124,20 @@ public:
     void restart_task(const std::string& name, int task);
     // GET /connectors/{n}/offsets: the "offsets" list, or nullopt when the worker predates 3.5.
     std::optional<nlohmann::json> offsets(const std::string& name);
+    // GET /connectors/{n}
+    KafkaConnectInfo info(const std::string& name);
+    // PUT /connectors/{n}/stop: 204; the connector goes STOPPED (tasks gone, final offsets committed).
+    // Throws KafkaConnectError; endpoint_unsupported() on workers before 3.5.
+    void stop(const std::string& name);
+    // PATCH /connectors/{n}/offsets {"offsets": [...]} (3.6+, only when STOPPED): the worker's message.
+    // Throws KafkaConnectError: 400 when not STOPPED, method_unsupported() on 3.5.
+    std::string alter_offsets(const std::string& name, const nlohmann::json& offsets);
+    // DELETE /connectors/{n}/offsets (3.6+, only when STOPPED): the worker's message.
+    std::string reset_offsets(const std::string& name);
+    // Probes `name` without changing anything: GET …/offsets (200: 3.5+; 404 "HTTP 404 Not Found": older,
+    // then there is no stop either), and PATCH …/offsets with {} (400 "Partitions / offsets need to be
+    // provided…", which Kafka Connect answers before looking at the state: 3.6+; 405: 3.5).
+    KafkaConnectFeatures features(const std::string& name);
 
     // The worker URL that answered last (the first configured one before any request).
     const std::string& url() const { return options_.urls.at(current_); }

@@ -31,7 +31,8 @@ struct PausedConnector {
 };
 
 struct CdcPauseState {
-    std::string owner = "backup";  // who paused: "backup" (a backup run), "window" (cdc pause), "watch" (the
+    std::string owner = "backup";  // who paused: "backup" (a backup run), "restore" (a restore, which may
+                                   // also have stopped them), "window" (cdc pause), "watch" (the
                                    // watchdog's own journal, a separate file: kCdcWatchStateFile)
     long pid = 0;                  // the process that wrote it
     std::string backup_id;         // the backup run, when owner is "backup"

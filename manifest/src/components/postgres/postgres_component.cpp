@@ -12,6 +12,7 @@
 
 #include "nightjar/components/postgres/archive.hpp"
 #include "nightjar/components/postgres/connection.hpp"
+#include "nightjar/components/postgres/dump_position.hpp"
 #include "nightjar/components/postgres/globals.hpp"
 #include "nightjar/components/postgres/streamed_restore.hpp"
 #include "nightjar/components/postgres/tools.hpp"
@@ -200,11 +201,14 @@ Artifact dump_database(const PostgresConfig& cfg, const std::string& database, D
     PgConnection conn(target);
     PgTool pg_dump =
         find_pg_tool("pg_dump", conn.server_version() / 10000, PgToolPick::OldestFitting, cfg.bin_dir);
-    // The snapshot pg_dump will import; this transaction stays open until the dump has ended.
-    conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-    const std::string snapshot = conn.scalar("SELECT pg_export_snapshot()");
+    // The snapshot pg_dump will import, at an exact LSN when a temporary logical slot can export it; this
+    // transaction (and the slot's replication connection) stays open until the dump has ended.
+    DumpPosition position = DumpPosition::open(target, conn);
+    const std::string snapshot = position.snapshot();
     json source = server_state(conn);
-    source["replication_slots"] = replication_slots(conn);
+    source["replication_slots"] = json::array();
+    for (auto& slot : replication_slots(conn))  // without our own temporary slot
+        if (slot["slot_name"] != position.slot_name()) source["replication_slots"].push_back(slot);
     std::vector<TableRows> tables = list_tables(conn);
 
     const std::string file = "pg-" + pg_file_name_part(database) + ".pgdump.zst";
@@ -238,6 +242,7 @@ Artifact dump_database(const PostgresConfig& cfg, const std::string& database, D
         throw Error(Kind::SourceUnavailable, "postgres: pg_dump wrote nothing for " + target.describe());
     s.out->finish();
     conn.exec("COMMIT");
+    position.release();
 
     std::int64_t rows = 0;
     for (const auto& t : tables) rows += t.rows;
@@ -248,6 +253,7 @@ Artifact dump_database(const PostgresConfig& cfg, const std::string& database, D
     source["user"] = target.endpoint.user;
     if (!target.endpoint.passfile.empty()) source["passfile"] = target.endpoint.passfile;
     source["snapshot"] = snapshot;
+    source["consistent_point"] = position.to_json();
     source["pg_dump"] = pg_dump.path.string();
     source["pg_dump_version"] = tool_version(pg_dump);
     source["pg_dump_major"] = pg_dump.major;
