@@ -16,7 +16,7 @@
 #include <thread>
 
 #include "nightjar/components/redis/client.hpp"
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 #include "support/commands.hpp"
 #include "support/kafka_connect_emulator.hpp"
 #include "support/temp_dir.hpp"

@@ -10,7 +10,7 @@
 #include <regex>
 #include <thread>
 
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/manifest.hpp"
 #include "support/commands.hpp"

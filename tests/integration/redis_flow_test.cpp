@@ -9,8 +9,8 @@
 #include <thread>
 
 #include "nightjar/components/redis/client.hpp"
-#include "nightjar/core/process.hpp"
 #include "nightjar/io/crc64.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/repository.hpp"
 #include "support/commands.hpp"

@@ -9,7 +9,7 @@
 #include <random>
 #include <thread>
 
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/s3/client.hpp"
 #include "nightjar/repo/s3/multipart_writer.hpp"

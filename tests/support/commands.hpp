@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 
 namespace nightjar::test {
 

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 #include "support/temp_dir.hpp"
 
 namespace nightjar::test {

@@ -4,7 +4,7 @@
 #include <cctype>
 #include <cstdio>
 
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 
 namespace nightjar {
 

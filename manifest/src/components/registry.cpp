@@ -6,7 +6,6 @@
 #include "nightjar/components/postgres/postgres_component.hpp"
 #include "nightjar/components/redis/redis_component.hpp"
 #include "nightjar/core/error.hpp"
-#include "nightjar/run/config.hpp"
 
 namespace nightjar {
 
@@ -24,7 +23,7 @@ std::vector<std::string> skipped_kinds(bool skip_config, bool skip_db, bool skip
     return out;
 }
 
-std::vector<std::unique_ptr<Component>> make_components(const Config& config,
+std::vector<std::unique_ptr<Component>> make_components(const ComponentConfigs& config,
                                                         const std::vector<std::string>& skip) {
     std::vector<std::unique_ptr<Component>> out;
     if (config.files && !skipped(skip, "files"))

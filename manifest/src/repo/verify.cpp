@@ -88,19 +88,6 @@ std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, 
 }
 
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
-                              const Component& component, const VerifyProgress& progress) {
-    return verify_artifact(repo, artifact, component, io::ReadKeys{}, progress);
-}
-
-VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
-                              const Component& component, const io::ReadKeys& keys,
-                              const VerifyProgress& progress) {
-    return verify_artifact(
-        repo, artifact, [&](io::Reader& content) { return component.verify(artifact, content); }, keys,
-        progress);
-}
-
-VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
                               const std::function<VerifyOutcome(io::Reader&)>& check,
                               const VerifyProgress& progress) {
     return verify_artifact(repo, artifact, check, io::ReadKeys{}, progress);

@@ -409,7 +409,7 @@ void report_to_monitoring(const BackupRequest& request, std::int64_t started, co
 }  // namespace
 
 int run_backup(const BackupRequest& request, const std::function<void(const RunReport&)>& on_report) {
-    auto components = make_components(request.config, request.skip);
+    auto components = make_components(component_configs(request.config), request.skip);
     if (components.empty())
         throw Error(Kind::Config, "config " + request.config.source.string() +
                                       ": nothing to back up (no component configured, or all skipped)");
@@ -443,7 +443,7 @@ int run_backup(const BackupRequest& request, const std::function<void(const RunR
 int check_backup(const BackupRequest& request, json* out) {
     const Config& config = request.config;
     const fs::path& backup_dir = request.backup_dir;
-    auto components = make_components(config, request.skip);
+    auto components = make_components(component_configs(config), request.skip);
     if (components.empty())
         throw Error(Kind::Config, "config " + config.source.string() +
                                       ": nothing to back up (no component configured, or all skipped)");

@@ -17,8 +17,8 @@
 #include "nightjar/core/clock.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/log.hpp"
-#include "nightjar/core/process.hpp"
 #include "nightjar/core/signals.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/repo/manifest.hpp"
 
 namespace nightjar {

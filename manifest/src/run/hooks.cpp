@@ -11,8 +11,8 @@
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/json_fields.hpp"
 #include "nightjar/core/log.hpp"
-#include "nightjar/core/process.hpp"
 #include "nightjar/core/signals.hpp"
+#include "nightjar/io/process.hpp"
 
 namespace nightjar {
 

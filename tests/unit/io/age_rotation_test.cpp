@@ -2,10 +2,10 @@
 #include <cstring>
 #include <random>
 
-#include "nightjar/core/process.hpp"
 #include "nightjar/io/age.hpp"
 #include "nightjar/io/age_rotation.hpp"
 #include "nightjar/io/filter.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"

@@ -8,9 +8,9 @@
 #include <random>
 #include <sstream>
 
-#include "nightjar/core/process.hpp"
 #include "nightjar/io/age.hpp"
 #include "nightjar/io/filter.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "support/temp_dir.hpp"
 

@@ -4,9 +4,9 @@
 #include <catch2/catch.hpp>
 #include <random>
 
-#include "nightjar/core/process.hpp"
 #include "nightjar/io/filter.hpp"
 #include "nightjar/io/pipeline.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/repo/repository.hpp"

@@ -3,7 +3,7 @@
 #include <catch2/catch.hpp>
 #include <fstream>
 
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/io/secret_file.hpp"
 #include "nightjar/io/signing.hpp"
 #include "support/matchers.hpp"

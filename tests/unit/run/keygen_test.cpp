@@ -3,8 +3,8 @@
 #include <catch2/catch.hpp>
 #include <sstream>
 
-#include "nightjar/core/process.hpp"
 #include "nightjar/io/age.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/run/keygen.hpp"
 #include "support/matchers.hpp"
 #include "support/temp_dir.hpp"

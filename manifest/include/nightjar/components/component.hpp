@@ -13,6 +13,7 @@
 
 #include "nightjar/io/stream.hpp"
 #include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/verify.hpp"
 
 namespace nightjar {
 
@@ -38,15 +39,6 @@ struct DumpResult {
     nlohmann::json details = nlohmann::json::object();
     std::vector<std::string> failures;  // parts that failed (one database): the component is recorded as
                                         // failed, the artifacts of its other parts are kept
-};
-
-enum class VerifyStatus { Ok, Missing, SizeMismatch, DigestMismatch, FormatInvalid };
-std::string_view verify_status_name(VerifyStatus s);
-
-struct VerifyOutcome {
-    VerifyStatus status = VerifyStatus::Ok;
-    std::string detail;  // what exactly is wrong, empty when Ok
-    bool ok() const { return status == VerifyStatus::Ok; }
 };
 
 // The one rule of a restore: nothing is written before every selected artifact is proven. The run records
@@ -143,5 +135,18 @@ public:
     // A failure of this component ends the whole backup run (nothing is published).
     virtual bool fail_fast() const { return false; }
 };
+
+// The verify chain (repo/verify.hpp) with the component's own format check on the content.
+inline VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
+                                     const Component& component, const io::ReadKeys& keys,
+                                     const VerifyProgress& progress = {}) {
+    return verify_artifact(
+        repo, artifact, [&](io::Reader& content) { return component.verify(artifact, content); }, keys,
+        progress);
+}
+inline VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
+                                     const Component& component, const VerifyProgress& progress = {}) {
+    return verify_artifact(repo, artifact, component, io::ReadKeys{}, progress);
+}
 
 }  // namespace nightjar

@@ -2,18 +2,27 @@
 // The components nightjar knows, made for a backup run (from the config) or for a restore (from the kind an
 // artifact names, with that component's restore options).
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "nightjar/components/component.hpp"
+#include "nightjar/components/files/config.hpp"
 #include "nightjar/components/files/restore_options.hpp"
+#include "nightjar/components/postgres/config.hpp"
 #include "nightjar/components/postgres/restore_options.hpp"
+#include "nightjar/components/redis/config.hpp"
 #include "nightjar/components/redis/restore_options.hpp"
 
 namespace nightjar {
 
-struct Config;
+// The configured components of a backup run (from the config file's sections).
+struct ComponentConfigs {
+    std::optional<FilesConfig> files = std::nullopt;         // components/files/config.hpp
+    std::optional<PostgresConfig> postgres = std::nullopt;   // components/postgres/config.hpp
+    std::optional<redis::RedisConfig> redis = std::nullopt;  // components/redis/config.hpp
+};
 
 // Each component's restore options, one block per component (restore/options.cpp fills them from the flags).
 struct ComponentRestoreOptions {
@@ -30,7 +39,7 @@ inline void to_json(nlohmann::json& j, const ComponentRestoreOptions& o) {
 std::vector<std::string> skipped_kinds(bool skip_config, bool skip_db, bool skip_redis);
 
 // The components of a backup run, in order, minus the skipped kinds. Kinds not configured are left out.
-std::vector<std::unique_ptr<Component>> make_components(const Config& config,
+std::vector<std::unique_ptr<Component>> make_components(const ComponentConfigs& config,
                                                         const std::vector<std::string>& skip);
 // The component that restores artifacts of `kind` (no config needed), with its block of `options`.
 // Kind::Verification for an unknown kind.

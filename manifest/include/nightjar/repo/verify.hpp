@@ -1,9 +1,9 @@
 #pragma once
 #include <functional>
 
-#include "nightjar/components/component.hpp"
 #include "nightjar/io/pipeline.hpp"
 #include "nightjar/repo/repository.hpp"
+#include "nightjar/repo/verify_outcome.hpp"
 
 namespace nightjar {
 
@@ -14,16 +14,9 @@ using VerifyProgress = std::function<void(std::uint64_t)>;
 // overloads without `keys` read with no identity: an encrypted artifact then throws Kind::Verification
 // naming it (never read in clear), except verify_stored_bytes, which needs no key.
 
-// The verify chain: stored file -> sha256 + size -> [decrypt] -> decompress -> sha256 + size ->
-// component.verify(). The stored digest is judged first, then the content; a bad artifact is a returned
-// outcome, not a throw.
-VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
-                              const Component& component, const VerifyProgress& progress = {});
-VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
-                              const Component& component, const io::ReadKeys& keys,
-                              const VerifyProgress& progress = {});
-
-// The same chain with `check` in place of component.verify() (the verify pass of a real restore).
+// The verify chain: stored file -> sha256 + size -> [decrypt] -> decompress -> sha256 + size -> `check`
+// (a component's format check: components/component.hpp has the overloads taking a Component). The
+// stored digest is judged first, then the content; a bad artifact is a returned outcome, not a throw.
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,
                               const std::function<VerifyOutcome(io::Reader&)>& check,
                               const VerifyProgress& progress = {});

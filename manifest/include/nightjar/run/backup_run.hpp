@@ -48,7 +48,8 @@ struct BackupRequest {
 // failure (the report then holds what the run got to, and its error).
 class BackupRun {
 public:
-    // `components`: what to back up, in order (make_components(request.config, request.skip), or a test's).
+    // `components`: what to back up, in order (make_components(component_configs(request.config),
+    // request.skip), or a test's).
     BackupRun(const BackupRequest& request, std::vector<std::unique_ptr<Component>> components);
     ~BackupRun();
     BackupRun(const BackupRun&) = delete;

@@ -6,19 +6,15 @@
 #include <vector>
 
 #include "nightjar/cdc/cdc_config.hpp"
+#include "nightjar/components/files/config.hpp"
 #include "nightjar/components/postgres/config.hpp"
 #include "nightjar/components/redis/config.hpp"
+#include "nightjar/components/registry.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/repo/retention.hpp"
 #include "nightjar/run/hooks.hpp"
 
 namespace nightjar {
-
-struct FilesConfig {
-    std::vector<std::string> paths;      // files, directories (recursive) and globs; absolute
-    std::vector<std::string> exclude;    // glob patterns matched against the full path and the base name
-    std::string on_unreadable = "fail";  // "fail": an unreadable or vanished file fails the component; "warn"
-};
 
 struct MonitoringConfig {
     std::string ping_url;                // healthchecks-style: <url>/start, <url>, <url>/fail; "" = off
@@ -43,6 +39,11 @@ struct Config {
     std::optional<PostgresConfig> postgres;   // the PostgreSQL component, when configured
     RepositoryConfig repository;              // permission modes of what is created in backup_dir
 };
+
+// The component sections, for make_components (components/registry.hpp).
+inline ComponentConfigs component_configs(const Config& c) {
+    return {.files = c.files, .postgres = c.postgres, .redis = c.redis};
+}
 
 // Kind::Config for a missing file, invalid JSON, an unknown key or a bad value.
 Config load_config(const std::filesystem::path& path);

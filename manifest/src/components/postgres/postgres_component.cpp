@@ -19,8 +19,8 @@
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/json_fields.hpp"
 #include "nightjar/core/log.hpp"
-#include "nightjar/core/process.hpp"
 #include "nightjar/io/fd.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/repo/repository.hpp"
 
 namespace nightjar {

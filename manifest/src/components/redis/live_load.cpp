@@ -7,8 +7,8 @@
 
 #include "nightjar/components/redis/rdb_check.hpp"
 #include "nightjar/core/error.hpp"
-#include "nightjar/core/process.hpp"
 #include "nightjar/core/signals.hpp"
+#include "nightjar/io/process.hpp"
 
 namespace nightjar::redis {
 

@@ -4,8 +4,8 @@
 #include <optional>
 
 #include "nightjar/components/component.hpp"
+#include "nightjar/components/files/config.hpp"
 #include "nightjar/components/files/restore_options.hpp"
-#include "nightjar/run/config.hpp"
 
 namespace nightjar {
 

@@ -5,8 +5,8 @@
 #include <optional>
 
 #include "nightjar/components/component.hpp"
+#include "nightjar/components/postgres/config.hpp"
 #include "nightjar/components/postgres/restore_options.hpp"
-#include "nightjar/run/config.hpp"
 
 namespace nightjar {
 

@@ -15,7 +15,7 @@
 #include <vector>
 
 #include "nightjar/components/postgres/archive.hpp"
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/io/stream.hpp"
 
 namespace nightjar {

@@ -1,4 +1,4 @@
-#include "nightjar/core/process.hpp"
+#include "nightjar/io/process.hpp"
 
 #include <fcntl.h>
 #include <poll.h>
