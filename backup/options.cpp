@@ -1,6 +1,6 @@
 #include "options.hpp"
 
-#include "nightjar/components/component.hpp"
+#include "nightjar/components/registry.hpp"
 
 namespace nightjar {
 

@@ -11,7 +11,7 @@
 #include "nightjar/cdc/coordinator.hpp"
 #include "nightjar/cdc/state_file.hpp"
 #include "nightjar/cdc/window.hpp"
-#include "nightjar/components/component.hpp"
+#include "nightjar/components/registry.hpp"
 #include "nightjar/core/clock.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/failpoint.hpp"
@@ -235,7 +235,7 @@ std::string error_text(const std::exception_ptr& failure) {
 // Returns the exit code; fills `summary`.
 int back_up(const BackupOptions& options, const Config& config, RepositoryWriter& repo,
             std::vector<std::unique_ptr<Component>>& components, json& summary) {
-    const fs::path backup_dir = repo.storage().root();
+    const fs::path backup_dir = repo.storage().describe(".");  // a PosixStorage: its root
     const std::int64_t started = unix_now();
     Manifest manifest;
     manifest.id = repo.next_id(started);

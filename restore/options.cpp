@@ -2,7 +2,7 @@
 
 #include <filesystem>
 
-#include "nightjar/components/component.hpp"
+#include "nightjar/run/restore_run.hpp"
 
 namespace nightjar {
 
@@ -76,6 +76,57 @@ std::string RestoreCliOptions::config_file() const {
 
 std::vector<std::string> RestoreCliOptions::skipped_kinds() const {
     return nightjar::skipped_kinds(skip_config, skip_db, skip_redis);
+}
+
+namespace {
+
+// Roles and tablespaces are restored with the databases, except in a side-by-side or partial restore
+// (--db-name, --db), where they are left alone unless --globals asks for them.
+PgGlobals globals_rule(const RestoreCliOptions& o) {
+    if (o.skip_globals) return PgGlobals::Skip;
+    if (o.globals.empty() && (!o.dbs.empty() || !o.db_names.empty())) return PgGlobals::Skip;
+    return o.globals == "replace" ? PgGlobals::Replace : PgGlobals::Create;
+}
+
+RedisRestoreMode redis_mode_of(const RestoreCliOptions& o) {
+    if (!o.redis_mode.empty())
+        return o.redis_mode == "file" ? RedisRestoreMode::File : RedisRestoreMode::Live;
+    return o.redis_rdb_path.empty() ? RedisRestoreMode::Live : RedisRestoreMode::File;
+}
+
+}  // namespace
+
+RestoreRequest RestoreCliOptions::to_request(const std::filesystem::path& backup_dir) const {
+    namespace fs = std::filesystem;
+    RestoreRequest r{
+        .backup_dir = backup_dir,
+        .backup = backup,
+        .dry_run = dry_run,
+        .skip = skipped_kinds(),
+        .target_root = target_dir.empty() ? std::nullopt : std::optional<fs::path>(fs::absolute(target_dir)),
+        .clean = clean,
+        .components = {.files = {.allow_special = allow_special},
+                       .postgres = {.host = db_host,
+                                    .port = db_port,
+                                    .user = db_user,
+                                    .rename = parse_db_renames(db_names),
+                                    .databases = dbs,
+                                    .jobs = jobs,
+                                    .globals = globals_rule(*this)},
+                       .redis = {.mode = redis_mode_of(*this),
+                                 .rdb_path = redis_rdb_path.empty()
+                                                 ? std::nullopt
+                                                 : std::optional<fs::path>(fs::absolute(redis_rdb_path)),
+                                 .force = force,
+                                 .non_empty = redis_flush   ? RedisNonEmpty::Flush
+                                              : redis_merge ? RedisNonEmpty::Merge
+                                                            : RedisNonEmpty::Refuse,
+                                 .host = redis_host,
+                                 .port = redis_port}},
+        .config_file = config_file(),
+        .explain_skipped_globals = !skip_globals,
+    };
+    return r;
 }
 
 }  // namespace nightjar

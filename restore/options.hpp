@@ -1,9 +1,12 @@
 #pragma once
 #include <CLI/CLI.hpp>
+#include <filesystem>
 #include <string>
 #include <vector>
 
 namespace nightjar {
+
+struct RestoreRequest;
 
 inline constexpr const char* kDefaultConfig = "/etc/nightjar/nightjar.json";  // read when it exists
 
@@ -46,6 +49,8 @@ struct RestoreCliOptions {
     // exists, else none ("").
     std::string config_file() const;
     std::vector<std::string> skipped_kinds() const;
+    // The flags as the restore run reads them (Kind::Usage for a --db-name that is not OLD=NEW).
+    RestoreRequest to_request(const std::filesystem::path& backup_dir) const;
 };
 
 }  // namespace nightjar

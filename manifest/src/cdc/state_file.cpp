@@ -14,6 +14,7 @@
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/json_fields.hpp"
 #include "nightjar/io/sha256.hpp"
+#include "nightjar/repo/storage.hpp"
 
 namespace nightjar {
 
@@ -112,31 +113,11 @@ void write_cdc_state(const fs::path& file, const CdcPauseState& s) {
                                    {"name", c.name},
                                    {"paused_at", c.paused_at}});
     std::string text = j.dump(2) + "\n";
-    fs::path tmp = file;
-    tmp += ".tmp";
-    int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-    if (fd < 0) throw_errno(Kind::Storage, "cannot write the cdc state file", tmp.string());
-    std::size_t done = 0;
-    while (done < text.size()) {
-        ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-        if (n < 0 && errno == EINTR) continue;
-        if (n < 0) {
-            int err = errno;
-            ::close(fd);
-            errno = err;
-            throw_errno(Kind::Storage, "cannot write the cdc state file", tmp.string());
-        }
-        done += static_cast<std::size_t>(n);
-    }
-    if (::fsync(fd) != 0) {
-        int err = errno;
-        ::close(fd);
-        errno = err;
-        throw_errno(Kind::Storage, "fsync failed", tmp.string());
-    }
-    ::close(fd);
-    if (::rename(tmp.c_str(), file.c_str()) != 0) throw_errno(Kind::Storage, "rename failed", file.string());
-    sync_dir(file.parent_path());
+    // Temporary name, fsync, rename, fsync of the directory: a crash leaves the old journal or the new one.
+    PosixStorage dir(file.parent_path());
+    auto out = dir.open_write(file.filename(), {.atomic = true, .sync = true, .mode = 0640});
+    out->write(io::as_bytes(text));
+    out->finish();
 }
 
 fs::path quarantine_cdc_state(const fs::path& file, std::int64_t now) {

@@ -1,48 +1,56 @@
 #include "nightjar/components/component.hpp"
 
-#include <algorithm>
+#include <future>
 
-#include "nightjar/components/files/files_component.hpp"
-#include "nightjar/components/postgres/postgres_component.hpp"
-#include "nightjar/components/redis/redis_component.hpp"
 #include "nightjar/core/error.hpp"
-#include "nightjar/run/config.hpp"
 
 namespace nightjar {
 
-namespace {
-bool skipped(const std::vector<std::string>& skip, std::string_view kind) {
-    return std::find(skip.begin(), skip.end(), kind) != skip.end();
-}
-}  // namespace
+struct RestoreGate::Pending {
+    std::size_t index = 0;
+    std::future<VerifyOutcome> proof;
+};
 
-std::vector<std::string> skipped_kinds(bool skip_config, bool skip_db, bool skip_redis) {
-    std::vector<std::string> out;
-    if (skip_config) out.push_back("files");
-    if (skip_db) out.push_back("postgres");
-    if (skip_redis) out.push_back("redis");
-    return out;
-}
+RestoreGate::RestoreGate(OnProven on_proven) : on_proven_(std::move(on_proven)) {}
 
-std::vector<std::unique_ptr<Component>> make_components(const Config& config,
-                                                        const std::vector<std::string>& skip) {
-    std::vector<std::unique_ptr<Component>> out;
-    if (config.files && !skipped(skip, "files"))
-        out.push_back(std::make_unique<FilesComponent>(config.files));
-    if (config.postgres && !skipped(skip, "postgres"))
-        out.push_back(std::make_unique<PostgresComponent>(config.postgres));
-    if (config.redis && !skipped(skip, "redis"))
-        out.push_back(std::make_unique<RedisComponent>(config.redis));
-    return out;
+// A proof still running is waited for (its thread reads the backup): the gate outlives it.
+RestoreGate::~RestoreGate() {
+    for (auto& p : pending_)
+        if (p->proof.valid()) p->proof.wait();
 }
 
-std::unique_ptr<Component> make_restore_component(std::string_view kind, const RestoreOptions& options) {
-    if (kind == "files")
-        return std::make_unique<FilesComponent>(std::nullopt,
-                                                FilesRestoreSettings{.allow_special = options.allow_special});
-    if (kind == "redis") return std::make_unique<RedisComponent>();
-    if (kind == "postgres") return std::make_unique<PostgresComponent>();
-    throw Error(Kind::Verification, "unknown component kind in manifest: " + std::string(kind));
+void RestoreGate::record(std::size_t index, const VerifyOutcome& outcome) {
+    std::lock_guard lk(m_);
+    if (!outcome.ok()) ++failed_;
+    if (on_proven_) on_proven_(index, outcome, false);
+}
+
+void RestoreGate::prove_beside(std::size_t index, std::function<VerifyOutcome()> proof) {
+    auto p = std::make_unique<Pending>();
+    p->index = index;
+    p->proof = std::async(std::launch::async, std::move(proof));
+    std::lock_guard lk(m_);
+    pending_.push_back(std::move(p));
+}
+
+bool RestoreGate::settle() {
+    std::lock_guard lk(m_);
+    for (auto& p : pending_) {
+        if (!p->proof.valid()) continue;
+        const VerifyOutcome v = p->proof.get();  // a proof that could not run throws its error here
+        if (!v.ok()) ++failed_;
+        if (on_proven_) on_proven_(p->index, v, true);
+    }
+    return failed_ == 0;
+}
+
+void RestoreGate::wait_until_proven() {
+    if (!settle()) throw Error(Kind::Verification, "an artifact failed verification");
+}
+
+std::size_t RestoreGate::failed() const {
+    std::lock_guard lk(m_);
+    return failed_;
 }
 
 }  // namespace nightjar

@@ -1,11 +1,13 @@
 #include "nightjar/core/log.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <ctime>
 #include <mutex>
 #include <nlohmann/json.hpp>
@@ -18,6 +20,38 @@ namespace {
 std::mutex mutex;
 Settings settings;
 int file_fd = -1;
+thread_local std::vector<Field> scope_fields;
+
+// The syslog priority journald reads from a "<N>" prefix: err 3, warning 4, info 6, debug 7.
+char priority(Level level) {
+    switch (level) {
+        case Level::Debug:
+            return '7';
+        case Level::Info:
+            return '6';
+        case Level::Warn:
+            return '4';
+        case Level::Error:
+            return '3';
+    }
+    return '6';
+}
+
+bool journal_check() {
+    const char* stream = std::getenv("JOURNAL_STREAM");
+    if (stream == nullptr || *stream == '\0') return false;
+    std::string s = stream;
+    auto colon = s.find(':');
+    if (colon == std::string::npos) return false;
+    struct stat st {};
+    if (::fstat(2, &st) != 0) return false;
+    try {
+        return std::stoull(s.substr(0, colon)) == static_cast<unsigned long long>(st.st_dev) &&
+               std::stoull(s.substr(colon + 1)) == static_cast<unsigned long long>(st.st_ino);
+    } catch (const std::exception&) {
+        return false;
+    }
+}
 
 std::string_view level_name(Level level) {
     switch (level) {
@@ -72,18 +106,54 @@ void set_file(const std::filesystem::path& path) {
     file_fd = fd;
 }
 
+bool stderr_is_journal() {
+    static const bool journal = journal_check();
+    return journal;
+}
+
+Scope::Scope(std::initializer_list<Field> fields) : added_(fields.size()) {
+    scope_fields.insert(scope_fields.end(), fields.begin(), fields.end());
+}
+
+Scope::~Scope() {
+    scope_fields.resize(scope_fields.size() - added_);
+}
+
+std::string format_line(Level level, std::string_view message, const std::vector<Field>& fields,
+                        Format format, Sink sink, std::string_view time) {
+    std::string line;
+    if (format == Format::Json) {
+        nlohmann::json j = nlohmann::json::object();
+        for (const auto& [k, v] : fields) j[k] = v;  // later (inner) fields win
+        if (sink != Sink::Journal) j["time"] = time;
+        j["level"] = level_name(level);
+        j["message"] = message;
+        line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+    } else if (sink == Sink::Journal) {
+        line = std::string(message);
+    } else {
+        line = std::string(time) + " " + std::string(level_name(level)) + " " + std::string(message);
+    }
+    if (sink == Sink::Journal) line = std::string{'<', priority(level), '>'} + line;
+    return line + "\n";
+}
+
+void write(Level level, std::string_view message, std::initializer_list<Field> fields) {
+    if (fields.size() == 0) return write(level, message);
+    Scope scope(fields);
+    write(level, message);
+}
+
 void write(Level level, std::string_view message) {
+    const bool journal = stderr_is_journal();
     std::lock_guard lock(mutex);
     if (level < settings.min_level) return;
-    std::string line;
-    if (settings.format == Format::Json) {
-        nlohmann::json j{{"time", timestamp()}, {"level", level_name(level)}, {"message", message}};
-        line = j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
-    } else {
-        line = timestamp() + " " + std::string(level_name(level)) + " " + std::string(message) + "\n";
-    }
-    if (!(settings.quiet && level <= Level::Info)) write_all(2, line);
-    if (file_fd >= 0) write_all(file_fd, line);
+    const std::string time = timestamp();
+    if (!(settings.quiet && level <= Level::Info))
+        write_all(2, format_line(level, message, scope_fields, settings.format,
+                                 journal ? Sink::Journal : Sink::Stderr, time));
+    if (file_fd >= 0)
+        write_all(file_fd, format_line(level, message, scope_fields, settings.format, Sink::File, time));
 }
 
 bool stderr_is_terminal() {

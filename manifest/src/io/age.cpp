@@ -31,13 +31,6 @@ std::array<std::byte, 12> chunk_nonce(std::uint64_t counter, bool last) {
     return n;
 }
 
-Key32 header_mac(const FileKey& file_key, std::string_view mac_input) {
-    auto key = hkdf_sha256(file_key, {}, "header", 32);
-    Key32 mac = hmac_sha256(view(key), as_bytes(mac_input));
-    wipe(key);
-    return mac;
-}
-
 // nullopt: this stanza is not for this identity.
 std::optional<FileKey> unwrap_x25519(const Stanza& s, const AgeIdentity& id) {
     check_x25519_stanza(s);
@@ -88,7 +81,10 @@ std::optional<FileKey> unwrap_scrypt(const Stanza& s, const std::string& passphr
     return fk;
 }
 
-// Checks every stanza we know the shape of, with no key: what a structure check can prove.
+}  // namespace
+
+namespace age_detail {
+
 void check_known_stanzas(const Header& h, int max_work_factor) {
     for (const auto& s : h.stanzas) {
         if (s.type == "X25519") check_x25519_stanza(s);
@@ -101,7 +97,58 @@ void check_known_stanzas(const Header& h, int max_work_factor) {
     }
 }
 
-}  // namespace
+Key32 header_mac(const FileKey& file_key, std::string_view mac_input) {
+    auto key = hkdf_sha256(file_key, {}, "header", 32);
+    Key32 mac = hmac_sha256(view(key), as_bytes(mac_input));
+    wipe(key);
+    return mac;
+}
+
+Stanza x25519_stanza(const FileKey& file_key, const AgeRecipient& r) {
+    Key32 eph{};
+    random_bytes(eph);
+    Key32 share = age_detail::x25519_public(eph);
+    auto shared = x25519_shared(eph, r.key);
+    wipe(eph);
+    if (!shared) throw Error(Kind::Config, "age: encrypt: recipient " + r.str() + " is a low-order point");
+    std::vector<std::byte> salt(share.begin(), share.end());
+    salt.insert(salt.end(), r.key.begin(), r.key.end());
+    auto wrap_key = hkdf_sha256(*shared, view(salt), kX25519Info, 32);
+    wipe(*shared);
+    std::array<std::byte, 12> zero_nonce{};
+    Stanza s{.type = "X25519",
+             .args = {base64_encode(share)},
+             .body = chacha_seal(view(wrap_key), zero_nonce, file_key)};
+    wipe(wrap_key);
+    return s;
+}
+
+FileKey open_file_key(const Header& h, const AgeIdentities& ids) {
+    check_known_stanzas(h, ids.max_scrypt_work_factor);
+    std::optional<FileKey> fk;
+    for (const auto& id : ids.x25519) {
+        for (const auto& s : h.stanzas)
+            if (s.type == "X25519" && (fk = unwrap_x25519(s, id))) break;
+        if (fk) break;
+    }
+    if (!fk && ids.passphrase)
+        for (const auto& s : h.stanzas)
+            if (s.type == "scrypt" && (fk = unwrap_scrypt(s, *ids.passphrase, ids.max_scrypt_work_factor)))
+                break;
+    if (!fk)
+        fail(AgeFailure::NoMatch, "age: no identity matches any of the " + std::to_string(h.stanzas.size()) +
+                                      " recipient stanza(s): use the key the file was encrypted to");
+    Key32 mac = header_mac(*fk, h.mac_input);
+    if (CRYPTO_memcmp(mac.data(), h.mac.data(), mac.size()) != 0) {
+        wipe(*fk);
+        fail(AgeFailure::Hmac, "age: header MAC mismatch: the header was modified");
+    }
+    FileKey out = *fk;
+    wipe(*fk);
+    return out;
+}
+
+}  // namespace age_detail
 
 // ---- encryption ----
 
@@ -140,25 +187,7 @@ AgeEncryptFilter::AgeEncryptFilter(const std::vector<AgeRecipient>& recipients)
     auto& st = *state_;
     random_bytes(st.file_key);
     std::string header = std::string(kVersionLine) + "\n";
-    for (const auto& r : recipients) {
-        Key32 eph{};
-        random_bytes(eph);
-        Key32 share = age_detail::x25519_public(eph);
-        auto shared = x25519_shared(eph, r.key);
-        wipe(eph);
-        if (!shared)
-            throw Error(Kind::Config, "age: encrypt: recipient " + r.str() + " is a low-order point");
-        std::vector<std::byte> salt(share.begin(), share.end());
-        salt.insert(salt.end(), r.key.begin(), r.key.end());
-        auto wrap_key = hkdf_sha256(*shared, view(salt), kX25519Info, 32);
-        wipe(*shared);
-        std::array<std::byte, 12> zero_nonce{};
-        Stanza s{.type = "X25519",
-                 .args = {base64_encode(share)},
-                 .body = chacha_seal(view(wrap_key), zero_nonce, st.file_key)};
-        wipe(wrap_key);
-        header += format_stanza(s);
-    }
+    for (const auto& r : recipients) header += format_stanza(x25519_stanza(st.file_key, r));
     header += "---";
     Key32 mac = header_mac(st.file_key, header);
     header += " " + base64_encode(mac) + "\n";
@@ -218,30 +247,7 @@ struct AgeDecryptWriter::State {
     }
 
     void open_header() {
-        Header& h = parser.header();
-        check_known_stanzas(h, ids.max_scrypt_work_factor);
-        std::optional<FileKey> fk;
-        for (const auto& id : ids.x25519) {
-            for (const auto& s : h.stanzas)
-                if (s.type == "X25519" && (fk = unwrap_x25519(s, id))) break;
-            if (fk) break;
-        }
-        if (!fk && ids.passphrase)
-            for (const auto& s : h.stanzas)
-                if (s.type == "scrypt" &&
-                    (fk = unwrap_scrypt(s, *ids.passphrase, ids.max_scrypt_work_factor)))
-                    break;
-        if (!fk)
-            fail(AgeFailure::NoMatch, "age: no identity matches any of the " +
-                                          std::to_string(h.stanzas.size()) +
-                                          " recipient stanza(s): use the key the file was encrypted to");
-        Key32 mac = header_mac(*fk, h.mac_input);
-        if (CRYPTO_memcmp(mac.data(), h.mac.data(), mac.size()) != 0) {
-            wipe(*fk);
-            fail(AgeFailure::Hmac, "age: header MAC mismatch: the header was modified");
-        }
-        file_key = *fk;
-        wipe(*fk);
+        file_key = open_file_key(parser.header(), ids);
         header_ok = true;
     }
     FileKey file_key{};

@@ -79,5 +79,15 @@ void check_x25519_stanza(const Stanza& s);
 int check_scrypt_stanza(const Stanza& s, int max_work_factor);
 
 std::string format_stanza(const Stanza& s);
+// Checks every stanza we know the shape of, with no key (an scrypt stanza must be alone).
+void check_known_stanzas(const Header& h, int max_work_factor);
+
+// The header MAC: HMAC-SHA-256 under HKDF(file key, "header") over the header through "---".
+Key32 header_mac(const FileKey& file_key, std::string_view mac_input);
+// A new X25519 stanza wrapping `file_key` for `r` (fresh ephemeral key). Kind::Config for a low-order key.
+Stanza x25519_stanza(const FileKey& file_key, const AgeRecipient& r);
+// The file key of a parsed header: the first identity that opens a stanza, then the header MAC checked.
+// AgeError NoMatch / Hmac / Header otherwise.
+FileKey open_file_key(const Header& h, const AgeIdentities& ids);
 
 }  // namespace nightjar::io::age_detail

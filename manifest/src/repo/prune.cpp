@@ -1,7 +1,5 @@
 #include "nightjar/repo/prune.hpp"
 
-#include <sys/stat.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <optional>
@@ -94,11 +92,6 @@ std::vector<BackupInfo> describe_backups(const RepositoryReader& repo) {
 
 namespace {
 
-std::int64_t mtime_of(const std::filesystem::path& p) {
-    struct stat st {};
-    return ::stat(p.c_str(), &st) == 0 ? static_cast<std::int64_t>(st.st_mtime) : 0;
-}
-
 // Artifact dirs with no manifest (a crash between rename and publish, or an interrupted prune) and stale
 // staging.
 void clear_leftovers(RepositoryWriter& repo, std::int64_t now, bool dry_run, std::int64_t grace_s) {
@@ -116,16 +109,17 @@ void clear_leftovers(RepositoryWriter& repo, std::int64_t now, bool dry_run, std
         bool staging = e.name.rfind(".staging-", 0) == 0;
         bool orphan = is_backup_id(e.name) && !published.count(e.name);
         if (!staging && !orphan) continue;
-        std::filesystem::path abs = repo.storage().root() / e.name;
-        std::int64_t age = now - mtime_of(abs);
+        const std::string abs = repo.storage().describe(e.name);
+        auto st = repo.storage().stat(e.name);
+        std::int64_t age = now - (st ? st->mtime : 0);
         std::string what = staging ? "staging dir of an interrupted run" : "artifacts with no manifest";
         if (age < grace_s || dry_run) {
             log::warn(
-                "prune: ", what, ": ", abs.string(),
+                "prune: ", what, ": ", abs,
                 dry_run ? " (would be removed once older than a day)" : " (kept until it is a day old)");
             continue;
         }
-        log::warn("prune: removing ", what, ": ", abs.string());
+        log::warn("prune: removing ", what, ": ", abs);
         repo.storage().remove_tree(e.name);
     }
 }
@@ -154,9 +148,9 @@ PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::in
             wait.limit_s = std::atoi(env);
         wait.on_wait = [&] {
             log::warn("prune: waiting (up to ", wait.limit_s, " s) for a restore or dry run reading ",
-                      repo.storage().root().string(), " to finish before deleting");
+                      repo.storage().describe("."), " to finish before deleting");
         };
-        deleting.emplace(lock_for_deleting(repo.storage().root(), wait));
+        deleting.emplace(lock_for_deleting(repo.storage(), wait));
     }
     // Oldest first: a prune cut short loses the backups that were going anyway, never a newer one first.
     for (auto it = result.decisions.rbegin(); it != result.decisions.rend(); ++it) {

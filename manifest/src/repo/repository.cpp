@@ -1,31 +1,35 @@
 #include "nightjar/repo/repository.hpp"
 
-#include <fcntl.h>
-#include <sys/file.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
-#include <cstring>
 #include <string>
 #include <thread>
 
+#include "nightjar/core/clock.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/failpoint.hpp"
 #include "nightjar/core/log.hpp"
-#include "nightjar/io/fd.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;
 
+namespace {
+// Without locks, an artifact dir with no manifest is only taken for a crashed run's once this old (prune's
+// grace).
+constexpr std::int64_t kStaleAfterS = 86400;
+}  // namespace
+
 Staging::Staging(Storage& storage, std::string id, io::ZstdOptions zstd)
-    : storage_(&storage), id_(std::move(id)), zstd_(zstd) {
+    : storage_(&storage),
+      id_(std::move(id)),
+      dir_(storage.capabilities().rename ? ".staging-" + id_ : id_),
+      zstd_(zstd) {
     storage_->make_dir(dir());
 }
 
-Staging::Staging(Staging&& o) noexcept : storage_(o.storage_), id_(std::move(o.id_)), zstd_(o.zstd_) {
+Staging::Staging(Staging&& o) noexcept
+    : storage_(o.storage_), id_(std::move(o.id_)), dir_(std::move(o.dir_)), zstd_(o.zstd_) {
     o.storage_ = nullptr;
 }
 
@@ -42,7 +46,9 @@ std::unique_ptr<ArtifactWriter> Staging::artifact(const std::string& file_name,
                                                   std::function<void(std::uint64_t)> on_progress) {
     if (!is_safe_relative(file_name) || file_name.find('/') != std::string::npos)
         throw Error(Kind::Internal, "artifact file name must be a plain name: " + file_name);
-    auto file = storage_->open_write(fs::path(dir()) / file_name, {.atomic = true, .sync = true});
+    // Without rename the file is written where the backup will be read: never over someone else's.
+    auto file = storage_->open_write(fs::path(dir()) / file_name,
+                                     {.atomic = true, .sync = true, .create_only = dir() == id_});
     return std::make_unique<ArtifactWriter>(std::move(file), zstd_, id_ + "/" + file_name,
                                             std::move(on_progress));
 }
@@ -142,71 +148,29 @@ std::optional<Entry> RepositoryReader::stat_artifact(const Artifact& artifact) c
     return storage_.stat(artifact.path);
 }
 
-Lock::Lock(const fs::path& file, std::uint32_t mode) {
-    fd_ = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, mode);
-    if (fd_ < 0) throw_errno(Kind::Storage, "cannot open lock file", file.string());
-    (void)::fchmod(fd_, mode);  // whatever the umask (another owner's file stays as it is)
-    if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
-        int err = errno;
-        char buf[32] = {};
-        ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
-        ::close(fd_);
-        fd_ = -1;
-        if (err != EWOULDBLOCK) {
-            errno = err;
-            throw_errno(Kind::Storage, "cannot lock", file.string());
-        }
-        std::string pid = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "unknown";
-        while (!pid.empty() && (pid.back() == '\n' || pid.back() == ' ')) pid.pop_back();
-        throw Error(Kind::LockHeld,
-                    "backup dir is locked by another nightjar run: " + file.parent_path().string() +
-                        " (pid " + pid + "): wait for it to finish or stop it");
-    }
-    // We hold the lock: record our pid for the next one who finds it taken.
-    std::string pid = std::to_string(::getpid()) + "\n";
-    if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, pid.data(), pid.size(), 0) < 0)
-        log::warn("could not record pid in lock file ", file.string());
-}
-
-Lock::Lock(Lock&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
-
-Lock::~Lock() {
-    if (fd_ >= 0) ::close(fd_);  // closing drops the flock
-}
-
 namespace {
 
-// Opens (creating when missing) the readers' lock file: a regular file, never a link, never blocking. A
-// new one gets `mode` whatever the umask: the repository's file mode, so whoever may read the backups may
-// take it.
-int open_readers_lock(const fs::path& file, std::uint32_t mode = 0600) {
-    int fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0 && errno == ENOENT) {
-        fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC, mode);
-        if (fd >= 0)
-            ::fchmod(fd, mode);
-        else if (errno == EEXIST)
-            fd = ::open(file.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+// The repository lock of `storage`, or Kind::LockHeld naming the holder.
+Lock take_repository_lock(const Storage& storage) {
+    LockAttempt attempt = storage.try_lock(kLockFile, {.exclusive = true, .record_holder = true});
+    if (!attempt.held) {
+        std::string dir = fs::path(storage.describe(kLockFile)).parent_path().string();
+        throw Error(Kind::LockHeld, "backup dir is locked by another nightjar run: " + dir + " (pid " +
+                                        (attempt.holder.empty() ? "unknown" : attempt.holder) +
+                                        "): wait for it to finish or stop it");
     }
-    if (fd < 0) return -1;
-    struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-        ::close(fd);
-        errno = EINVAL;
-        return -1;
-    }
-    return fd;
+    return Lock(std::move(attempt.held));
 }
 
-// flock with a bounded wait; false when still held by others after `wait.limit_s`.
-bool flock_waiting(int fd, int op, const LockWait& wait) {
+// The readers' lock with a bounded wait; an empty attempt when still held by others after `wait.limit_s`.
+LockAttempt readers_lock_waiting(const Storage& storage, bool exclusive, const LockWait& wait) {
     const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(wait.limit_s);
     bool told = false;
     for (;;) {
-        if (::flock(fd, op | LOCK_NB) == 0) return true;
-        if (errno == EINTR) continue;
-        if (errno != EWOULDBLOCK) throw_errno(Kind::Storage, "cannot lock", "readers' lock");
-        if (std::chrono::steady_clock::now() >= deadline) return false;
+        LockAttempt attempt =
+            storage.try_lock(kReadersLockFile, {.exclusive = exclusive, .what = "the readers' lock"});
+        if (attempt.held) return attempt;
+        if (std::chrono::steady_clock::now() >= deadline) return attempt;
         if (!told && wait.on_wait) wait.on_wait();
         told = true;
         std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -215,42 +179,79 @@ bool flock_waiting(int fd, int op, const LockWait& wait) {
 
 }  // namespace
 
-Lock lock_for_reading(const fs::path& backup_dir, const LockWait& wait) {
-    const fs::path file = backup_dir / kReadersLockFile;
-    int fd = open_readers_lock(file);
-    if (fd < 0) {
-        log::warn("cannot open the readers' lock ", file.string(), " (", std::strerror(errno),
-                  "): reading without it; a prune running now could delete what is being read");
-        return Lock(Lock::Adopt{}, -1);
+Lock::Lock(const fs::path& file, std::uint32_t mode) {
+    PosixStorage dir(file.parent_path(), {.dir = 0700, .file = mode});
+    LockAttempt attempt = dir.try_lock(file.filename(), {.exclusive = true, .record_holder = true});
+    if (!attempt.held)
+        throw Error(Kind::LockHeld,
+                    "backup dir is locked by another nightjar run: " + file.parent_path().string() +
+                        " (pid " + (attempt.holder.empty() ? "unknown" : attempt.holder) +
+                        "): wait for it to finish or stop it");
+    held_ = std::move(attempt.held);
+}
+
+Lock lock_for_reading(const Storage& storage, const LockWait& wait) {
+    const std::string where = storage.describe(".");
+    if (!storage.capabilities().advisory_lock) {
+        log::warn("backup dir ", where,
+                  " has no advisory locks: reading without the readers' lock; a prune running now could "
+                  "delete what is being read");
+        return Lock();
     }
-    if (!flock_waiting(fd, LOCK_SH, wait)) {
-        ::close(fd);
-        throw Error(Kind::LockHeld, "backup dir is being pruned: " + backup_dir.string() +
+    LockAttempt attempt;
+    try {
+        attempt = readers_lock_waiting(storage, false, wait);
+    } catch (const Error& e) {
+        if (e.kind() != Kind::Storage) throw;
+        log::warn(e.what(),
+                  ": reading without the readers' lock; a prune running now could delete what is "
+                  "being read");
+        return Lock();
+    }
+    if (!attempt.held)
+        throw Error(Kind::LockHeld, "backup dir is being pruned: " + where +
                                         ": a prune is deleting backups; try again when it has finished");
+    return Lock(std::move(attempt.held));
+}
+
+Lock lock_for_deleting(const Storage& storage, const LockWait& wait) {
+    const std::string where = storage.describe(".");
+    if (!storage.capabilities().advisory_lock) {
+        log::warn("backup dir ", where,
+                  " has no advisory locks: deleting without waiting for restores that may be reading");
+        return Lock();
     }
-    return Lock(Lock::Adopt{}, fd);
+    LockAttempt attempt = readers_lock_waiting(storage, true, wait);
+    if (!attempt.held)
+        throw Error(Kind::LockHeld, "prune: a restore or dry run is still reading " + where + " after " +
+                                        std::to_string(wait.limit_s) +
+                                        " s: nothing was deleted; prune again when it has finished "
+                                        "(nightjar-backup --prune-only)");
+    return Lock(std::move(attempt.held));
+}
+
+Lock lock_for_reading(const fs::path& backup_dir, const LockWait& wait) {
+    return lock_for_reading(PosixStorage(backup_dir), wait);
 }
 
 Lock lock_for_deleting(const fs::path& backup_dir, const LockWait& wait) {
-    const fs::path file = backup_dir / kReadersLockFile;
-    int fd = open_readers_lock(file);
-    if (fd < 0) throw_errno(Kind::Storage, "cannot open the readers' lock", file.string());
-    if (!flock_waiting(fd, LOCK_EX, wait)) {
-        ::close(fd);
-        throw Error(Kind::LockHeld, "prune: a restore or dry run is still reading " + backup_dir.string() +
-                                        " after " + std::to_string(wait.limit_s) +
-                                        " s: nothing was deleted; prune again when it has finished "
-                                        "(nightjar-backup --prune-only)");
-    }
-    return Lock(Lock::Adopt{}, fd);
+    return lock_for_deleting(PosixStorage(backup_dir), wait);
 }
 
 Lock RepositoryWriter::lock() {
     storage_.make_dir(".");
-    Lock held(storage_.root() / kLockFile, storage_.modes().file);
+    if (!storage_.capabilities().advisory_lock) {
+        log::warn("backup dir ", storage_.describe("."),
+                  " has no advisory locks: nothing keeps a second run from writing at the same time");
+        return Lock();
+    }
+    Lock held = take_repository_lock(storage_);
     // The readers' lock file exists from the first backup on, so restores never have to create it.
-    if (int fd = open_readers_lock(storage_.root() / kReadersLockFile, storage_.modes().file); fd >= 0)
-        ::close(fd);
+    try {
+        (void)storage_.try_lock(kReadersLockFile, {.exclusive = false, .what = "the readers' lock"});
+    } catch (const Error&) {
+        // As before: a readers' lock that cannot be had is the readers' concern.
+    }
     return held;
 }
 
@@ -269,8 +270,23 @@ std::string RepositoryWriter::next_id(std::int64_t now) const {
 
 std::vector<std::string> RepositoryWriter::stale_staging() const {
     std::vector<std::string> out;
+    const bool rename = storage_.capabilities().rename;
+    std::vector<std::string> published;
+    if (!rename)
+        for (const auto& ref : list()) published.push_back(ref.id);
     for (const auto& e : storage_.list(".")) {
         if (e.is_dir && e.name.rfind(".staging-", 0) == 0) out.push_back(e.name);
+        // Without rename a run writes straight into <id>/: one with no manifest is a crashed run's, since
+        // we hold the lock. Without a lock either, only once it is old enough not to be a live run's.
+        if (e.is_dir && !rename && is_backup_id(e.name) &&
+            std::find(published.begin(), published.end(), e.name) == published.end()) {
+            bool ours = storage_.capabilities().advisory_lock;
+            if (!ours) {
+                auto st = storage_.stat(e.name);
+                ours = st && st->mtime > 0 && unix_now() - st->mtime > kStaleAfterS;
+            }
+            if (ours) out.push_back(e.name);
+        }
         // A manifest whose atomic write was cut short: never a backup, only litter.
         if (!e.is_dir && e.name.rfind("manifest_", 0) == 0 && e.name.find(".json.tmp-") != std::string::npos)
             out.push_back(e.name);
@@ -283,20 +299,29 @@ Staging RepositoryWriter::begin(const std::string& id, io::ZstdOptions zstd) {
         log::warn("removing what an interrupted run left: ", storage_.describe(dir));
         storage_.remove_tree(dir);
     }
+    // Staging is dropped with everything in it: it must never be a published backup's place.
+    if (storage_.stat(manifest_file_name(id)) || storage_.stat(id))
+        throw Error(Kind::Storage, "backup id already taken: " + storage_.describe(id) +
+                                       ": another run published it; run again for a fresh id");
     return Staging(storage_, id, zstd);
 }
 
 void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
     if (manifest.id != staging.id())
         throw Error(Kind::Internal, "publish: manifest id differs from staging id");
-    // Artifact files were fsynced as each was finished; now make the directory entries durable.
-    storage_.sync_dir(staging.dir());
-    failpoint("publish:before-rename");
-    storage_.rename(staging.dir(), staging.id());
+    const StorageCapabilities caps = storage_.capabilities();
+    // Artifact files were synced as each was finished; now make the directory entries durable.
+    if (caps.directory_sync) storage_.sync_dir(staging.dir());
+    if (caps.rename) {
+        failpoint("publish:before-rename");
+        storage_.rename(staging.dir(), staging.id());
+    }
     staging.release();
-    storage_.sync_dir(".");
+    if (caps.directory_sync) storage_.sync_dir(".");
     failpoint("publish:before-manifest");
-    auto out = storage_.open_write(manifest_file_name(manifest.id), {.atomic = true, .sync = true});
+    // Last and create-only: the backup exists from here on, and a second publisher of this id fails.
+    auto out = storage_.open_write(manifest_file_name(manifest.id),
+                                   {.atomic = true, .sync = true, .create_only = true});
     out->write(io::as_bytes(serialize(manifest)));
     failpoint("publish:before-manifest-rename");
     out->finish();
@@ -305,7 +330,7 @@ void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
 
 void RepositoryWriter::remove(const BackupRef& ref) {
     storage_.remove(ref.manifest);
-    storage_.sync_dir(".");
+    if (storage_.capabilities().directory_sync) storage_.sync_dir(".");
     failpoint("remove:after-manifest");
     storage_.remove_tree(ref.id);
     storage_.remove("verified_" + ref.id + ".json");  // its verification record, if any

@@ -1,6 +1,7 @@
 #include <catch2/catch.hpp>
 
 #include "nightjar/io/sha256.hpp"
+#include "nightjar/repo/memory_storage.hpp"
 #include "nightjar/repo/repository.hpp"
 #include "support/manifests.hpp"
 #include "support/matchers.hpp"
@@ -139,4 +140,63 @@ TEST_CASE("the lock keeps a second holder out and names the first", "[repository
                                IsError(Kind::LockHeld, "(pid " + std::to_string(::getpid()) + ")"));
     }
     Lock again = repo.lock();  // released with its holder
+}
+
+TEST_CASE("without rename, artifacts go straight to <id>/ and the manifest is written last", "[repository]") {
+    MemoryStorage storage;  // an object store: no rename, no directory sync
+    RepositoryWriter repo(storage);
+    Lock lock = repo.lock();
+    CHECK(lock.held());
+    const std::string id = repo.next_id(1704067200);
+    Staging staging = repo.begin(id, {});
+    CHECK(staging.dir() == id);
+    Manifest m = stage_one(staging, "payload");
+    CHECK(storage.stat(id + "/data.bin"));
+    CHECK(repo.list().empty());  // artifacts without a manifest are no backup
+    repo.publish(std::move(staging), m);
+    REQUIRE(repo.list().size() == 1);
+    CHECK(repo.load(repo.list()[0]).artifacts[0].path == id + "/data.bin");
+    std::vector<std::string> keys;
+    for (const auto& e : storage.list_prefix("")) keys.push_back(e.name);
+    CHECK(keys == std::vector<std::string>{id + "/data.bin", "manifest_" + id + ".json"});
+}
+
+TEST_CASE("without rename, a crashed run's artifacts are removed by the next begin and never listed",
+          "[repository]") {
+    MemoryStorage storage;
+    RepositoryWriter repo(storage);
+    Lock lock = repo.lock();
+    {
+        Staging crashed = repo.begin("20240101_000000", {});
+        stage_one(crashed, "left by a crash");
+        crashed.release();  // as if the process died: nothing dropped it
+    }
+    CHECK(storage.stat("20240101_000000/data.bin"));
+    CHECK(repo.list().empty());
+    CHECK(repo.stale_staging() == std::vector<std::string>{"20240101_000000"});
+    Staging next = repo.begin(repo.next_id(1704067200), {});
+    CHECK(next.id() == "20240101_000000_2");
+    CHECK_FALSE(storage.stat("20240101_000000"));
+}
+
+TEST_CASE("the readers' lock and the repository lock through a storage", "[repository]") {
+    MemoryStorage storage;
+    RepositoryWriter repo(storage);
+    Lock held = repo.lock();
+    REQUIRE_THROWS_MATCHES(repo.lock(), Error,
+                           IsError(Kind::LockHeld, "(pid " + std::to_string(::getpid()) + ")"));
+    {
+        Lock reading = lock_for_reading(storage);
+        CHECK(reading.held());
+        REQUIRE_THROWS_MATCHES(lock_for_deleting(storage, {.limit_s = 0, .on_wait = {}}), Error,
+                               IsError(Kind::LockHeld, "still reading"));
+    }
+    Lock deleting = lock_for_deleting(storage, {.limit_s = 0, .on_wait = {}});
+    CHECK(deleting.held());
+    REQUIRE_THROWS_MATCHES(lock_for_reading(storage, {.limit_s = 0, .on_wait = {}}), Error,
+                           IsError(Kind::LockHeld, "being pruned"));
+
+    MemoryStorage lockless({.advisory_lock = false});
+    CHECK_FALSE(RepositoryWriter(lockless).lock().held());  // says so in a warning, and carries on
+    CHECK_FALSE(lock_for_reading(lockless).held());
 }

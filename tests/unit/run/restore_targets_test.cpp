@@ -1,8 +1,8 @@
 // The one rule for restore targets: the endpoint recorded in the manifest, unless a flag overrides it.
 #include <catch2/catch.hpp>
 
-#include "nightjar/components/component.hpp"
 #include "nightjar/components/postgres/postgres_component.hpp"
+#include "nightjar/components/registry.hpp"
 
 using namespace nightjar;
 using nlohmann::json;
@@ -23,24 +23,26 @@ Artifact artifact(const std::string& component, const std::string& format, json 
 
 TEST_CASE("redis restores to the endpoint recorded in the manifest unless --redis-host/--redis-port",
           "[restore][targets]") {
-    auto redis = make_restore_component("redis");
-    RestoreOptions o;
+    ComponentRestoreOptions o;
+    const RestoreContext context;
+    auto redis = [&o] { return make_restore_component("redis", o); };
     SECTION("recorded host and port") {
         auto a = artifact("redis", "rdb",
                           {{"endpoint", "redis 10.0.0.5:6380"}, {"host", "10.0.0.5"}, {"port", 6380}});
-        CHECK(redis->describe_target(a, o) == "redis 10.0.0.5:6380 (recorded in the manifest)");
-        o.redis_port = 7000;
-        CHECK(redis->describe_target(a, o) == "redis 10.0.0.5:7000 (--redis-host/--redis-port)");
-        o.redis_host = "127.0.0.1";
-        CHECK(redis->describe_target(a, o) == "redis 127.0.0.1:7000 (--redis-host/--redis-port)");
+        CHECK(redis()->describe_target(a, context) == "redis 10.0.0.5:6380 (recorded in the manifest)");
+        o.redis.port = 7000;
+        CHECK(redis()->describe_target(a, context) == "redis 10.0.0.5:7000 (--redis-host/--redis-port)");
+        o.redis.host = "127.0.0.1";
+        CHECK(redis()->describe_target(a, context) == "redis 127.0.0.1:7000 (--redis-host/--redis-port)");
     }
     SECTION("older manifests: only the endpoint text") {
         auto a = artifact("redis", "rdb", {{"endpoint", "redis 10.0.0.7:6390"}});
-        CHECK(redis->describe_target(a, o) == "redis 10.0.0.7:6390 (recorded in the manifest)");
+        CHECK(redis()->describe_target(a, context) == "redis 10.0.0.7:6390 (recorded in the manifest)");
         auto s = artifact("redis", "rdb", {{"endpoint", "redis /run/redis/redis.sock"}});
-        CHECK(redis->describe_target(s, o) == "redis /run/redis/redis.sock (recorded in the manifest)");
-        o.redis_port = 6379;  // a flag replaces the socket with TCP
-        CHECK(redis->describe_target(s, o) == "redis 127.0.0.1:6379 (--redis-host/--redis-port)");
+        CHECK(redis()->describe_target(s, context) ==
+              "redis /run/redis/redis.sock (recorded in the manifest)");
+        o.redis.port = 6379;  // a flag replaces the socket with TCP
+        CHECK(redis()->describe_target(s, context) == "redis 127.0.0.1:6379 (--redis-host/--redis-port)");
     }
     SECTION("a recorded socket") {
         auto a = artifact("redis", "rdb",
@@ -48,31 +50,32 @@ TEST_CASE("redis restores to the endpoint recorded in the manifest unless --redi
                            {"host", "127.0.0.1"},
                            {"port", 6379},
                            {"socket", "/run/r.sock"}});
-        CHECK(redis->describe_target(a, o) == "redis /run/r.sock (recorded in the manifest)");
+        CHECK(redis()->describe_target(a, context) == "redis /run/r.sock (recorded in the manifest)");
     }
     SECTION("file mode") {
-        o.redis_mode = "file";
-        o.redis_rdb_path = "/srv/dump.rdb";
-        CHECK(redis->describe_target(artifact("redis", "rdb", {{"endpoint", "redis x:1"}}), o) ==
+        o.redis.mode = RedisRestoreMode::File;
+        o.redis.rdb_path = "/srv/dump.rdb";
+        CHECK(redis()->describe_target(artifact("redis", "rdb", {{"endpoint", "redis x:1"}}), context) ==
               "an RDB file at /srv/dump.rdb (--redis-rdb-path)");
     }
 }
 
 TEST_CASE("postgres restores to the server recorded in the manifest unless --db-host/--db-port/--db-user",
           "[restore][targets]") {
-    auto pg = make_restore_component("postgres");
-    RestoreOptions o;
+    ComponentRestoreOptions o;
+    const RestoreContext context;
+    auto pg = [&o] { return make_restore_component("postgres", o); };
     auto a = artifact("postgres", kPgDumpFormat,
                       {{"database", "app"},
                        {"host", "db1"},
                        {"port", 5433},
                        {"user", "backup"},
                        {"tables", json::array()}});
-    CHECK(pg->describe_target(a, o) ==
+    CHECK(pg()->describe_target(a, context) ==
           "database \"app\" into database \"app\" on db1:5433 (recorded in the manifest)");
-    o.db_rename["app"] = "app_restored";
-    o.db_port = 5434;
-    CHECK(pg->describe_target(a, o) ==
+    o.postgres.rename["app"] = "app_restored";
+    o.postgres.port = 5434;
+    CHECK(pg()->describe_target(a, context) ==
           "database \"app\" into database \"app_restored\" on db1:5434 (--db-name) "
           "(--db-host/--db-port/--db-user)");
     CHECK(pg_artifact_database(a) == "app");

@@ -5,12 +5,12 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <string>
 #include <vector>
 
-#include "nightjar/components/redis/config.hpp"
 #include "nightjar/io/stream.hpp"
 #include "nightjar/repo/manifest.hpp"
 
@@ -49,40 +49,53 @@ struct VerifyOutcome {
     bool ok() const { return status == VerifyStatus::Ok; }
 };
 
-// Options that reach a component's restore; each component reads the ones it understands.
-struct RestoreOptions {
-    std::string backup_id;                            // the backup being restored (for replaced-file folders)
-    std::optional<std::filesystem::path> target_dir;  // files: restore under this dir instead of "/"
-    bool clean = false;                               // replace a non-empty target
-    bool redis_flush =
-        false;           // redis live mode: FLUSHALL the target first (else keys not in the backup stay)
-    bool force = false;  // overwrite an existing output file (redis file mode)
-    std::string redis_mode = "live";  // redis: "live" into a running server, "file" for an operator
-    std::optional<std::filesystem::path> redis_rdb_path =
-        std::nullopt;  // redis file mode: where to write the RDB
-    std::optional<redis::Endpoint> redis_target =
-        std::nullopt;  // redis live mode: the server to load, whole (default: the recorded endpoint)
-    std::string redis_host = "";  // redis live mode: override the recorded host (--redis-host)
-    int redis_port = 0;           // redis live mode: override the recorded port when > 0 (--redis-port)
-    std::optional<redis::Endpoint> redis_config =
-        std::nullopt;  // redis: the config's endpoint, for its credentials and renamed commands
-    nlohmann::json extra = nlohmann::json::object();  // component-specific overrides from the CLI
-    std::string db_host = "";  // postgres: restore to this server, not the recorded one
-    int db_port = 0;           // postgres: its port (0 = the recorded one)
-    std::string db_user = "";  // postgres: connect as this role ("" = the recorded one)
-    std::map<std::string, std::string> db_rename = {};  // postgres: --db-name OLD=NEW, restore OLD into NEW
-    int jobs = 0;                  // postgres: pg_restore jobs; 0 = one per core, at most 4
-    bool skip_globals = false;     // postgres: do not restore roles and tablespaces
-    bool allow_special = false;    // files: FIFOs, devices and sockets the manifest declares may be restored
-    bool globals_replace = false;  // postgres: alter existing roles/tablespaces too (--globals=replace)
-    std::vector<std::string> db_selected = {};  // postgres: --db NAME (empty = every database of the backup)
-    bool redis_merge = false;  // redis live mode: load into a non-empty target, keeping its other keys
+// The one rule of a restore: nothing is written before every selected artifact is proven. The run records
+// each artifact's proof here, made before the restore or still running beside it; every component waits on
+// the gate before its first write, and the run waits on it before it hands a component its content.
+class RestoreGate {
+public:
+    // Told once per artifact, when its proof is in (`beside`: a proof of the stored bytes that ran beside the
+    // start of a restore, which proves the content itself as it reads it).
+    using OnProven = std::function<void(std::size_t index, const VerifyOutcome& outcome, bool beside)>;
+
+    explicit RestoreGate(OnProven on_proven = {});
+    ~RestoreGate();
+    RestoreGate(const RestoreGate&) = delete;
+    RestoreGate& operator=(const RestoreGate&) = delete;
+
+    // A proof made before the restore (the whole read chain and the component's verify).
+    void record(std::size_t index, const VerifyOutcome& outcome);
+    // A proof that runs on a thread of its own, beside the start of the restore.
+    void prove_beside(std::size_t index, std::function<VerifyOutcome()> proof);
+    // Waits for every proof still running; true when every artifact passed.
+    bool settle();
+    // Returns once every artifact is proven; Kind::Verification when one failed: nothing may be written then.
+    void wait_until_proven();
+    // The artifacts whose proof failed so far.
+    std::size_t failed() const;
+
+private:
+    struct Pending;
+    OnProven on_proven_;
+    mutable std::mutex m_;
+    std::vector<std::unique_ptr<Pending>> pending_;
+    std::size_t failed_ = 0;
+};
+
+// What every component's restore is given, beside its own options (components/<name>/restore_options.hpp).
+struct RestoreContext {
+    std::string backup_id = "";  // the backup being restored (names the folder of replaced files)
+    std::optional<std::filesystem::path> target_root = std::nullopt;  // files: under this dir, not "/"
+    bool clean = false;  // replace a non-empty target (postgres: drop and recreate; redis: flush first)
+    RestoreGate* gate = nullptr;  // every write waits on it (null: nothing to wait for, as in a unit test)
     // Another reader of an artifact's decompressed content from its start, without digest checks (the
     // `content` a restore is given proves them), for a restore that reads in parallel. May be empty.
     std::function<std::unique_ptr<io::Reader>(const Artifact&)> reopen_content = {};
-    // A component that restores while verifying calls this before its first write: it returns once every
-    // artifact's stored bytes are proven, or throws Kind::Verification (nothing may be written then).
-    std::function<void()> before_write = {};
+
+    // A component calls this before its first write (see RestoreGate::wait_until_proven).
+    void wait_until_proven() const {
+        if (gate) gate->wait_until_proven();
+    }
 };
 
 // A dry-run preview of a restore.
@@ -106,37 +119,29 @@ public:
     virtual DumpResult dump(DumpContext& context, Staging& staging) = 0;
     // Format-level check of an artifact's decompressed content, read to its end.
     virtual VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const = 0;
-    virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const = 0;
+    // What restore() would do with the artifact, and every reason it would refuse; writes nothing.
+    virtual RestorePlan plan_restore(const Artifact& artifact, const RestoreContext& context) const = 0;
     // Where the artifact would be restored, for the dry run's first lines ("" = the caller describes it).
-    virtual std::string describe_target(const Artifact& artifact, const RestoreOptions& options) const {
+    virtual std::string describe_target(const Artifact& artifact, const RestoreContext& context) const {
         (void)artifact;
-        (void)options;
+        (void)context;
         return "";
     }
     // True when restore() proves this artifact's content as it applies it: it reads the stream to its end,
     // where a digest mismatch throws, and checks the format on the way. The verify pass of a real restore
     // then proves only the stored bytes (size and SHA-256, no decompression), beside the start of restore(),
-    // which calls RestoreOptions::before_write before it writes anything; the artifact is decompressed once.
-    // By default the whole chain and verify() run first, and restore() reads the content a second time.
+    // which calls RestoreContext::wait_until_proven before it writes anything; the artifact is decompressed
+    // once. By default the whole chain and verify() run first, and restore() reads the content a second time.
     virtual bool restores_while_verifying(const Artifact& artifact) const {
         (void)artifact;
         return false;
     }
     // `content` is the artifact's content, its digests checked at the end of the stream.
+    // The restore's own options were given to the component when it was made (make_restore_component).
     virtual RestoreReport restore(const Artifact& artifact, io::Reader& content,
-                                  const RestoreOptions& options) = 0;
+                                  const RestoreContext& context) = 0;
     // A failure of this component ends the whole backup run (nothing is published).
     virtual bool fail_fast() const { return false; }
 };
-
-// The component kinds named by the --skip-config, --skip-db and --skip-redis flags that are set.
-std::vector<std::string> skipped_kinds(bool skip_config, bool skip_db, bool skip_redis);
-
-// The components of a backup run, in order, minus the skipped kinds. Kinds not configured are left out.
-std::vector<std::unique_ptr<Component>> make_components(const Config& config,
-                                                        const std::vector<std::string>& skip);
-// The component that restores artifacts of `kind` (no config needed). Kind::Verification for an unknown kind.
-// `options` carries what its verify must know beforehand (files: allow_special).
-std::unique_ptr<Component> make_restore_component(std::string_view kind, const RestoreOptions& options = {});
 
 }  // namespace nightjar

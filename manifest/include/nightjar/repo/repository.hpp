@@ -19,7 +19,8 @@ struct BackupRef {
     std::string manifest;  // file name relative to the backup dir
 };
 
-// The staging directory of one run: `.staging-<id>/`. Dropped unless published.
+// The staging directory of one run: `.staging-<id>/`, or `<id>/` itself on a backend without rename.
+// Dropped unless published.
 class Staging {
 public:
     Staging(Storage& storage, std::string id, io::ZstdOptions zstd);
@@ -31,12 +32,13 @@ public:
                                              std::function<void(std::uint64_t)> on_progress = {});
     // Removes an artifact written by a failed component.
     void discard(const std::string& file_name);
-    std::string dir() const { return ".staging-" + id_; }
+    std::string dir() const { return dir_; }
     void release() { storage_ = nullptr; }
 
 private:
     Storage* storage_;
     std::string id_;
+    std::string dir_;
     io::ZstdOptions zstd_;
 };
 
@@ -58,38 +60,52 @@ private:
     const Storage& storage_;
 };
 
-// Holds the repository lock (flock on `.nightjar.lock`) for its lifetime. A lock left by a dead process is
-// free again because the kernel drops flock locks with their process.
+// Holds a lock (the repository lock, or a hold on the readers' lock) for its lifetime; an empty Lock holds
+// nothing (a backend without advisory locks, or a backup dir read without its readers' lock). POSIX: a
+// lock left by a dead process is free again because the kernel drops flock locks with their process.
 class Lock {
 public:
-    explicit Lock(const std::filesystem::path& file, std::uint32_t mode = 0600);  // mode of a new lock file
-    struct Adopt {};
-    Lock(Adopt, int locked_fd) : fd_(locked_fd) {}  // owns a descriptor that already holds a lock (or -1)
-    Lock(Lock&&) noexcept;
-    ~Lock();
+    Lock() = default;
+    explicit Lock(std::unique_ptr<StorageLock> held) : held_(std::move(held)) {}
+    // The repository lock on `file` in a directory on disk (what RepositoryWriter::lock takes there);
+    // `mode` for a new lock file. Kind::LockHeld names the holder's pid.
+    explicit Lock(const std::filesystem::path& file, std::uint32_t mode = 0600);
+    Lock(Lock&&) noexcept = default;
+    Lock& operator=(Lock&&) noexcept = default;
+    bool held() const { return held_ != nullptr; }
 
 private:
-    int fd_ = -1;
+    std::unique_ptr<StorageLock> held_;
 };
 
+// Publish is defined on what every backend can do: every artifact written and synced, then the manifest
+// written last and create-only, so a listing never shows a backup without its manifest and two runs cannot
+// publish one id. With the `rename` capability the artifacts are written into `.staging-<id>/` and renamed
+// to `<id>/` before the manifest (today's on-disk layout); without it they go straight to `<id>/...`, and
+// an `<id>/` with no manifest is what a crashed run left (removed by the next begin() or prune).
 class RepositoryWriter : public RepositoryReader {
 public:
-    explicit RepositoryWriter(PosixStorage& storage) : RepositoryReader(storage), storage_(storage) {}
-    // Creates the backup dir if needed and takes the lock; Kind::LockHeld names the holder's pid.
+    explicit RepositoryWriter(Storage& storage) : RepositoryReader(storage), storage_(storage) {}
+    // Creates the backup dir if needed and takes the lock; Kind::LockHeld names the holder's pid. A backend
+    // without advisory locks returns an empty Lock, with a warning.
     Lock lock();
     // A fresh id for `now` (suffixed _2, _3... when taken).
     std::string next_id(std::int64_t now) const;
-    // Removes staging dirs of crashed runs (call with the lock held), then creates ours.
+    // Removes what crashed runs left (call with the lock held), then creates our staging.
     Staging begin(const std::string& id, io::ZstdOptions zstd);
-    // Renames staging to <id>/, fsyncs, then writes manifest_<id>.json atomically: the backup now exists.
+    // Syncs the artifacts' names, moves staging to <id>/ (with rename), then writes manifest_<id>.json
+    // create-only and synced: the backup now exists. Kind::Storage (StorageExists) when that manifest exists.
     void publish(Staging&& staging, const Manifest& manifest);
     // Deletes the manifest first (the backup stops existing atomically), then its artifacts.
     void remove(const BackupRef& ref);
+    // Staging dirs (rename backends), unfinished manifests, and (without rename) artifact dirs with no
+    // manifest: what begin() removes.
     std::vector<std::string> stale_staging() const;
-    PosixStorage& storage() { return storage_; }
+    Storage& storage() { return storage_; }
+    const Storage& storage() const { return storage_; }
 
 private:
-    PosixStorage& storage_;
+    Storage& storage_;
 };
 
 inline constexpr const char* kLockFile = ".nightjar.lock";
@@ -103,10 +119,15 @@ struct LockWait {
     std::function<void()> on_wait;  // called once when the lock is taken and we start waiting
 };
 
-// A shared hold on the readers' lock of `backup_dir`. A backup dir we cannot create the lock file in (read
-// only, not ours) is read without one, with a warning: nothing can prune there either.
+// A shared hold on the readers' lock of the backup dir in `storage`. One we cannot open (read only, not
+// ours), or a backend without advisory locks, is read without it, with a warning: nothing can prune there
+// either.
+Lock lock_for_reading(const Storage& storage, const LockWait& wait = {});
+// The exclusive hold a prune takes before it deletes anything (Kind::LockHeld after `wait.limit_s`). A
+// backend without advisory locks: an empty Lock, with a warning.
+Lock lock_for_deleting(const Storage& storage, const LockWait& wait = {});
+// The same for a backup dir on disk.
 Lock lock_for_reading(const std::filesystem::path& backup_dir, const LockWait& wait = {});
-// The exclusive hold a prune takes before it deletes anything (Kind::LockHeld after `wait.limit_s`).
 Lock lock_for_deleting(const std::filesystem::path& backup_dir, const LockWait& wait = {});
 
 }  // namespace nightjar

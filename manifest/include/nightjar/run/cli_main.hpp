@@ -21,10 +21,11 @@ int cli_main(CLI::App& app, int argc, char** argv, Run&& run) {
     } catch (const CLI::ParseError& e) {
         return app.exit(e) == 0 ? 0 : exit_code(Kind::Usage);
     } catch (const Error& e) {
-        log::error(e.what());
+        log::write(log::Level::Error, e.what(), {{"error_kind", std::string(kind_name(e.kind()))}});
         return exit_code(e);
     } catch (const std::exception& e) {
-        log::error("internal error: ", e.what());
+        log::write(log::Level::Error, std::string("internal error: ") + e.what(),
+                   {{"error_kind", std::string(kind_name(Kind::Internal))}});
         return exit_code(Kind::Internal);
     }
 }

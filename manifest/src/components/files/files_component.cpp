@@ -602,14 +602,14 @@ std::string blocked_reason(files::Blocked b) {
     }
 }
 
-std::string replaced_dir_name(const RestoreOptions& options) {
-    return std::string(kReplacedPrefix) + (options.backup_id.empty() ? "restore" : options.backup_id);
+std::string replaced_dir_name(const RestoreContext& context) {
+    return std::string(kReplacedPrefix) + (context.backup_id.empty() ? "restore" : context.backup_id);
 }
 
 }  // namespace
 
-FilesComponent::FilesComponent(std::optional<FilesConfig> config, FilesRestoreSettings settings)
-    : config_(std::move(config)), settings_(settings) {}
+FilesComponent::FilesComponent(std::optional<FilesConfig> config, FilesRestoreOptions restore_options)
+    : config_(std::move(config)), restore_options_(restore_options) {}
 
 CheckReport FilesComponent::check() const {
     CheckReport report;
@@ -741,7 +741,7 @@ DumpResult FilesComponent::dump(DumpContext& context, Staging& staging) {
 }
 
 VerifyOutcome FilesComponent::verify(const Artifact& artifact, io::Reader& content) const {
-    ArchiveMatcher matcher(entries_of(artifact), settings_.allow_special);
+    ArchiveMatcher matcher(entries_of(artifact), restore_options_.allow_special);
     std::vector<std::string> wrong = matcher.problems();
     std::string what = "artifact " + artifact.path;
     ArchiveHandle tar{archive_read_new(), true};
@@ -765,10 +765,10 @@ VerifyOutcome FilesComponent::verify(const Artifact& artifact, io::Reader& conte
     return {VerifyStatus::FormatInvalid, detail};
 }
 
-RestorePlan FilesComponent::plan_restore(const Artifact& artifact, const RestoreOptions& options) const {
+RestorePlan FilesComponent::plan_restore(const Artifact& artifact, const RestoreContext& context) const {
     RestorePlan plan;
-    const bool allow_special = settings_.allow_special || options.allow_special;
-    const fs::path root_path = options.target_dir.value_or("/");
+    const bool allow_special = restore_options_.allow_special;
+    const fs::path root_path = context.target_root.value_or("/");
     auto refuse = [&plan](std::string r) { plan.refusals.push_back(std::move(r)); };
     std::optional<files::SafeRoot> root;
     try {
@@ -777,7 +777,7 @@ RestorePlan FilesComponent::plan_restore(const Artifact& artifact, const Restore
         refuse(e.what());
         return plan;
     }
-    const std::string replaced = replaced_dir_name(options);
+    const std::string replaced = replaced_dir_name(context);
     const std::vector<FileEntry> entries = entries_of(artifact);
     std::map<std::string, char> declared;  // archive name -> type (the first of a name)
     for (const auto& e : entries) declared.emplace(archive_name(e.path), e.type);
@@ -934,17 +934,17 @@ void move_aside(const files::SafeRoot& root, const std::string& replaced,
 }  // namespace
 
 RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& content,
-                                      const RestoreOptions& options) {
-    RestorePlan plan = plan_restore(artifact, options);
+                                      const RestoreContext& context) {
+    RestorePlan plan = plan_restore(artifact, context);
     if (!plan.refusals.empty()) {
         std::string msg = "files: restore refused, nothing was written: " + plan.refusals.front();
         if (plan.refusals.size() > 1) msg += " (and " + std::to_string(plan.refusals.size() - 1) + " more)";
         throw Error(Kind::RestoreFailed, msg);
     }
-    const bool allow_special = settings_.allow_special || options.allow_special;
+    const bool allow_special = restore_options_.allow_special;
     const bool as_root = ::geteuid() == 0;
-    const files::SafeRoot root = files::SafeRoot::create(options.target_dir.value_or("/"));
-    const std::string replaced = replaced_dir_name(options);
+    const files::SafeRoot root = files::SafeRoot::create(context.target_root.value_or("/"));
+    const std::string replaced = replaced_dir_name(context);
     ArchiveMatcher matcher(entries_of(artifact), allow_special);
 
     RestoreReport report;

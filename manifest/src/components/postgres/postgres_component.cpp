@@ -322,12 +322,12 @@ std::string missing_table_data(const PgArchive& archive, const std::vector<Table
 // ---- restore side ----
 
 // Where an artifact goes back to: the recorded server unless the options name another.
-PgTarget restore_target(const Artifact& a, const RestoreOptions& o, const std::string& database) {
+PgTarget restore_target(const Artifact& a, const PostgresRestoreOptions& o, const std::string& database) {
     JsonFields s(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
     PgTarget t;
-    t.endpoint.host = o.db_host.empty() ? s.string_or("host", "") : o.db_host;
-    t.endpoint.port = o.db_port ? o.db_port : static_cast<int>(s.integer_or("port", 0, 65535, 0));
-    t.endpoint.user = o.db_user.empty() ? s.string_or("user", "") : o.db_user;
+    t.endpoint.host = o.host.empty() ? s.string_or("host", "") : o.host;
+    t.endpoint.port = o.port ? o.port : static_cast<int>(s.integer_or("port", 0, 65535, 0));
+    t.endpoint.user = o.user.empty() ? s.string_or("user", "") : o.user;
     t.endpoint.passfile = s.string_or("passfile", "");
     if (!t.endpoint.passfile.empty() && !fs::exists(t.endpoint.passfile)) t.endpoint.passfile.clear();
     t.database = database;
@@ -339,9 +339,9 @@ std::string source_database(const Artifact& a) {
         .string("database");
 }
 
-std::string renamed(const std::string& database, const RestoreOptions& o) {
-    auto it = o.db_rename.find(database);
-    return it == o.db_rename.end() ? database : it->second;
+std::string renamed(const std::string& database, const PostgresRestoreOptions& o) {
+    auto it = o.rename.find(database);
+    return it == o.rename.end() ? database : it->second;
 }
 
 struct TargetState {
@@ -379,9 +379,9 @@ void drop_database(PgConnection& admin, const std::string& database, int server_
 
 // A destructive flag (--clean) is suggested only for a database the operator named (--db or --db-name).
 std::string refusal(const PgTarget& t, std::int64_t tables, const std::string& original,
-                    const RestoreOptions& o) {
-    const bool named = o.db_rename.count(original) > 0 ||
-                       std::find(o.db_selected.begin(), o.db_selected.end(), original) != o.db_selected.end();
+                    const PostgresRestoreOptions& o) {
+    const bool named = o.rename.count(original) > 0 ||
+                       std::find(o.databases.begin(), o.databases.end(), original) != o.databases.end();
     std::string head = "postgres: " + t.describe() + " already has " + std::to_string(tables) +
                        " table(s): restore refused, nothing was written: ";
     if (named)
@@ -392,7 +392,7 @@ std::string refusal(const PgTarget& t, std::int64_t tables, const std::string& o
            "to restore only the databases you mean";
 }
 
-int jobs_for(const RestoreOptions& o) {
+int jobs_for(const PostgresRestoreOptions& o) {
     if (o.jobs > 0) return o.jobs;
     return static_cast<int>(std::clamp(std::thread::hardware_concurrency(), 1u, 4u));
 }
@@ -531,9 +531,9 @@ nlohmann::json globals_json(const GlobalsApply& g) {
 
 // The statements are checked again here (the artifact may have changed since the verify pass) and executed
 // one by one through libpq, never through psql: no meta-command can run, and one call runs one statement.
-RestoreReport restore_globals(const Artifact& a, io::Reader& content, const RestoreOptions& o) {
+RestoreReport restore_globals(const Artifact& a, io::Reader& content, const PostgresRestoreOptions& o) {
     RestoreReport report;
-    if (o.skip_globals) {
+    if (o.globals == PgGlobals::Skip) {
         io::drain(content);
         report.lines.push_back("postgres: globals (roles, tablespaces) skipped (--skip-globals)");
         return report;
@@ -547,7 +547,7 @@ RestoreReport restore_globals(const Artifact& a, io::Reader& content, const Rest
     PgTarget target = restore_target(a, o, s.string("database"));
     PgConnection conn(target);
     conn.exec("SET standard_conforming_strings = on");
-    GlobalsApply g = plan_globals(conn, script, o.globals_replace);
+    GlobalsApply g = plan_globals(conn, script, o.globals == PgGlobals::Replace);
     std::size_t done = 0;
     for (const PgGlobalsStatement* st : g.run) {
         try {
@@ -560,8 +560,9 @@ RestoreReport restore_globals(const Artifact& a, io::Reader& content, const Rest
         }
     }
     report.lines.push_back("postgres: globals restored into " + target.describe() + ": " +
-                           describe_globals(g, o.globals_replace) + "; " + std::to_string(done) + " of " +
-                           std::to_string(g.run.size()) + " statement(s) run");
+                           describe_globals(g, o.globals == PgGlobals::Replace) + "; " +
+                           std::to_string(done) + " of " + std::to_string(g.run.size()) +
+                           " statement(s) run");
     report.summary = globals_json(g);
     report.summary["target"] = target.describe();
     report.summary["statements_run"] = done;
@@ -570,7 +571,9 @@ RestoreReport restore_globals(const Artifact& a, io::Reader& content, const Rest
 
 }  // namespace
 
-PostgresComponent::PostgresComponent(std::optional<PostgresConfig> config) : config_(std::move(config)) {}
+PostgresComponent::PostgresComponent(std::optional<PostgresConfig> config,
+                                     PostgresRestoreOptions restore_options)
+    : config_(std::move(config)), restore_options_(std::move(restore_options)) {}
 PostgresComponent::~PostgresComponent() = default;
 
 std::string pg_file_name_part(const std::string& database) {
@@ -592,23 +595,33 @@ std::string pg_artifact_database(const Artifact& artifact) {
     return artifact.format == kPgDumpFormat ? source_database(artifact) : "";
 }
 
-void check_pg_renames(const Manifest& manifest, const RestoreOptions& options) {
+std::map<std::string, std::string> parse_db_renames(const std::vector<std::string>& specs) {
+    std::map<std::string, std::string> out;
+    for (const auto& spec : specs) {
+        auto pair = parse_rename(spec);
+        if (!pair) throw Error(Kind::Usage, "--db-name " + spec + ": expected OLD=NEW");
+        out[pair->first] = pair->second;
+    }
+    return out;
+}
+
+void check_pg_renames(const Manifest& manifest, const PostgresRestoreOptions& options) {
     std::vector<std::string> held;
     for (const auto& a : manifest.artifacts)
         if (a.component == "postgres" && a.format == kPgDumpFormat) held.push_back(source_database(a));
     std::string list;
     for (const auto& d : held) list += (list.empty() ? "" : ", ") + d;
-    for (const auto& db : options.db_selected)
+    for (const auto& db : options.databases)
         if (std::find(held.begin(), held.end(), db) == held.end())
             throw Error(Kind::Usage, "--db " + db + ": backup " + manifest.id +
                                          " holds no database named \"" + db +
                                          "\" (it holds: " + (list.empty() ? "none" : list) + ")");
-    for (const auto& [from, to] : options.db_rename)
-        if (!options.db_selected.empty() && std::find(options.db_selected.begin(), options.db_selected.end(),
-                                                      from) == options.db_selected.end())
+    for (const auto& [from, to] : options.rename)
+        if (!options.databases.empty() &&
+            std::find(options.databases.begin(), options.databases.end(), from) == options.databases.end())
             throw Error(Kind::Usage, "--db-name " + from + "=" + to + ": \"" + from +
                                          "\" is not selected: add --db " + from);
-    for (const auto& [from, to] : options.db_rename) {
+    for (const auto& [from, to] : options.rename) {
         bool found = false;
         for (const auto& a : manifest.artifacts)
             if (a.component == "postgres" && a.format == kPgDumpFormat && source_database(a) == from)
@@ -767,8 +780,10 @@ bool PostgresComponent::restores_while_verifying(const Artifact& artifact) const
 }
 
 std::string PostgresComponent::describe_target(const Artifact& artifact,
-                                               const RestoreOptions& options) const {
-    const bool overridden = !options.db_host.empty() || options.db_port > 0 || !options.db_user.empty();
+                                               const RestoreContext& context) const {
+    (void)context;
+    const PostgresRestoreOptions& options = restore_options_;
+    const bool overridden = options.overrides_endpoint();
     const std::string how = overridden ? " (--db-host/--db-port/--db-user)" : " (recorded in the manifest)";
     if (artifact.format == kPgGlobalsFormat)
         return "roles and tablespaces through " +
@@ -779,10 +794,11 @@ std::string PostgresComponent::describe_target(const Artifact& artifact,
            (database != original ? " (--db-name)" : "") + how;
 }
 
-RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const RestoreOptions& options) const {
+RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const RestoreContext& context) const {
+    const PostgresRestoreOptions& options = restore_options_;
     RestorePlan plan;
     const bool globals = artifact.format == kPgGlobalsFormat;
-    if (globals && options.skip_globals) {
+    if (globals && options.globals == PgGlobals::Skip) {
         plan.lines.push_back("postgres: globals: skipped (--skip-globals)");
         return plan;
     }
@@ -795,16 +811,17 @@ RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const Rest
         PgConnection conn(admin);
         std::string what = "postgres: would restore roles and tablespaces first, through " + admin.describe();
         plan.summary = {{"target", admin.describe()}};
-        if (options.reopen_content) {
-            auto content = options.reopen_content(artifact);
+        if (context.reopen_content) {
+            auto content = context.reopen_content(artifact);
             bool too_large = false;
             std::string text = read_globals(*content, too_large);
             if (std::string why = globals_problem(text, too_large); !why.empty()) {
                 plan.refusals.push_back("postgres: globals: " + why);
                 return plan;
             }
-            GlobalsApply g = plan_globals(conn, parse_pg_globals(text), options.globals_replace);
-            what += ": " + describe_globals(g, options.globals_replace);
+            const bool replace = options.globals == PgGlobals::Replace;
+            GlobalsApply g = plan_globals(conn, parse_pg_globals(text), replace);
+            what += ": " + describe_globals(g, replace);
             plan.summary.update(globals_json(g));
         }
         plan.lines.push_back(what);
@@ -827,7 +844,7 @@ RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const Rest
         plan.lines.push_back(what + ": it does not exist and would be created");
     else if (st.tables == 0)
         plan.lines.push_back(what + ": it exists and has no tables");
-    else if (options.clean)
+    else if (context.clean)
         plan.lines.push_back(what + ": it has " + std::to_string(st.tables) +
                              " table(s) and would be dropped and recreated (--clean)");
     else
@@ -836,7 +853,8 @@ RestorePlan PostgresComponent::plan_restore(const Artifact& artifact, const Rest
 }
 
 RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& content,
-                                         const RestoreOptions& options) {
+                                         const RestoreContext& context) {
+    const PostgresRestoreOptions& options = restore_options_;
     if (artifact.format == kPgGlobalsFormat) return restore_globals(artifact, content, options);
     if (artifact.format != kPgDumpFormat)
         throw Error(Kind::RestoreFailed, "postgres: unknown artifact format \"" + artifact.format + "\"");
@@ -851,7 +869,7 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
                      PgToolPick::Newest, "", "/usr/lib/postgresql", Kind::RestoreFailed);
 
     TargetState st = inspect_target(admin_target, database);
-    if (st.exists && st.tables > 0 && !options.clean)
+    if (st.exists && st.tables > 0 && !context.clean)
         throw Error(Kind::RestoreFailed, refusal(target, st.tables, original, options));
     const std::string what = "artifact " + artifact.path;
     auto tables = tables_of(artifact);
@@ -859,7 +877,7 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
     std::map<int, const TableRows*> table_of_entry;  // TABLE DATA dump id -> the counted table
     // Runs once the archive's table of contents has been read: the last moment with nothing written.
     auto prepare_database = [&](const PgArchive& archive) {
-        if (options.before_write) options.before_write();  // every artifact's stored bytes are proven
+        context.wait_until_proven();  // every artifact's stored bytes are proven
         for (const auto& e : archive.toc)
             for (const auto& t : tables)
                 if (e.desc == "TABLE DATA" && e.schema == t.schema && e.tag == t.name)
@@ -868,11 +886,11 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
         if (!missing.empty())
             throw Error(Kind::Verification, what + ": " + missing + "; nothing was restored");
         PgConnection admin(admin_target);
-        if (st.exists && options.clean) {
+        if (st.exists && context.clean) {
             drop_database(admin, database, st.server_version);
             report.lines.push_back("postgres: dropped " + target.describe() + " (--clean)");
         }
-        if (!st.exists || options.clean) {
+        if (!st.exists || context.clean) {
             std::string sql = "CREATE DATABASE " + admin.quote_ident(database) + " TEMPLATE template0";
             if (source.has("encoding")) sql += " ENCODING " + admin.quote_literal(source.string("encoding"));
             if (source.has("collate")) sql += " LC_COLLATE " + admin.quote_literal(source.string("collate"));
@@ -927,7 +945,7 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
                               if (!loaded.empty())
                                   counting.push_back(std::async(std::launch::async, count_tables, loaded));
                           }};
-    if (options.reopen_content) how.reopen = [&] { return options.reopen_content(artifact); };
+    if (context.reopen_content) how.reopen = [&] { return context.reopen_content(artifact); };
     std::vector<PgRestoreStep> steps;
     try {
         steps = streamed_pg_restore(content, how);

@@ -57,11 +57,11 @@ int rdb_version_of(const Artifact& a) {
 }
 
 // The one rule: the endpoint recorded in the manifest, unless the options override it (--redis-host/-port;
-// `redis_target` replaces it whole). Credentials: the config's redis section, plus the recorded user and
+// `target` replaces it whole). Credentials: the config's redis section, plus the recorded user and
 // password file when the target is the recorded server.
-redis::Endpoint target_of(const Artifact& a, const RestoreOptions& o) {
-    if (o.redis_target) return *o.redis_target;
-    redis::Endpoint ep = o.redis_config.value_or(redis::Endpoint{});
+redis::Endpoint target_of(const Artifact& a, const RedisRestoreOptions& o) {
+    if (o.target) return *o.target;
+    redis::Endpoint ep = o.credentials.value_or(redis::Endpoint{});
     JsonFields source(a.source, "manifest artifact " + a.name, Kind::Verification, "/source");
     if (source.has("port") || source.has("socket")) {
         ep.socket = source.string_or("socket", "");
@@ -85,16 +85,16 @@ redis::Endpoint target_of(const Artifact& a, const RestoreOptions& o) {
     }
     // The recorded credentials belong to the recorded server; another target gets the config's (or
     // $REDISCLI_AUTH) only.
-    const bool overridden = !o.redis_host.empty() || o.redis_port > 0;
+    const bool overridden = !o.host.empty() || o.port > 0;
     if (!overridden && source.has("user")) ep.user = source.string("user");
     if (!overridden && source.has("password_file") && ep.password_file.empty())
         ep.password_file = source.string("password_file");
-    if (!o.redis_host.empty()) {
-        ep.host = o.redis_host;
+    if (!o.host.empty()) {
+        ep.host = o.host;
         ep.socket.clear();
     }
-    if (o.redis_port > 0) {
-        ep.port = o.redis_port;
+    if (o.port > 0) {
+        ep.port = o.port;
         ep.socket.clear();
     }
     return ep;
@@ -106,8 +106,9 @@ std::string merge_refusal(const redis::Endpoint& ep, std::uint64_t keys) {
            "backup's replace theirs), or --redis-flush to empty it first";
 }
 
-bool file_mode(const RestoreOptions& o) {
-    return o.redis_mode == "file";
+// What a live restore does with a target that holds keys: --clean flushes it, as --redis-flush does.
+RedisNonEmpty non_empty_rule(const RedisRestoreOptions& o, const RestoreContext& context) {
+    return context.clean ? RedisNonEmpty::Flush : o.non_empty;
 }
 
 // Keys with a TTL may expire between backup and restore: each db must hold between keys-expires and keys.
@@ -348,18 +349,20 @@ VerifyOutcome RedisComponent::verify(const Artifact& artifact, io::Reader& conte
     return {};
 }
 
-RestorePlan RedisComponent::plan_restore(const Artifact& artifact, const RestoreOptions& options) const {
+RestorePlan RedisComponent::plan_restore(const Artifact& artifact, const RestoreContext& context) const {
+    const RedisRestoreOptions& options = restore_options_;
+    const RedisNonEmpty non_empty = non_empty_rule(options, context);
     RestorePlan plan;
     Keyspace ks = keyspace_from(artifact);
     std::string what = std::to_string(total_keys(ks)) + " keys in " + std::to_string(ks.size()) +
                        " db(s), RDB " + std::to_string(rdb_version_of(artifact)) + ", " +
                        log::human_bytes(artifact.content_size);
-    if (file_mode(options)) {
-        if (!options.redis_rdb_path) {
+    if (options.mode == RedisRestoreMode::File) {
+        if (!options.rdb_path) {
             plan.refusals.push_back("redis: --redis-mode file needs --redis-rdb-path PATH");
             return plan;
         }
-        const fs::path& p = *options.redis_rdb_path;
+        const fs::path& p = *options.rdb_path;
         if (fs::exists(p) && !options.force)
             plan.refusals.push_back("redis: " + p.string() + " exists: pass --force to overwrite it");
         plan.lines.push_back("redis: write the snapshot (" + what + ") to " + p.string());
@@ -376,9 +379,9 @@ RestorePlan RedisComponent::plan_restore(const Artifact& artifact, const Restore
     std::string how;
     if (held == 0)
         how = "it is empty";
-    else if (options.redis_flush)
+    else if (non_empty == RedisNonEmpty::Flush)
         how = "flush: its " + std::to_string(held) + " key(s) are removed first (FLUSHALL, --redis-flush)";
-    else if (options.redis_merge)
+    else if (non_empty == RedisNonEmpty::Merge)
         how = "merge: it holds " + std::to_string(held) +
               " key(s); those not in the backup stay, the backup's replace theirs (--redis-merge)";
     else
@@ -389,29 +392,31 @@ RestorePlan RedisComponent::plan_restore(const Artifact& artifact, const Restore
                     {"target", ep.describe()},
                     {"keys", total_keys(ks)},
                     {"target_keys", held},
-                    {"flush", options.redis_flush && held > 0},
-                    {"merge", !options.redis_flush && options.redis_merge && held > 0}};
+                    {"flush", non_empty == RedisNonEmpty::Flush && held > 0},
+                    {"merge", non_empty == RedisNonEmpty::Merge && held > 0}};
     return plan;
 }
 
-std::string RedisComponent::describe_target(const Artifact& artifact, const RestoreOptions& options) const {
-    if (file_mode(options))
-        return options.redis_rdb_path
-                   ? "an RDB file at " + options.redis_rdb_path->string() + " (--redis-rdb-path)"
-                   : "an RDB file (--redis-rdb-path is missing)";
+std::string RedisComponent::describe_target(const Artifact& artifact, const RestoreContext& context) const {
+    (void)context;
+    const RedisRestoreOptions& options = restore_options_;
+    if (options.mode == RedisRestoreMode::File)
+        return options.rdb_path ? "an RDB file at " + options.rdb_path->string() + " (--redis-rdb-path)"
+                                : "an RDB file (--redis-rdb-path is missing)";
     redis::Endpoint ep = target_of(artifact, options);
-    return ep.describe() + (options.redis_target || !options.redis_host.empty() || options.redis_port > 0
-                                ? " (--redis-host/--redis-port)"
-                                : " (recorded in the manifest)");
+    return ep.describe() +
+           (options.overrides_endpoint() ? " (--redis-host/--redis-port)" : " (recorded in the manifest)");
 }
 
 RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& content,
-                                      const RestoreOptions& options) {
+                                      const RestoreContext& context) {
+    const RedisRestoreOptions& options = restore_options_;
+    const RedisNonEmpty non_empty = non_empty_rule(options, context);
     RestoreReport report;
-    if (file_mode(options)) {
-        RestorePlan plan = plan_restore(artifact, options);
+    if (options.mode == RedisRestoreMode::File) {
+        RestorePlan plan = plan_restore(artifact, context);
         if (!plan.refusals.empty()) throw Error(Kind::RestoreFailed, plan.refusals.front());
-        const fs::path path = fs::absolute(*options.redis_rdb_path);
+        const fs::path path = fs::absolute(*options.rdb_path);
         const fs::path tmp = path.parent_path() / ("." + path.filename().string() + ".nightjar-tmp");
         fs::remove(tmp);
         redis::RdbSummary s;
@@ -445,13 +450,13 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
     const redis::Endpoint ep = target_of(artifact, options);
     redis::Connection target(ep, redis::resolve_password(ep));
     Keyspace existing = target.keyspace();
-    if (total_keys(existing) > 0 && !options.redis_flush && !options.redis_merge)
+    if (total_keys(existing) > 0 && non_empty == RedisNonEmpty::Refuse)
         throw Error(Kind::RestoreFailed, merge_refusal(ep, total_keys(existing)));
     ScratchDir scratch;
     const fs::path rdb = scratch.path() / "dump.rdb";
     redis::RdbSummary s = write_rdb(content, rdb);
     if (!s.ok()) throw Error(Kind::RestoreFailed, "redis: the snapshot fails its check: " + s.problem);
-    const bool flush = options.redis_flush && total_keys(existing) > 0;
+    const bool flush = non_empty == RedisNonEmpty::Flush && total_keys(existing) > 0;
     if (flush) {
         target.checked({"FLUSHALL"}, "FLUSHALL");
         report.lines.push_back("redis: emptied " + ep.describe() + " (FLUSHALL, --redis-flush): it held " +

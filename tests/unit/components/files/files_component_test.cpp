@@ -83,7 +83,7 @@ TEST_CASE("files component: dump, verify, corrupt, restore", "[files]") {
         CHECK_THAT(v.detail, Catch::Contains("/nowhere/ghost"));
     }
     SECTION("restore to a scratch dir gives identical files, modes and mtimes") {
-        RestoreOptions o{.backup_id = "x", .target_dir = f.dir / "out"};
+        RestoreContext o{.backup_id = "x", .target_root = f.dir / "out"};
         auto content = open_verified_content(f.repo, a);
         RestoreReport r = c.restore(a, *content, o);
         CHECK(r.problems.empty());

@@ -44,11 +44,11 @@ struct Hostile {
         FilesComponent c(std::nullopt, {.allow_special = allow_special});
         return verify_artifact(repo, a, c);
     }
-    RestoreOptions options() const { return RestoreOptions{.backup_id = "b1", .target_dir = target}; }
-    RestoreReport restore(const Artifact& a, RestoreOptions o) const {
+    RestoreContext options() const { return RestoreContext{.backup_id = "b1", .target_root = target}; }
+    RestoreReport restore(const Artifact& a, const RestoreContext& o, bool allow_special = false) const {
         PosixStorage storage(backups);
         RepositoryReader repo(storage);
-        FilesComponent c(std::nullopt, {.allow_special = o.allow_special});
+        FilesComponent c(std::nullopt, {.allow_special = allow_special});
         auto content = open_verified_content(repo, a);
         return c.restore(a, *content, o);
     }
@@ -180,9 +180,7 @@ TEST_CASE("files verify: a sealed, truthful archive of every declared type verif
     VerifyOutcome v = h.verify(art, true);
     INFO(v.detail);
     CHECK(v.ok());
-    RestoreOptions o = h.options();
-    o.allow_special = true;
-    RestoreReport r = h.restore(art, o);
+    RestoreReport r = h.restore(art, h.options(), /*allow_special=*/true);
     CHECK(r.problems.empty());
     struct stat sa {
     }, sb{}, sf{};

@@ -4,31 +4,26 @@
 #include <optional>
 
 #include "nightjar/components/component.hpp"
+#include "nightjar/components/files/restore_options.hpp"
 #include "nightjar/run/config.hpp"
 
 namespace nightjar {
 
-// What a restore of this component may do beyond the defaults.
-struct FilesRestoreSettings {
-    bool allow_special = false;  // FIFOs, devices and sockets the manifest declares verify and restore
-                                 // (--allow-special); without it they are verification failures
-};
-
 class FilesComponent final : public Component {
 public:
     explicit FilesComponent(std::optional<FilesConfig> config = std::nullopt,
-                            FilesRestoreSettings settings = {});
+                            FilesRestoreOptions restore_options = {});
     std::string_view kind() const override { return "files"; }
     CheckReport check() const override;
     DumpResult dump(DumpContext& context, Staging& staging) override;
     VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const override;
-    RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const override;
+    RestorePlan plan_restore(const Artifact& artifact, const RestoreContext& context) const override;
     RestoreReport restore(const Artifact& artifact, io::Reader& content,
-                          const RestoreOptions& options) override;
+                          const RestoreContext& context) override;
 
 private:
     std::optional<FilesConfig> config_;
-    FilesRestoreSettings settings_;
+    FilesRestoreOptions restore_options_;
 };
 
 // Paths in the manifest are JSON strings: valid UTF-8 is stored as "path", anything else as "path_hex".

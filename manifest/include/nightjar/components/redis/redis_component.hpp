@@ -6,24 +6,27 @@
 
 #include "nightjar/components/component.hpp"
 #include "nightjar/components/redis/config.hpp"
+#include "nightjar/components/redis/restore_options.hpp"
 
 namespace nightjar {
 
 class RedisComponent final : public Component {
 public:
-    explicit RedisComponent(std::optional<redis::RedisConfig> config = std::nullopt)
-        : config_(std::move(config)) {}
+    explicit RedisComponent(std::optional<redis::RedisConfig> config = std::nullopt,
+                            RedisRestoreOptions restore_options = {})
+        : config_(std::move(config)), restore_options_(std::move(restore_options)) {}
     std::string_view kind() const override { return "redis"; }
     CheckReport check() const override;
     DumpResult dump(DumpContext& context, Staging& staging) override;
     VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const override;
-    RestorePlan plan_restore(const Artifact& artifact, const RestoreOptions& options) const override;
-    std::string describe_target(const Artifact& artifact, const RestoreOptions& options) const override;
+    RestorePlan plan_restore(const Artifact& artifact, const RestoreContext& context) const override;
+    std::string describe_target(const Artifact& artifact, const RestoreContext& context) const override;
     RestoreReport restore(const Artifact& artifact, io::Reader& content,
-                          const RestoreOptions& options) override;
+                          const RestoreContext& context) override;
 
 private:
     std::optional<redis::RedisConfig> config_;
+    RedisRestoreOptions restore_options_;
 };
 
 }  // namespace nightjar
