@@ -140,7 +140,6 @@ struct Fixture {
         DrillRequest r;
         r.backup_dir = backups;
         r.which = which;
-        r.restore_binary = NIGHTJAR_RESTORE_BIN;
         r.servers.state_dir = state.path;
         r.monitoring.metrics_file = dir / "metrics.prom";
         return r;
@@ -281,6 +280,17 @@ TEST_CASE("a drill of a good backup passes with every check listed, and leaves e
     CHECK(again.record != r.record);
     CHECK(fs::exists(f.backups / r.record));
     check_metrics_format(test::read_file(f.dir / "metrics.prom"));
+
+    // The same through the binary: nightjar-restore drill <id> --json.
+    auto cli = test::restore({"drill", id, "--backup-dir", f.backups.string(), "--json"},
+                             {"NIGHTJAR_DRILL_DIR=" + f.state.path.string()});
+    INFO(cli.err);
+    CHECK(cli.code == 0);
+    json out = json::parse(cli.out);
+    CHECK(out["ok"] == true);
+    CHECK(out["backup_id"] == id);
+    CHECK(out["components"].size() == 3);
+    CHECK(f.state.drills().empty());
 }
 
 TEST_CASE("a drill of a backup with a flipped byte fails at verification", "[integration][drill]") {
@@ -305,6 +315,10 @@ TEST_CASE("a drill of a backup with a flipped byte fails at verification", "[int
     CHECK_THAT(metrics, Catch::Contains("nightjar_drill_status 4"));
     CHECK_THAT(metrics, Catch::Contains("nightjar_drill_last_success_timestamp_seconds 1234"));
     CHECK(f.state.drills().empty());
+    auto cli = test::restore({"drill", "latest", "--backup-dir", f.backups.string()},
+                             {"NIGHTJAR_DRILL_DIR=" + f.state.path.string()});
+    CHECK(cli.code == 4);
+    CHECK_THAT(cli.err, Catch::Contains("drill: backup " + id + " FAILED"));
 }
 
 TEST_CASE("a dump that verifies but does not restore fails the drill", "[integration][drill]") {

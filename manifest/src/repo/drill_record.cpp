@@ -71,16 +71,20 @@ std::string write_drill_record(Storage& storage, const std::string& backup_id, s
     const std::string dir = std::string(kDrillsDir) + "/" + backup_id;
     storage.make_dir(dir);
     const std::string base = drill_record_name(finished_at);
-    std::string rel;
-    for (int n = 1;; ++n) {
-        rel = dir + "/" + base + (n == 1 ? "" : "_" + std::to_string(n)) + ".json";
-        if (!storage.stat(rel)) break;
-    }
     const std::string text = record.dump(2) + "\n";
-    auto w = storage.open_write(rel, {.atomic = true, .sync = true});
-    w->write(io::as_bytes(std::string_view(text)));
-    w->finish();
-    return rel;
+    for (int n = 1; n < 1000; ++n) {
+        const std::string rel = dir + "/" + base + (n == 1 ? "" : "_" + std::to_string(n)) + ".json";
+        if (storage.stat(rel)) continue;
+        try {
+            auto w = storage.open_write(rel, {.atomic = true, .sync = true, .create_only = true});
+            w->write(io::as_bytes(std::string_view(text)));
+            w->finish();
+            return rel;
+        } catch (const StorageExists&) {
+            continue;  // another drill of the same backup took the name in between: never written over
+        }
+    }
+    throw Error(Kind::Storage, "drill record: no free name under " + storage.describe(dir));
 }
 
 }  // namespace nightjar

@@ -1,7 +1,5 @@
 #include "nightjar/run/drill.hpp"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -25,6 +23,7 @@
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/drill_record.hpp"
 #include "nightjar/run/monitoring.hpp"
+#include "nightjar/run/restore_run.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;
@@ -42,22 +41,6 @@ std::string host_name() {
     char buf[256] = {};
     ::gethostname(buf, sizeof buf - 1);
     return buf;
-}
-
-int free_loopback_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) throw_errno(Kind::RestoreFailed, "drill: cannot open a socket", "for a free port");
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-        ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-        ::close(fd);
-        throw_errno(Kind::RestoreFailed, "drill: cannot find a free port", "127.0.0.1");
-    }
-    ::close(fd);
-    return ntohs(a.sin_port);
 }
 
 std::string file_sha256(const fs::path& p) {
@@ -155,64 +138,64 @@ std::vector<DrillCheck> check_redis(const Artifact& a, const drill::DrillServers
     return out;
 }
 
-fs::path restore_binary(const DrillRequest& r) {
-    if (!r.restore_binary.empty()) return r.restore_binary;
-    std::error_code ec;
-    fs::path self = fs::read_symlink("/proc/self/exe", ec);
-    if (!ec) {
-        fs::path beside = self.parent_path() / "nightjar-restore";
-        if (::access(beside.c_str(), X_OK) == 0) return beside;
-    }
-    return "nightjar-restore";
-}
-
 struct RestoreStep {
     bool ok = false;
     int exit_code = 0;
     std::string error;
 };
 
-// The one place that restores: "this backup's `kind` artifacts into these throwaway targets".
-// STOPGAP until run/restore_run is in the library: nightjar-restore as a subprocess, with explicit target
-// flags for the component and --skip-* for the others, and a config of our own (backup_dir only) so no
-// configured credentials or targets are read.
+// The one place that restores: "this backup's `kind` artifacts into these throwaway targets", through the
+// library's RestoreRun (the same phases as nightjar-restore: select, prove, plan, apply, check) with every
+// target named explicitly, so nothing configured or recorded in the manifest is ever written.
 RestoreStep restore_into(const DrillRequest& request, const Manifest& manifest, const std::string& kind,
                          const drill::DrillServers& servers) {
-    const fs::path config = servers.dir() / "restore-config.json";
-    {
-        std::ofstream out(config);
-        out << json{{"backup_dir", fs::absolute(request.backup_dir).string()}}.dump() << "\n";
+    RestoreRequest r;
+    r.backup_dir = request.backup_dir;
+    r.backup = manifest.id;
+    for (const std::string k : {"files", "postgres", "redis"})
+        if (k != kind) r.skip.push_back(k);
+    r.target_root = servers.files_dir();
+    if (kind == "postgres") {
+        r.components.postgres.host = servers.pg_host();
+        r.components.postgres.port = servers.pg_port();
+        r.components.postgres.user = servers.pg_user();
     }
-    std::vector<std::string> argv{
-        restore_binary(request).string(),          manifest.id, "--config", config.string(), "--backup-dir",
-        fs::absolute(request.backup_dir).string(), "--json"};
-    if (kind != "files") argv.push_back("--skip-config");
-    if (kind != "postgres") argv.push_back("--skip-db");
-    if (kind != "redis") argv.push_back("--skip-redis");
-    if (kind == "files") argv.insert(argv.end(), {"--target-dir", servers.files_dir().string()});
-    if (kind == "postgres")
-        argv.insert(argv.end(), {"--db-host", servers.pg_host(), "--db-port",
-                                 std::to_string(servers.pg_port()), "--db-user", servers.pg_user()});
-    if (kind == "redis")
-        argv.insert(argv.end(),
-                    {"--redis-host", "127.0.0.1", "--redis-port", std::to_string(servers.redis_port())});
-    SpawnOptions spawn;
-    spawn.env = request.restore_env;
-    RunResult r = run_capture(argv, spawn);
+    if (kind == "redis") r.components.redis.target = servers.redis_endpoint();
     RestoreStep step;
-    step.exit_code = r.status;
-    step.ok = r.status == 0;
-    if (!step.ok) {
-        // The last error line the restore logged says why.
-        std::istringstream lines(r.err);
-        std::string line, last;
-        while (std::getline(lines, line))
-            if (line.find("ERROR") != std::string::npos || line.find("error") != std::string::npos)
-                last = line;
-        if (last.empty()) last = first_line(r.err);
-        auto cut = last.find("] ");
-        step.error = "nightjar-restore exit " + std::to_string(r.status) + ": " +
-                     (cut != std::string::npos ? last.substr(cut + 2) : last);
+    try {
+        RestoreResult result = run_restore(r);
+        step.ok = result.ok && !result.error;
+        step.exit_code = result.error ? exit_code(*result.error) : result.exit_code;
+        if (step.ok && step.exit_code != 0) step.ok = false;
+        if (!step.ok) {
+            // The artifact's own words first (its proof, its error, its post-restore problems), then the
+            // run's.
+            std::string detail;
+            for (const auto& a : result.artifacts) {
+                if (a.verify && !a.verify->ok())
+                    detail = a.name + ": " + std::string(verify_status_name(a.verify->status)) + " " +
+                             a.verify->detail;
+                else if (a.target_error)
+                    detail = a.name + ": " + *a.target_error;
+                else if (a.error)
+                    detail = a.name + ": " + *a.error;
+                else if (a.restore && !a.restore->problems.empty())
+                    detail = a.name + ": " + a.restore->problems.front();
+                if (!detail.empty()) break;
+            }
+            if (result.refusals && !result.refusals->empty() && detail.empty())
+                detail = result.refusals->front();
+            std::string run = result.error ? result.error->what() : "";
+            step.error = "exit " + std::to_string(step.exit_code) + ": " +
+                         (detail.empty() ? run
+                          : run.empty()  ? detail
+                                         : detail + " (" + run + ")");
+        }
+    } catch (const Error& e) {
+        if (e.kind() == Kind::Interrupted) throw;
+        step.ok = false;
+        step.exit_code = exit_code(e);
+        step.error = "exit " + std::to_string(step.exit_code) + ": " + e.what();
     }
     return step;
 }
@@ -302,6 +285,8 @@ std::string select_drill_backup(const RepositoryReader& repo, const std::string&
 }
 
 DrillReport run_drill(const DrillRequest& request) {
+    // SIGINT/SIGTERM unwind through the servers' destructors: stopped and removed.
+    install_interrupt_handlers();
     const auto wall = Clock::now();
     DrillReport report;
     report.host = host_name();
@@ -356,7 +341,6 @@ DrillReport run_drill(const DrillRequest& request) {
         report.cleaned = drill::clean_stale(so.state_dir);
         for (const auto& line : report.cleaned) log::warn("drill: ", line);
         try {
-            if (so.redis && so.redis_port == 0) so.redis_port = free_loopback_port();
             drill::DrillServers servers(so);
             if (so.postgres) {
                 report.tools["postgres"] = servers.pg_version();
@@ -430,9 +414,13 @@ DrillReport run_drill(const DrillRequest& request) {
         pinger.success(report.to_json().dump());
     else
         pinger.failure(report.to_json().dump());
-    log::info("drill: backup ", report.backup_id, report.ok ? " PASSED" : " FAILED", " in ",
-              log::seconds(report.seconds), " (RTO), ", log::human_bytes(report.bytes),
-              report.ok ? "" : ": " + report.reason);
+    const std::string verdict = "drill: backup " + report.backup_id + (report.ok ? " PASSED" : " FAILED") +
+                                " in " + log::seconds(report.seconds) + " (RTO), " +
+                                log::human_bytes(report.bytes) + (report.ok ? "" : ": " + report.reason);
+    if (report.ok)
+        log::info(verdict);
+    else
+        log::error(verdict);
     return report;
 }
 

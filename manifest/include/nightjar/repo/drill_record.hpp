@@ -26,8 +26,8 @@ std::string drill_record_name(std::int64_t unix_seconds);
 // The newest record of `backup_id`, or nullopt when it was never drilled.
 std::optional<LastDrill> last_drill(const Storage& storage, const std::string& backup_id);
 
-// Writes drills/<id>/<name>.json (a new name: `_2`, `_3` ... when taken) and returns its path. Atomic and
-// synced; create-only by checking the name first (Storage has no create-only write yet).
+// Writes drills/<id>/<name>.json (a new name: `_2`, `_3` ... when taken) and returns its path: atomic,
+// synced and create-only (WriteOptions::create_only), so an existing record is never written over.
 std::string write_drill_record(Storage& storage, const std::string& backup_id, std::int64_t finished_at,
                                const nlohmann::json& record);
 

@@ -23,14 +23,10 @@ struct DrillRequest {
     std::string which = "latest";      // a backup id, "latest" (newest complete) or "random"
     int random_skip_days = 7;          // `random`: skip backups drilled (pass or fail) in the last N days
     std::uint64_t random_seed = 0;     // `random`: 0 = from the clock
-    // The restore step. Stopgap until RestoreRun is in the library: nightjar-restore, run with explicit
-    // target flags for each component (never a configured target). "" = beside our own executable, else PATH.
-    std::filesystem::path restore_binary = "";
     drill::ServerOptions servers =
         {};  // state dir, PostgreSQL root, redis-server (what to start is decided here)
-    MonitoringConfig monitoring = {};           // metrics textfile and ping URL ("" = off)
-    bool write_record = true;                   // write drills/<id>/<utc>.json
-    std::vector<std::string> restore_env = {};  // extra environment for the restore step (tests: fail points)
+    MonitoringConfig monitoring = {};  // metrics textfile and ping URL ("" = off)
+    bool write_record = true;          // write drills/<id>/<utc>.json
 };
 
 struct DrillCheck {
