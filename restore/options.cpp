@@ -7,6 +7,23 @@
 namespace nightjar {
 
 void RestoreCliOptions::add_to(CLI::App& app) {
+    drill = app.add_subcommand(
+        "drill",
+        "Restore drill: restore a backup into throwaway servers started for it, compare the result with the "
+        "expectations recorded at capture, and keep the evidence (drills/<id>/<utc>.json)");
+    drill->add_option("which", drill_backup, "Backup id, 'latest' (newest complete) or 'random'")->required();
+    drill->add_option("--backup-dir", backup_dir, "Backup directory (default: the config's backup_dir)");
+    drill
+        ->add_option("-c,--config", config,
+                     "Config file, read for backup_dir, monitoring and the drill section (default: "
+                     "$NIGHTJAR_CONFIG, else /etc/nightjar/nightjar.json when it exists)")
+        ->envname("NIGHTJAR_CONFIG");
+    drill->add_flag("--json", json, "Print the drill report as JSON on stdout");
+    drill->add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+    drill->add_option("--log-file", log_file, "Also append log lines to this file");
+    drill->add_option("--log-format", log_format, "Log line format")
+        ->check(CLI::IsMember({"text", "json"}))
+        ->capture_default_str();
     app.add_option("backup", backup,
                    "Manifest file, backup id, 'latest' (the newest complete backup) or 'latest-any' (the "
                    "newest of any status)");

@@ -44,6 +44,10 @@ struct RestoreCliOptions {
     std::string log_file;             // also append log lines here
     std::string log_format = "text";  // "text" or "json" (one object per line)
 
+    // `nightjar-restore drill <backup-id|latest|random>` (run/drill): set when that subcommand is given.
+    CLI::App* drill = nullptr;
+    std::string drill_backup;  // backup id, "latest" or "random"
+
     void add_to(CLI::App& app);
     // The config file to read: --config, else $NIGHTJAR_CONFIG, else /etc/nightjar/nightjar.json when it
     // exists, else none ("").

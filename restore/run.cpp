@@ -5,6 +5,7 @@
 
 #include "nightjar/run/cli_log.hpp"
 #include "nightjar/run/config.hpp"
+#include "nightjar/run/drill.hpp"
 #include "nightjar/run/restore_run.hpp"
 
 namespace nightjar {
@@ -33,10 +34,28 @@ fs::path resolve_backup_dir(const RestoreCliOptions& o) {
     throw Error(Kind::Usage, "which backup dir? pass --backup-dir DIR, a manifest path, or --config FILE");
 }
 
+// `nightjar-restore drill`: the library's drill with the config's backup dir and monitoring.
+int run_drill_command(const RestoreCliOptions& o) {
+    DrillRequest request;
+    request.which = o.drill_backup;
+    if (const std::string config = o.config_file(); !config.empty()) {
+        Config c = load_config(config);
+        request.backup_dir = c.backup_dir;
+        request.monitoring = c.monitoring;
+    }
+    if (!o.backup_dir.empty()) request.backup_dir = fs::absolute(o.backup_dir);
+    if (request.backup_dir.empty())
+        throw Error(Kind::Usage, "drill: which backup dir? pass --backup-dir DIR or --config FILE");
+    DrillReport report = run_drill(request);
+    if (o.json) std::cout << report.to_json().dump(2) << std::endl;
+    return report.exit_code;
+}
+
 }  // namespace
 
 int run_restore(const RestoreCliOptions& o) {
     configure_cli_log({.quiet = o.quiet, .format = o.log_format, .file = o.log_file});
+    if (o.drill && o.drill->parsed()) return run_drill_command(o);
     if (!o.list && o.backup.empty())
         throw Error(Kind::Usage, "name a backup: a manifest path, a backup id, 'latest' or 'latest-any'");
     const fs::path backup_dir = resolve_backup_dir(o);

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # The second README command: installs dependencies, builds once, checks the format, starts throwaway
-# PostgreSQL and Redis servers on loopback, runs the whole suite in one ctest call, and stops the servers.
+# PostgreSQL, Redis and Ceph (radosgw) servers on loopback, runs the whole suite in one ctest call, and stops the servers.
 # (scripts/ci/sanitizers.sh runs the fast tests under ASan+UBSan and TSan; it is not part of this run yet.)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/scripts/install-deps.sh"
 "$root/scripts/build.sh"
 "$root/scripts/ci/format_check.sh"
+"$root/scripts/ci/include_layers.sh"
 # shellcheck source=lib/services.sh
 . "$root/scripts/lib/services.sh"
 trap services_stop EXIT

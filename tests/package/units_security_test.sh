@@ -6,7 +6,7 @@ set -euo pipefail
 src=$1
 . "$src/tests/package/lib.sh"
 command -v systemd-analyze >/dev/null || fail "systemd-analyze is not installed"
-for unit in nightjar-backup.service nightjar-cdc-watch.service; do
+for unit in nightjar-backup.service nightjar-cdc-watch.service nightjar-drill.service; do
   file=$src/scripts/systemd/$unit
   grep -qx "User=nightjar" "$file" || fail "$unit does not run as the nightjar user"
   score=$(systemd-analyze security --offline=yes "$file" 2>&1 | sed -n 's/.*Overall exposure level for .*: \([0-9.]*\) .*/\1/p')

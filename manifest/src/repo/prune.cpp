@@ -7,6 +7,7 @@
 
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/log.hpp"
+#include "nightjar/repo/drill_record.hpp"
 #include "nightjar/repo/verified_record.hpp"
 
 namespace nightjar {
@@ -26,6 +27,9 @@ std::vector<Described> describe(const RepositoryReader& repo) {
         try {
             d.manifest = repo.load(ref);
             d.info.status = d.manifest->status;
+            // Retention never deletes the newest backup whose last drill passed (repo/retention.cpp).
+            auto drill = last_drill(repo.storage(), ref.id);
+            d.info.drill_passed = drill && drill->passed;
             d.info.verified = true;
             for (const auto& a : d.manifest->artifacts) {
                 auto st = repo.stat_artifact(a);

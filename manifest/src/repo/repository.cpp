@@ -10,6 +10,7 @@
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/failpoint.hpp"
 #include "nightjar/core/log.hpp"
+#include "nightjar/repo/drill_record.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;
@@ -361,7 +362,8 @@ void RepositoryWriter::remove(const BackupRef& ref) {
     if (storage_.capabilities().directory_sync) storage_.sync_dir(".");
     failpoint("remove:after-manifest");
     storage_.remove_tree(ref.id);
-    storage_.remove("verified_" + ref.id + ".json");  // its verification record, if any
+    storage_.remove("verified_" + ref.id + ".json");               // its verification record, if any
+    storage_.remove_tree(std::string(kDrillsDir) + "/" + ref.id);  // its drill records, if any
 }
 
 }  // namespace nightjar

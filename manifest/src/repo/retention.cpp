@@ -47,6 +47,12 @@ std::vector<RetentionDecision> plan_retention(std::vector<BackupInfo> backups, c
             out[i].reasons.push_back("manifest could not be read" +
                                      (backups[i].problem.empty() ? "" : " (" + backups[i].problem + ")"));
     }
+    // The newest backup proven restorable by a drill: no policy may delete it.
+    auto drilled =
+        std::find_if(backups.begin(), backups.end(), [](const BackupInfo& b) { return b.drill_passed; });
+    if (drilled != backups.end())
+        out[static_cast<std::size_t>(drilled - backups.begin())].reasons.push_back(
+            "newest backup whose last drill passed");
     if (policy.empty()) {
         for (auto& d : out) d.reasons.push_back("no retention policy");
         return out;

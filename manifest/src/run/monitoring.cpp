@@ -8,6 +8,7 @@
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/log.hpp"
 #include "nightjar/repo/storage.hpp"
+#include "nightjar/run/drill.hpp"
 
 namespace nightjar {
 
@@ -97,7 +98,8 @@ void write_metrics(const std::filesystem::path& file, const RunMetrics& m) {
     std::int64_t last_success = m.exit_code == 0 ? m.finished_at : read_last_success(file);
     PosixStorage dir(file.parent_path());
     auto out = dir.open_write(file.filename(), {.atomic = true, .sync = false, .mode = 0644});
-    std::string text = render_metrics(m, last_success);
+    // A drill's lines (nightjar_drill_*, run/drill.cpp) share the file: a backup run keeps them.
+    std::string text = render_metrics(m, last_success) + metric_lines_with_prefix(file, "nightjar_drill_");
     out->write(io::as_bytes(text));
     out->finish();
 }

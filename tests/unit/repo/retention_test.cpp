@@ -1,4 +1,6 @@
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <optional>
 #include <random>
 #include <set>
 
@@ -153,5 +155,69 @@ TEST_CASE(
             for (const auto& d : ds2) REQUIRE(decision(ds, d.id).keep == d.keep);
         }
         if (p.empty()) REQUIRE(deleted == 0);
+    }
+}
+
+TEST_CASE("the newest backup whose last drill passed is kept whatever the policy", "[retention][drill]") {
+    // Ten daily backups; the drill passed on day 3 and day 5, failed on day 8, and newer ones were not
+    // drilled.
+    struct Row {
+        const char* name;
+        RetentionPolicy policy;
+    };
+    const std::vector<Row> rows{{"keep_last 1", {.keep_last = 1}},
+                                {"keep_daily 2", {.keep_daily = 2}},
+                                {"retention days 1", {.days = 1}},
+                                {"keep_weekly 1 + keep_last 2", {.keep_last = 2, .keep_weekly = 1}}};
+    for (const auto& row : rows) {
+        SECTION(row.name) {
+            auto backups = daily(10);
+            backups[3].drill_passed = true;
+            backups[5].drill_passed = true;
+            const std::int64_t now = kStart + 10 * kDay;
+            auto ds = plan_retention(backups, row.policy, now);
+            const auto& d5 = decision(ds, backups[5].id);
+            CHECK(d5.keep);
+            CHECK(std::find(d5.reasons.begin(), d5.reasons.end(), "newest backup whose last drill passed") !=
+                  d5.reasons.end());
+            // Only the newest drilled-good backup is protected by this rule: day 3 goes unless a rule keeps
+            // it.
+            const auto& d3 = decision(ds, backups[3].id);
+            CHECK(std::find(d3.reasons.begin(), d3.reasons.end(), "newest backup whose last drill passed") ==
+                  d3.reasons.end());
+            CHECK_FALSE(d3.keep);
+            // The newest complete backup is still kept too.
+            CHECK(decision(ds, backups[9].id).keep);
+        }
+    }
+}
+
+TEST_CASE("with no backup drilled green the drill rule keeps nothing extra", "[retention][drill]") {
+    auto backups = daily(5);
+    auto ds = plan_retention(backups, {.keep_last = 1}, kStart + 5 * kDay);
+    CHECK(kept(ds) == std::set<std::string>{backups[4].id});
+}
+
+TEST_CASE("a drilled-good backup that is partial or unverified is still kept by the drill rule",
+          "[retention][drill]") {
+    auto backups = daily(4);
+    backups[1].drill_passed = true;
+    backups[1].verified = false;
+    backups[1].problem = "digest mismatch";
+    auto ds = plan_retention(backups, {.keep_last = 1}, kStart + 4 * kDay);
+    CHECK(kept(ds) == std::set<std::string>{backups[1].id, backups[3].id});
+    // The property: over random drill marks, the newest drilled-good backup is always kept.
+    std::mt19937 rng(17);
+    for (int round = 0; round < 200; ++round) {
+        auto bs = daily(12);
+        std::optional<std::size_t> newest;
+        for (std::size_t i = 0; i < bs.size(); ++i) {
+            bs[i].drill_passed = rng() % 3 == 0;
+            if (rng() % 4 == 0) bs[i].status = "partial";
+            if (bs[i].drill_passed) newest = i;
+        }
+        auto r = plan_retention(bs, {.keep_last = static_cast<int>(rng() % 3), .keep_daily = 1},
+                                kStart + 12 * kDay);
+        if (newest) REQUIRE(decision(r, bs[*newest].id).keep);
     }
 }

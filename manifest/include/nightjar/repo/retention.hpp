@@ -29,6 +29,7 @@ struct BackupInfo {
                            // counted as the newest complete one, its recorded SHA-256)
     std::string problem;   // why it is damaged or unverified, when known (for the reasons)
     std::string pinned;    // non-empty: always kept, for this reason ("published by this run")
+    bool drill_passed = false;  // its last restore drill passed (drills/<id>/, repo/drill_record.hpp)
     bool good() const { return status == "complete" && verified; }
 };
 
@@ -41,7 +42,7 @@ struct RetentionDecision {
 // Decisions in the order of `backups` sorted newest first. Rules no policy can override: the newest good
 // (complete and verified) backup is always kept; partial, damaged or unverified backups never fill a
 // last/daily/weekly/monthly slot, so they can never push a good backup out; an empty policy keeps everything;
-// a pinned or unreadable backup is always kept.
+// a pinned or unreadable backup is always kept; the newest backup whose last drill passed is always kept.
 std::vector<RetentionDecision> plan_retention(std::vector<BackupInfo> backups, const RetentionPolicy& policy,
                                               std::int64_t now);
 

@@ -13,6 +13,7 @@
 #include "nightjar/components/postgres/archive.hpp"
 #include "nightjar/components/postgres/connection.hpp"
 #include "nightjar/components/postgres/dump_position.hpp"
+#include "nightjar/components/postgres/expectations.hpp"
 #include "nightjar/components/postgres/globals.hpp"
 #include "nightjar/components/postgres/streamed_restore.hpp"
 #include "nightjar/components/postgres/tools.hpp"
@@ -221,7 +222,14 @@ Artifact dump_database(const PostgresConfig& cfg, const std::string& database, D
     spawn.stdout_pipe = true;
     Subprocess child = Subprocess::spawn(pg_dump_argv(pg_dump, target, snapshot), spawn);
     // Exact counts in the same snapshot, on our connection, while pg_dump streams on its own.
-    auto counted = std::async(std::launch::async, [&conn, &tables] { count_rows(conn, tables); });
+    // Then the drill's expectations (row samples), on the same connection, in the same snapshot.
+    json expected;
+    auto counted = std::async(std::launch::async, [&conn, &tables, &expected] {
+        count_rows(conn, tables);
+        std::vector<postgres::TableName> names;
+        for (const auto& t : tables) names.push_back({t.schema, t.name});
+        expected = postgres::capture_expectations(conn, names);
+    });
     StreamedDump s = stream_child(child, std::move(out), context, 1 << 20);
     std::exception_ptr count_error;
     try {
@@ -260,6 +268,7 @@ Artifact dump_database(const PostgresConfig& cfg, const std::string& database, D
     if (archive) source["archive_version"] = archive->version();
     source["tables"] = tables_json(tables);
     source["total_rows"] = rows;
+    source["expectations"] = std::move(expected);
     a.source = std::move(source);
     details = {
         {"status", "ok"}, {"tables", tables.size()}, {"rows", rows}, {"content_bytes", a.content_size}};

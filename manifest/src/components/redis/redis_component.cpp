@@ -8,6 +8,7 @@
 
 #include "nightjar/components/redis/capture.hpp"
 #include "nightjar/components/redis/client.hpp"
+#include "nightjar/components/redis/expectations.hpp"
 #include "nightjar/components/redis/live_load.hpp"
 #include "nightjar/components/redis/rdb_check.hpp"
 #include "nightjar/core/error.hpp"
@@ -280,8 +281,18 @@ DumpResult RedisComponent::dump(DumpContext& context, Staging& staging) {
     auto tick = [&context](std::uint64_t) {
         if (context.check_interrupted) context.check_interrupted();
     };
-    redis::CaptureResult cap = redis::capture_snapshot(*config_, password, *out, tick);
+    // A copy of the RDB beside the artifact, for the drill's expectations, read from this very snapshot.
+    redis::ScratchDir copy("nightjar-redis-capture");
+    redis::TeeToFile tee(*out, copy.path() / "dump.rdb");
+    redis::CaptureResult cap = redis::capture_snapshot(*config_, password, tee, tick);
+    tee.finish();
     out->finish();
+    json expected;
+    try {
+        expected = redis::snapshot_expectations(copy.path() / "dump.rdb");
+    } catch (const Error& e) {
+        log::warn("redis: no drill expectations recorded: ", e.what());
+    }
     Keyspace after;
     {
         redis::Connection meta(ep, password);
@@ -300,6 +311,7 @@ DumpResult RedisComponent::dump(DumpContext& context, Staging& staging) {
     source["transfer"] = cap.transfer;
     source["keyspace_stable"] = stable;
     if (!cap.sync_refused.empty()) source["sync_refused"] = cap.sync_refused;
+    if (!expected.is_null()) source["expectations"] = std::move(expected);
 
     DumpResult result;
     if (!stable)

@@ -1,0 +1,54 @@
+#pragma once
+// Expectations recorded at capture time, in the dump's own snapshot, and compared after a drill's restore:
+// per table with a primary key, a fingerprint of a sample of rows chosen by a seeded hash of the key (as
+// text), so a restore is proven row for row on a sample and by exact count on every table.
+#include <cstdint>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+namespace nightjar {
+class PgConnection;
+}
+
+namespace nightjar::postgres {
+
+struct TableName {
+    std::string schema, name;
+};
+
+struct SampleOptions {
+    std::uint64_t seed = 0;  // 0: a random seed, recorded with the expectations
+    std::size_t rows = 32;   // K rows sampled per table with a primary key
+};
+
+// Session settings that make a row's text form the same on every server (time zone, date and interval
+// styles, float digits, bytea output). The capture runs them as SET LOCAL inside its transaction.
+std::vector<std::string> canonical_settings(bool local);
+
+// Runs on the exporting connection, inside its REPEATABLE READ transaction (so in the dump's snapshot), under
+// a savepoint, so a failure leaves the transaction usable. Returns {"seed", "sample_rows", "tables":
+// [{schema, name, key: [columns], sampled, fingerprint}]} for the tables with a primary key.
+nlohmann::json capture_expectations(PgConnection& conn, const std::vector<TableName>& tables,
+                                    const SampleOptions& options = {});
+
+// The fingerprint of one table: the K rows whose md5(seed || key-as-text) sort first, each as
+// "hash:row-as-text", joined in hash order and hashed with SHA-256. `sampled` gets the number of rows.
+std::string table_fingerprint(PgConnection& conn, const TableName& table, const std::vector<std::string>& key,
+                              const std::string& seed, std::size_t rows, std::int64_t& sampled);
+
+// The primary key columns of a table, in key order; empty when it has none.
+std::vector<std::string> primary_key(PgConnection& conn, const TableName& table);
+
+struct Check {
+    std::string what;  // "postgres db-app: public.t rows"
+    bool ok = false;
+    std::string detail;  // "expected 10, got 9"
+};
+
+// Compares a restored database with an artifact's `source` (tables[].rows and expectations): exact row
+// counts for every table, fingerprints for every sampled table. One Check per comparison.
+std::vector<Check> compare_expectations(PgConnection& restored, const nlohmann::json& source,
+                                        const std::string& label);
+
+}  // namespace nightjar::postgres

@@ -1,0 +1,139 @@
+#include "nightjar/components/postgres/expectations.hpp"
+
+#include <random>
+
+#include "nightjar/components/postgres/connection.hpp"
+#include "nightjar/core/error.hpp"
+
+namespace nightjar::postgres {
+using nlohmann::json;
+
+namespace {
+
+std::string qualified(PgConnection& conn, const TableName& t) {
+    return conn.quote_ident(t.schema) + "." + conn.quote_ident(t.name);
+}
+
+std::uint64_t random_seed() {
+    std::random_device rd;
+    std::uint64_t s = (std::uint64_t{rd()} << 32) ^ rd();
+    return s == 0 ? 1 : s;
+}
+
+}  // namespace
+
+std::vector<std::string> canonical_settings(bool local) {
+    const std::string set = local ? "SET LOCAL " : "SET ";
+    return {set + "TimeZone = 'UTC'", set + "DateStyle = 'ISO, YMD'", set + "IntervalStyle = 'postgres'",
+            set + "extra_float_digits = 3", set + "bytea_output = 'hex'"};
+}
+
+std::vector<std::string> primary_key(PgConnection& conn, const TableName& table) {
+    PgResult r = conn.exec(
+        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
+        "AND a.attnum = ANY (i.indkey::int2[]) "
+        "WHERE i.indrelid = $1::regclass AND i.indisprimary "
+        "ORDER BY array_position(i.indkey::int2[], a.attnum)",
+        {qualified(conn, table)});
+    std::vector<std::string> key;
+    for (int i = 0; i < r.rows(); ++i) key.push_back(r.value(i, 0));
+    return key;
+}
+
+std::string table_fingerprint(PgConnection& conn, const TableName& table, const std::vector<std::string>& key,
+                              const std::string& seed, std::size_t rows, std::int64_t& sampled) {
+    std::string cols;
+    for (const auto& c : key)
+        cols += (cols.empty() ? "" : ", ") + std::string("nightjar_row.") + conn.quote_ident(c);
+    // ROW(...) even for one column, so the key text is "(v)" for any key; the whole row as its text form.
+    const std::string sql =
+        "SELECT count(*), coalesce(encode(sha256(convert_to(string_agg(h || ':' || r, E'\\n' ORDER BY h), "
+        "'UTF8')), 'hex'), '') FROM (SELECT md5($1 || ROW(" +
+        cols + ")::text) AS h, nightjar_row::text AS r FROM ONLY " + qualified(conn, table) +
+        " AS nightjar_row ORDER BY 1 LIMIT " + std::to_string(rows) + ") AS s";
+    PgResult r = conn.exec(sql, {seed});
+    sampled = std::stoll(r.value(0, 0));
+    return r.value(0, 1);
+}
+
+json capture_expectations(PgConnection& conn, const std::vector<TableName>& tables,
+                          const SampleOptions& options) {
+    const std::uint64_t seed = options.seed != 0 ? options.seed : random_seed();
+    const std::string seed_text = std::to_string(seed);
+    json list = json::array();
+    conn.exec("SAVEPOINT nightjar_expectations");
+    try {
+        for (const auto& s : canonical_settings(true)) conn.exec(s);
+        for (const auto& t : tables) {
+            auto key = primary_key(conn, t);
+            if (key.empty()) continue;  // no primary key: the exact row count only
+            std::int64_t sampled = 0;
+            std::string fp = table_fingerprint(conn, t, key, seed_text, options.rows, sampled);
+            list.push_back({{"schema", t.schema},
+                            {"name", t.name},
+                            {"key", key},
+                            {"sampled", sampled},
+                            {"fingerprint", fp}});
+        }
+        conn.exec("RELEASE SAVEPOINT nightjar_expectations");
+    } catch (const Error&) {
+        conn.exec("ROLLBACK TO SAVEPOINT nightjar_expectations");
+        throw;
+    }
+    return {{"seed", seed_text}, {"sample_rows", options.rows}, {"tables", list}};
+}
+
+std::vector<Check> compare_expectations(PgConnection& restored, const json& source,
+                                        const std::string& label) {
+    std::vector<Check> checks;
+    for (const auto& s : canonical_settings(false)) restored.exec(s);
+    auto run = [&](const std::string& what, auto&& body) {
+        Check c{label + ": " + what, false, ""};
+        try {
+            body(c);
+        } catch (const Error& e) {
+            c.ok = false;
+            c.detail = e.what();
+        }
+        checks.push_back(std::move(c));
+    };
+    if (source.contains("tables") && source["tables"].is_array()) {
+        for (const auto& t : source["tables"]) {
+            TableName name{t.value("schema", ""), t.value("name", "")};
+            const std::int64_t want = t.value("rows", std::int64_t{-1});
+            run(name.schema + "." + name.name + " rows", [&](Check& c) {
+                std::int64_t got =
+                    std::stoll(restored.scalar("SELECT count(*) FROM ONLY " + qualified(restored, name)));
+                c.ok = got == want;
+                c.detail = "expected " + std::to_string(want) + ", got " + std::to_string(got);
+            });
+        }
+    }
+    if (!source.contains("expectations") || !source["expectations"].is_object()) {
+        checks.push_back(
+            {label + ": row samples", false,
+             "the manifest records no expectations for this database (a backup older than drills): "
+             "only row counts were compared"});
+        return checks;
+    }
+    const json& e = source["expectations"];
+    const std::string seed = e.value("seed", "");
+    const std::size_t k = e.value("sample_rows", std::size_t{0});
+    for (const auto& t : e.value("tables", json::array())) {
+        TableName name{t.value("schema", ""), t.value("name", "")};
+        std::vector<std::string> key = t.value("key", std::vector<std::string>{});
+        const std::string want = t.value("fingerprint", "");
+        const std::int64_t want_n = t.value("sampled", std::int64_t{-1});
+        run(name.schema + "." + name.name + " sample of " + std::to_string(want_n) + " rows", [&](Check& c) {
+            std::int64_t got_n = 0;
+            std::string got = table_fingerprint(restored, name, key, seed, k, got_n);
+            c.ok = got == want && got_n == want_n;
+            c.detail = c.ok ? "fingerprint " + got.substr(0, 16)
+                            : "expected fingerprint " + want.substr(0, 16) + " of " + std::to_string(want_n) +
+                                  " rows, got " + got.substr(0, 16) + " of " + std::to_string(got_n);
+        });
+    }
+    return checks;
+}
+
+}  // namespace nightjar::postgres
