@@ -291,6 +291,18 @@ TEST_CASE("a drill of a good backup passes with every check listed, and leaves e
     CHECK(out["backup_id"] == id);
     CHECK(out["components"].size() == 3);
     CHECK(f.state.drills().empty());
+
+    // --list shows each backup's last drill; --json carries its record.
+    auto listed = test::restore({"--list", "--json", "--backup-dir", f.backups.string()});
+    INFO(listed.err);
+    REQUIRE(listed.code == 0);
+    json rows = json::parse(listed.out);
+    REQUIRE(rows.size() == 1);
+    REQUIRE(rows[0].contains("last_drill"));
+    CHECK(rows[0]["last_drill"]["passed"] == true);
+    CHECK(rows[0]["last_drill"]["record"].get<std::string>().rfind("drills/" + id + "/", 0) == 0);
+    auto table = test::restore({"--list", "--backup-dir", f.backups.string()});
+    CHECK_THAT(table.out, Catch::Contains("drill passed"));
 }
 
 TEST_CASE("a drill of a backup with a flipped byte fails at verification", "[integration][drill]") {
@@ -319,6 +331,8 @@ TEST_CASE("a drill of a backup with a flipped byte fails at verification", "[int
                              {"NIGHTJAR_DRILL_DIR=" + f.state.path.string()});
     CHECK(cli.code == 4);
     CHECK_THAT(cli.err, Catch::Contains("drill: backup " + id + " FAILED"));
+    auto table = test::restore({"--list", "--backup-dir", f.backups.string()});
+    CHECK_THAT(table.out, Catch::Contains(id) && Catch::Contains("drill FAILED"));
 }
 
 TEST_CASE("a dump that verifies but does not restore fails the drill", "[integration][drill]") {

@@ -437,6 +437,7 @@ std::vector<ListedBackup> list_backups(const fs::path& backup_dir) {
             row.error = e.what();
         }
         row.age_seconds = now - parse_backup_id_time(ref.id);
+        row.last_drill = last_drill(storage, ref.id);
         out.push_back(std::move(row));
     }
     return out;
@@ -461,6 +462,11 @@ void print_backup_list(const std::vector<ListedBackup>& backups, bool as_json, s
                 row["error"] = *b.error;
             else
                 row.update({{"stored_bytes", b.stored_bytes}, {"components", b.components}});
+            if (b.last_drill)
+                row["last_drill"] = {{"record", b.last_drill->file},
+                                     {"finished_at", rfc3339_utc(b.last_drill->time)},
+                                     {"passed", b.last_drill->passed},
+                                     {"reason", b.last_drill->reason}};
             rows.push_back(std::move(row));
         }
         out << rows.dump(2) << std::endl;
@@ -472,7 +478,13 @@ void print_backup_list(const std::vector<ListedBackup>& backups, bool as_json, s
         char line[256];
         std::snprintf(line, sizeof line, "%-19s %-6s %-9s %-11s %s\n", b.id.c_str(),
                       age(b.age_seconds).c_str(), b.status.c_str(), size.c_str(), b.components.c_str());
-        out << line;
+        std::string text = line;
+        if (b.last_drill) {  // after the components, so a list without drills reads as before
+            text.pop_back();
+            text += std::string("  drill ") + (b.last_drill->passed ? "passed " : "FAILED ") +
+                    age(unix_now() - b.last_drill->time) + " ago\n";
+        }
+        out << text;
     }
 }
 

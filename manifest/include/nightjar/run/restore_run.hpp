@@ -21,6 +21,7 @@
 #include "nightjar/components/component.hpp"
 #include "nightjar/components/registry.hpp"
 #include "nightjar/core/error.hpp"
+#include "nightjar/repo/drill_record.hpp"
 
 namespace nightjar {
 
@@ -78,8 +79,9 @@ struct ListedBackup {
     std::string status;              // complete, partial, ..., or "damaged"
     std::uint64_t stored_bytes = 0;  // bytes in the backup dir
     std::string components;          // "files,postgres,redis(failed)"; for a damaged one, the reason
-    std::optional<std::string> error = std::nullopt;  // why the manifest cannot be read
-    std::int64_t age_seconds = 0;                     // since the backup was taken
+    std::optional<std::string> error = std::nullopt;     // why the manifest cannot be read
+    std::int64_t age_seconds = 0;                        // since the backup was taken
+    std::optional<LastDrill> last_drill = std::nullopt;  // its last drill (drills/<id>/), if any
 };
 // Every published backup, newest first; a damaged manifest is listed with its reason.
 std::vector<ListedBackup> list_backups(const std::filesystem::path& backup_dir);
