@@ -302,18 +302,21 @@ TEST_CASE("log-file appends the same lines and log-format json writes one object
     REQUIRE(r.code == 0);
     std::string text = test::read_file(log);
     std::size_t pos = 0, lines = 0;
-    bool saw_summary = false;
+    bool saw_summary = false, saw_fields = false;
     while (pos < text.size()) {
         std::size_t nl = text.find('\n', pos);
         json j = json::parse(text.substr(pos, nl - pos));
         CHECK(j.contains("time"));
         CHECK(j.contains("level"));
         saw_summary = saw_summary || j["message"].get<std::string>().rfind("summary: files ok", 0) == 0;
+        // Lines written while the files component runs carry the structured fields.
+        saw_fields = saw_fields || (j.value("component", "") == "files" && j.contains("backup_id"));
         ++lines;
         pos = nl + 1;
     }
     CHECK(lines >= 3);
     CHECK(saw_summary);
+    CHECK(saw_fields);
     CHECK(r.err + "\n" == text);  // stderr carries the same lines (the capture trims the last newline)
     CHECK(s.backup({"--log-format", "xml"}).code == 2);
 }

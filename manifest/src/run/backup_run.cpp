@@ -134,6 +134,7 @@ BackupRun::~BackupRun() = default;
 int BackupRun::run() {
     lock();
     start();
+    log::Scope backup_scope{{"backup_id", s_->manifest.id}};  // structured field of JSON log lines
     try {
         heal_leftovers();
         pause_cdc();
@@ -250,6 +251,7 @@ void BackupRun::back_up_components() {
 
 void BackupRun::back_up_component(Component& c) {
     State& s = *s_;
+    log::Scope component_scope{{"component", std::string(c.kind())}};
     auto t0 = std::chrono::steady_clock::now();
     ComponentResult result{std::string(c.kind()), "ok", "", json::object()};
     std::uint64_t stored = 0;

@@ -198,6 +198,7 @@ StreamedDump stream_child(Subprocess& child, std::unique_ptr<ArtifactWriter> out
 
 Artifact dump_database(const PostgresConfig& cfg, const std::string& database, DumpContext& context,
                        Staging& staging, json& details) {
+    log::Scope database_scope{{"database", database}};
     PgTarget target = target_for(cfg, database);
     PgConnection conn(target);
     PgTool pg_dump =
