@@ -538,6 +538,11 @@ TEST_CASE("issue 13 #9: cdc pause --window arranges its own end: the guardian re
     while (fs::exists(f.journal()) && std::chrono::steady_clock::now() < deadline)
         std::this_thread::sleep_for(50ms);
     CHECK_FALSE(fs::exists(f.journal()));
-    CHECK_THAT(test::read_file(log),
-               Catch::Contains("window guardian: the pause window has ended and its connectors are resumed"));
+    // The guardian logs its last line after it has removed the journal: wait for that line too.
+    const std::string ended = "window guardian: the pause window has ended and its connectors are resumed";
+    deadline = std::chrono::steady_clock::now() + 10s;
+    while (test::read_file(log).find(ended) == std::string::npos &&
+           std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(50ms);
+    CHECK_THAT(test::read_file(log), Catch::Contains(ended));
 }

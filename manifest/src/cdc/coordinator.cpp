@@ -7,6 +7,7 @@
 #include <chrono>
 #include <exception>
 #include <fstream>
+#include <regex>
 #include <thread>
 
 #include "nightjar/cdc/retry.hpp"
@@ -506,6 +507,10 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::t
         const std::string own = "/connectors/" + t.name + "/";
         for (std::size_t at; (at = reason.find(own)) != std::string::npos;)
             reason.replace(at, own.size(), "/connectors/{name}/");
+        // curl says how long a failed connect took ("after 2 ms"): not part of the reason, or one outage
+        // splits into several groups under load.
+        static const std::regex elapsed(" after [0-9]+ ms");
+        reason = std::regex_replace(reason, elapsed, "");
         auto it = std::find_if(failed_by_reason.begin(), failed_by_reason.end(),
                                [&](const auto& f) { return f.first == reason; });
         if (it == failed_by_reason.end()) it = failed_by_reason.insert(it, {reason, {}});
