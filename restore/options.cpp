@@ -99,16 +99,16 @@ namespace {
 
 // Roles and tablespaces are restored with the databases, except in a side-by-side or partial restore
 // (--db-name, --db), where they are left alone unless --globals asks for them.
-PgGlobals globals_rule(const RestoreCliOptions& o) {
-    if (o.skip_globals) return PgGlobals::Skip;
-    if (o.globals.empty() && (!o.dbs.empty() || !o.db_names.empty())) return PgGlobals::Skip;
-    return o.globals == "replace" ? PgGlobals::Replace : PgGlobals::Create;
+postgres::PgGlobals globals_rule(const RestoreCliOptions& o) {
+    if (o.skip_globals) return postgres::PgGlobals::Skip;
+    if (o.globals.empty() && (!o.dbs.empty() || !o.db_names.empty())) return postgres::PgGlobals::Skip;
+    return o.globals == "replace" ? postgres::PgGlobals::Replace : postgres::PgGlobals::Create;
 }
 
-RedisRestoreMode redis_mode_of(const RestoreCliOptions& o) {
+redis::RedisRestoreMode redis_mode_of(const RestoreCliOptions& o) {
     if (!o.redis_mode.empty())
-        return o.redis_mode == "file" ? RedisRestoreMode::File : RedisRestoreMode::Live;
-    return o.redis_rdb_path.empty() ? RedisRestoreMode::Live : RedisRestoreMode::File;
+        return o.redis_mode == "file" ? redis::RedisRestoreMode::File : redis::RedisRestoreMode::Live;
+    return o.redis_rdb_path.empty() ? redis::RedisRestoreMode::Live : redis::RedisRestoreMode::File;
 }
 
 }  // namespace
@@ -126,7 +126,7 @@ RestoreRequest RestoreCliOptions::to_request(const std::filesystem::path& backup
                        .postgres = {.host = db_host,
                                     .port = db_port,
                                     .user = db_user,
-                                    .rename = parse_db_renames(db_names),
+                                    .rename = postgres::parse_db_renames(db_names),
                                     .databases = dbs,
                                     .jobs = jobs,
                                     .globals = globals_rule(*this)},
@@ -135,9 +135,9 @@ RestoreRequest RestoreCliOptions::to_request(const std::filesystem::path& backup
                                                  ? std::nullopt
                                                  : std::optional<fs::path>(fs::absolute(redis_rdb_path)),
                                  .force = force,
-                                 .non_empty = redis_flush   ? RedisNonEmpty::Flush
-                                              : redis_merge ? RedisNonEmpty::Merge
-                                                            : RedisNonEmpty::Refuse,
+                                 .non_empty = redis_flush   ? redis::RedisNonEmpty::Flush
+                                              : redis_merge ? redis::RedisNonEmpty::Merge
+                                                            : redis::RedisNonEmpty::Refuse,
                                  .host = redis_host,
                                  .port = redis_port}},
         .config_file = config_file(),

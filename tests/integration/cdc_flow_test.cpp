@@ -53,7 +53,7 @@ struct CdcFlow {
     }
     std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
     json manifest() const { return json::parse(test::read_file(manifests().at(manifests().size() - 1))); }
-    fs::path state_file() const { return cdc_journal_path(state_dir, {{emu.url()}}); }
+    fs::path state_file() const { return cdc::cdc_journal_path(state_dir, {{emu.url()}}); }
     // A hook that appends "<tag> <status> <id> <dir> <manifest> <connector state>" to hooks.log.
     json hook(const std::string& tag, int exit_code = 0) const {
         std::string script =
@@ -280,7 +280,7 @@ TEST_CASE(
     CHECK(hooks[0].starts_with("on_error cdc-resume-failed "));
     CHECK(hooks[1].starts_with("after cdc-resume-failed "));
     // The state file names exactly the connector that is still paused.
-    auto state = read_cdc_state(f.state_file());
+    auto state = cdc::read_cdc_state(f.state_file());
     REQUIRE(state);
     REQUIRE(state->connectors.size() == 1);
     CHECK(state->connectors[0].name == kB);
@@ -350,7 +350,7 @@ TEST_CASE("a SIGKILL between pause and resume is healed by the next run", "[inte
     REQUIRE(killed.code == 128 + SIGKILL);
     CHECK(f.emu.connector_state(kA) == "PAUSED");
     CHECK(f.emu.connector_state(kB) == "PAUSED");
-    auto state = read_cdc_state(f.state_file());
+    auto state = cdc::read_cdc_state(f.state_file());
     REQUIRE(state);
     CHECK(state->connectors.size() == 2);
     CHECK(f.manifests().empty());

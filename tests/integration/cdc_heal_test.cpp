@@ -68,7 +68,7 @@ struct Heal {
         UNSCOPED_INFO(name << ": " << state.dump());
         return state["target_state"] == "STARTED" && emu.wait_settled(name, "RUNNING", 2s);
     }
-    fs::path journal() const { return cdc_journal_path(state_dir, {{emu.url()}}); }
+    fs::path journal() const { return cdc::cdc_journal_path(state_dir, {{emu.url()}}); }
     std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
     json manifest() const { return json::parse(test::read_file(manifests().back())); }
     std::string target(const std::string& name) const {
@@ -119,7 +119,7 @@ TEST_CASE("issue 13 #1: a pause window that ends during a backup is resumed by t
     INFO(p.err);
     REQUIRE(p.code == 0);
     REQUIRE(f.target(kA) == "PAUSED");
-    const std::string until = read_cdc_state(f.journal())->window_until.value();
+    const std::string until = cdc::read_cdc_state(f.journal())->window_until.value();
     // The backup starts inside the window and outlives it.
     f.cfg["hooks"] = {{"before_backup", {f.hook_sleep(3.5)}}};
     auto b = f.backup();
@@ -229,7 +229,7 @@ TEST_CASE("issue 13 #5: a connector whose resume keeps failing does not starve t
     CHECK(f.target(kA) == "PAUSED");
     CHECK(f.target(kB) == "STARTED");
     CHECK(f.emu.wait_settled(kB, "RUNNING"));
-    auto state = read_cdc_state(f.journal());
+    auto state = cdc::read_cdc_state(f.journal());
     REQUIRE(state);
     REQUIRE(state->connectors.size() == 1);
     CHECK(state->connectors[0].name == kA);
@@ -397,9 +397,9 @@ TEST_CASE("issue 13 #3 and #9: a run killed with --backup-dir OTHER is healed by
     REQUIRE(f.target(kB) == "PAUSED");
     // The journal is host-wide: not in either backup dir.
     REQUIRE(fs::exists(f.journal()));
-    CHECK_FALSE(fs::exists(cdc_state_path(other)));
-    CHECK_FALSE(fs::exists(cdc_state_path(f.backups)));
-    auto state = read_cdc_state(f.journal());
+    CHECK_FALSE(fs::exists(cdc::cdc_state_path(other)));
+    CHECK_FALSE(fs::exists(cdc::cdc_state_path(f.backups)));
+    auto state = cdc::read_cdc_state(f.journal());
     REQUIRE(state);
     CHECK(state->connectors.size() == 2);
 
@@ -444,7 +444,7 @@ TEST_CASE("issue 13 #3: a journal in its old place in the backup dir is migrated
     REQUIRE(f.operator_put("/connectors/" + kA + "/pause") == 202);  // what the old run paused
     REQUIRE(f.emu.wait_settled(kA, "PAUSED"));
     fs::create_directories(f.backups);
-    CdcPauseState old;
+    cdc::CdcPauseState old;
     old.owner = "backup";
     old.pid = 4242;
     old.backup_id = "20261125_015000";
@@ -454,15 +454,16 @@ TEST_CASE("issue 13 #3: a journal in its old place in the backup dir is migrated
                               .password_file = "",
                               .name = kA,
                               .paused_at = "2026-11-25T01:50:00Z"});
-    write_cdc_state(cdc_state_path(f.backups), old);
+    cdc::write_cdc_state(cdc::cdc_state_path(f.backups), old);
     auto b = f.backup();
     INFO(b.err);
     REQUIRE(b.code == 0);
-    CHECK_THAT(b.err, Catch::Contains("moved the crash journal from its old place " +
-                                      cdc_state_path(f.backups).string() + " to " + f.journal().string()));
+    CHECK_THAT(b.err,
+               Catch::Contains("moved the crash journal from its old place " +
+                               cdc::cdc_state_path(f.backups).string() + " to " + f.journal().string()));
     CHECK_THAT(b.err, Catch::Contains("a previous run (backup 20261125_015000, pid 4242"));
     CHECK(f.running(kA));
-    CHECK_FALSE(fs::exists(cdc_state_path(f.backups)));
+    CHECK_FALSE(fs::exists(cdc::cdc_state_path(f.backups)));
     CHECK_FALSE(fs::exists(f.journal()));
 }
 
@@ -474,7 +475,7 @@ TEST_CASE("issue 13 #3: a run into another backup dir holds the journal: nothing
     lock_file.replace_extension(".lock");
     Lock running(lock_file);  // a backup into another backup dir, running
     REQUIRE(f.operator_put("/connectors/" + kA + "/pause") == 202);
-    CdcPauseState state;
+    cdc::CdcPauseState state;
     state.owner = "backup";
     state.pid = 4242;
     state.connectors.push_back({.urls = {f.emu.url()},
@@ -482,7 +483,7 @@ TEST_CASE("issue 13 #3: a run into another backup dir holds the journal: nothing
                                 .password_file = "",
                                 .name = kA,
                                 .paused_at = "2026-11-25T01:50:00Z"});
-    write_cdc_state(f.journal(), state);
+    cdc::write_cdc_state(f.journal(), state);
     f.emu.control("DELETE", "requests");
     auto s = f.cdc({"status"});
     INFO(s.err);
@@ -519,7 +520,7 @@ TEST_CASE("issue 13 #9: cdc pause --window arranges its own end: the guardian re
     const auto t_killed = std::chrono::steady_clock::now();
     CHECK_THAT(test::read_file(log),
                Catch::Contains("a detached guardian process resumes the window's connectors"));
-    auto state = read_cdc_state(f.journal());
+    auto state = cdc::read_cdc_state(f.journal());
     REQUIRE(state);
     CHECK(state->owner == "window");
     const std::string until = state->window_until.value();

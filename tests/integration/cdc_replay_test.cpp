@@ -55,11 +55,12 @@ struct Pg {
         return out;
     }
     std::string sql(const std::string& s) const { return psql(name, s); }
-    PgTarget target() const {
-        return PgTarget{.endpoint = {.host = host, .port = std::stoi(port), .user = user, .passfile = ""},
-                        .database = name,
-                        .connect_timeout = 10,
-                        .sslmode = ""};
+    postgres::PgTarget target() const {
+        return postgres::PgTarget{
+            .endpoint = {.host = host, .port = std::stoi(port), .user = user, .passfile = ""},
+            .database = name,
+            .connect_timeout = 10,
+            .sslmode = ""};
     }
     std::string conninfo() const {
         return "host=" + host + " port=" + port + " user=" + user + " dbname=" + name +
@@ -80,8 +81,8 @@ TEST_CASE("dump position: the temporary slot's consistent point is bracketed and
         "CREATE TABLE items (id int PRIMARY KEY, v text); INSERT INTO items SELECT g, 'v' || g FROM "
         "generate_series(1, 100) g");
     const std::string before = pg.sql("SELECT pg_current_wal_lsn()");
-    PgConnection conn(pg.target());
-    DumpPosition position = DumpPosition::open(pg.target(), conn);
+    postgres::PgConnection conn(pg.target());
+    postgres::DumpPosition position = postgres::DumpPosition::open(pg.target(), conn);
     const std::string after = pg.sql("SELECT pg_current_wal_lsn()");
     INFO(position.to_json().dump());
     REQUIRE(position.method() == "replication-slot");
@@ -120,13 +121,13 @@ TEST_CASE("dump position: a running transaction makes the time-boxed slot fall b
           "[integration][cdc][postgres]") {
     Pg pg("nj_slotbox");
     pg.sql("CREATE TABLE t (id int)");
-    PgConnection blocker(pg.target());
+    postgres::PgConnection blocker(pg.target());
     blocker.exec("BEGIN");
     blocker.exec("INSERT INTO t VALUES (1)");  // an xid that slot creation must wait for
-    PgConnection conn(pg.target());
+    postgres::PgConnection conn(pg.target());
     auto started = std::chrono::steady_clock::now();
-    DumpPosition position =
-        DumpPosition::open(pg.target(), conn, {.timeout = std::chrono::milliseconds(700), .use_slot = true});
+    postgres::DumpPosition position = postgres::DumpPosition::open(
+        pg.target(), conn, {.timeout = std::chrono::milliseconds(700), .use_slot = true});
     auto took = std::chrono::steady_clock::now() - started;
     INFO(position.to_json().dump());
     CHECK(position.method() == "exported-snapshot");
@@ -223,9 +224,9 @@ TEST_CASE("replay: a restored sink database converges to the present, row for ro
     // The database is lost (the sink is idle: nothing new on its topic).
     pg.psql("postgres", "DROP DATABASE " + pg.name + " WITH (FORCE)");
 
-    CdcConfig cdc;
+    cdc::CdcConfig cdc;
     {
-        KafkaConnectClusterConfig k;
+        cdc::KafkaConnectClusterConfig k;
         k.urls = {emu.url()};
         k.connectors = {"jdbc-sink"};
         k.request_timeout_s = 2;
@@ -234,14 +235,14 @@ TEST_CASE("replay: a restored sink database converges to the present, row for ro
         cdc.retry = {.initial_backoff_s = 0.05, .max_backoff_s = 0.2};
         cdc.state_dir = (dir / "cdc").string();
     }
-    CdcRestoreHold hold(cdc, {},
-                        {.databases = {pg.name},
-                         .renamed = false,
-                         .cdc = std::nullopt,
-                         .backup_id = manifest.value("id", ""),
-                         .backup_time = 0,
-                         .manifest_cdc = manifest["cdc"],
-                         .connect = {}});
+    cdc::CdcRestoreHold hold(cdc, {},
+                             {.databases = {pg.name},
+                              .renamed = false,
+                              .cdc = std::nullopt,
+                              .backup_id = manifest.value("id", ""),
+                              .backup_time = 0,
+                              .manifest_cdc = manifest["cdc"],
+                              .connect = {}});
     hold.hold();
     CHECK(emu.connector_state("jdbc-sink") == "STOPPED");
     auto r = test::restore({"latest", "--backup-dir", (dir / "backups").string(), "--db", pg.name}, pg.env());
@@ -274,15 +275,15 @@ TEST_CASE("reanchor: a leftover slot is dropped and execute-snapshot signals are
     emu.control("POST", "connectors",
                 {{"name", "pg-src"},
                  {"config", {{"slot.name", slot}, {"table.include.list", "public.items, public.orders"}}}});
-    CdcConfig cdc;
-    KafkaConnectClusterConfig k;
+    cdc::CdcConfig cdc;
+    cdc::KafkaConnectClusterConfig k;
     k.urls = {emu.url()};
     k.connectors = {"pg-src"};
     cdc.clusters = {k};
     cdc.resume_timeout_s = 10;
     cdc.retry = {.initial_backoff_s = 0.05, .max_backoff_s = 0.2};
     cdc.state_dir = (dir / "cdc").string();
-    CdcRestoreConnector spec;
+    cdc::CdcRestoreConnector spec;
     spec.name = "pg-src";
     spec.database = pg.name;
     spec.role = "source";
@@ -290,19 +291,19 @@ TEST_CASE("reanchor: a leftover slot is dropped and execute-snapshot signals are
     spec.reanchor = "signal";
     spec.signal_table = "public.debezium_signal";
     spec.drop_slot = true;
-    CdcRestoreConfig config;
+    cdc::CdcRestoreConfig config;
     config.connectors = {spec};
-    CdcRestoreHold hold(cdc, config,
-                        {.databases = {pg.name},
-                         .renamed = false,
-                         .cdc = std::nullopt,
-                         .backup_id = "20261201T000000Z",
-                         .backup_time = 0,
-                         .manifest_cdc = nullptr,
-                         .connect = [&](const std::string& db) {
-                             CHECK(db == pg.name);
-                             return std::make_unique<PgConnection>(pg.target());
-                         }});
+    cdc::CdcRestoreHold hold(cdc, config,
+                             {.databases = {pg.name},
+                              .renamed = false,
+                              .cdc = std::nullopt,
+                              .backup_id = "20261201T000000Z",
+                              .backup_time = 0,
+                              .manifest_cdc = nullptr,
+                              .connect = [&](const std::string& db) {
+                                  CHECK(db == pg.name);
+                                  return std::make_unique<postgres::PgConnection>(pg.target());
+                              }});
     hold.hold();
     CHECK(emu.connector_state("pg-src") == "STOPPED");
     hold.bring_back(true);

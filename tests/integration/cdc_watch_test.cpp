@@ -112,7 +112,7 @@ struct WatchFlow {
             test::write_file(down, "");
     }
     void write_config() const { test::write_file(config, cfg.dump(2)); }
-    fs::path journal() const { return cdc_journal_path(state_dir, {{emu.url()}}); }
+    fs::path journal() const { return cdc::cdc_journal_path(state_dir, {{emu.url()}}); }
     test::Outcome cdc(std::vector<std::string> args, std::vector<std::string> env = {}) const {
         write_config();
         args.insert(args.begin(), "cdc");
@@ -244,7 +244,7 @@ TEST_CASE("watchdog: a task FAILED while its source is down is paused, probed, r
     CHECK(f.alerts().empty());
     CHECK(f.stop(w) == 0);
     CHECK_THAT(f.last_log_line(), Catch::Contains("no connector is left paused by the watchdog"));
-    CHECK_FALSE(fs::exists(f.backups / kCdcWatchStateFile));
+    CHECK_FALSE(fs::exists(f.backups / cdc::kCdcWatchStateFile));
 }
 
 TEST_CASE("watchdog: a relapse right after the resume is paused again and retried with backoff",
@@ -303,7 +303,7 @@ TEST_CASE("watchdog: a source that stays down raises exactly one alert and the c
     CHECK(f.emu.count("POST", "/connectors/" + kA + "/restart") == 0);
     CHECK(f.emu.count("PUT", "/connectors/" + kA + "/resume") == 0);
     CHECK_THAT(f.last_log_line(), Catch::Contains("left paused because their source does not answer: " + kA));
-    auto journal = read_cdc_state(f.backups / kCdcWatchStateFile);
+    auto journal = cdc::read_cdc_state(f.backups / cdc::kCdcWatchStateFile);
     REQUIRE(journal);
     CHECK(journal->owner == "watch");
     REQUIRE(journal->connectors.size() == 1);
@@ -316,7 +316,7 @@ TEST_CASE("watchdog: a source that stays down raises exactly one alert and the c
         f.wait_log(again, kA + " (" + f.emu.url() + ") is healed: RUNNING");
         f.require_running(kA);
         CHECK(f.stop(again) == 0);
-        CHECK_FALSE(fs::exists(f.backups / kCdcWatchStateFile));
+        CHECK_FALSE(fs::exists(f.backups / cdc::kCdcWatchStateFile));
     }
 }
 
@@ -374,7 +374,7 @@ TEST_CASE("watchdog: connectors a running backup holds paused are left alone", "
     fs::create_directories(f.backups);
     fs::create_directories(f.state_dir);
     Lock lock(f.backups / kLockFile);
-    CdcPauseState state;
+    cdc::CdcPauseState state;
     state.owner = "backup";
     state.pid = 4242;
     state.backup_id = "20261125_015000";
@@ -384,7 +384,7 @@ TEST_CASE("watchdog: connectors a running backup holds paused are left alone", "
                                 .password_file = "",
                                 .name = kA,
                                 .paused_at = "2026-11-25T01:50:00Z"});
-    write_cdc_state(f.journal(), state);
+    cdc::write_cdc_state(f.journal(), state);
     test::KafkaConnectEmulator& emu = f.emu;
     // kA paused by that backup, and one of its tasks FAILED meanwhile.
     HttpClient http;
@@ -401,7 +401,7 @@ TEST_CASE("watchdog: connectors a running backup holds paused are left alone", "
     CHECK(f.writes(kA).empty());
     CHECK(f.target(kA) == "PAUSED");
     // The backup's journal is untouched: the watchdog never heals a pause whose owner holds the lock.
-    auto after = read_cdc_state(f.journal());
+    auto after = cdc::read_cdc_state(f.journal());
     REQUIRE(after);
     CHECK(after->owner == "backup");
     CHECK(after->connectors.size() == 1);
@@ -442,7 +442,7 @@ TEST_CASE("cdc pause --window and cdc resume pause and resume exactly the connec
     INFO(p.err);
     REQUIRE(p.code == 0);
     CHECK(f.emu.wait_settled(kA, "PAUSED"));
-    auto state = read_cdc_state(f.journal());
+    auto state = cdc::read_cdc_state(f.journal());
     REQUIRE(state);
     CHECK(state->owner == "window");
     REQUIRE(state->window_until);
@@ -471,7 +471,7 @@ TEST_CASE("cdc pause --window and cdc resume pause and resume exactly the connec
         CHECK_THAT(b.err, Catch::Contains("this run leaves CDC to that window"));
         for (const auto& r : f.emu.requests()) CHECK(r["method"] == "GET");
         CHECK(f.target(kA) == "PAUSED");
-        CHECK(read_cdc_state(f.journal())->owner == "window");
+        CHECK(cdc::read_cdc_state(f.journal())->owner == "window");
     }
     SECTION("cdc resume resumes exactly those") {
         f.emu.control("DELETE", "requests");
@@ -506,7 +506,7 @@ TEST_CASE("a pause window whose resume never comes is healed by the next invocat
     INFO(p.err);
     REQUIRE(p.code == 0);
     CHECK(f.target(kA) == "PAUSED");
-    auto until = read_cdc_state(f.journal())->window_until.value();
+    auto until = cdc::read_cdc_state(f.journal())->window_until.value();
     // Wait until the window has ended (whole seconds in the state file).
     while (rfc3339_utc(std::chrono::duration_cast<std::chrono::seconds>(
                            std::chrono::system_clock::now().time_since_epoch())

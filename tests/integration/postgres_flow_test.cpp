@@ -434,7 +434,7 @@ TEST_CASE("a corrupted dump is caught by the dry run", "[integration][postgres]"
         auto r = republish(
             "20200101_000001",
             [&](const std::string& content) {
-                auto archive = parse_pg_archive(io::as_bytes(content), "test");
+                auto archive = postgres::parse_pg_archive(io::as_bytes(content), "test");
                 REQUIRE(archive);
                 std::size_t cut = archive->toc_end + (content.size() - archive->toc_end) / 2;
                 REQUIRE(cut > archive->toc_end);
@@ -444,7 +444,7 @@ TEST_CASE("a corrupted dump is caught by the dry run", "[integration][postgres]"
         CHECK(r.code == 4);
         CHECK_THAT(r.err, Catch::Contains("pg_restore cannot read the archive to its end"));
         // The table of contents is intact, so pg_restore --list alone would have called it fine.
-        CHECK(parse_pg_archive(io::as_bytes(kept), "t"));
+        CHECK(postgres::parse_pg_archive(io::as_bytes(kept), "t"));
 
         // A real restore streams the archive into pg_restore and finds the cut only when the stream ends,
         // after part of it was applied: the database it created is dropped again.

@@ -5,7 +5,7 @@
 #include "nightjar/cdc/state_file.hpp"
 #include "nightjar/core/json_fields.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 namespace {
 
@@ -99,4 +99,4 @@ std::filesystem::path cdc_journal_file(const CdcConfig& config) {
     return cdc_journal_path(cdc_state_dir(config), urls);
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -17,7 +17,7 @@
 #include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/repository.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
@@ -1130,4 +1130,4 @@ json CdcCoordinator::record() const {
     return j;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

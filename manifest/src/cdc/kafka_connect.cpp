@@ -6,7 +6,7 @@
 
 #include "nightjar/io/process.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 using nlohmann::json;
 
@@ -319,4 +319,4 @@ KafkaConnectFeatures KafkaConnectClient::features(const std::string& name) {
     return f;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -13,7 +13,7 @@
 #include "nightjar/components/postgres/connection.hpp"
 #include "nightjar/core/json_fields.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 namespace {
 
@@ -81,7 +81,7 @@ ProbeResult tcp_probe(const std::string& host, int port, std::chrono::millisecon
 std::string SourceProbe::describe() const {
     if (kind == "tcp") return "tcp " + host + ":" + std::to_string(port);
     if (kind == "postgres") {
-        PgTarget t{.endpoint = postgres, .database = dbname, .connect_timeout = 5, .sslmode = ""};
+        postgres::PgTarget t{.endpoint = postgres, .database = dbname, .connect_timeout = 5, .sslmode = ""};
         return "postgres " + t.describe();
     }
     return "none";
@@ -115,15 +115,17 @@ SourceProbe parse_source_probe(const JsonFields& f) {
 ProbeResult run_probe(const SourceProbe& probe, std::chrono::milliseconds timeout) {
     if (probe.kind == "tcp") return tcp_probe(probe.host, probe.port, timeout);
     if (probe.kind == "postgres") {
-        PgTarget target{.endpoint = probe.postgres,
-                        .database = probe.dbname,
-                        .connect_timeout = std::max(1, static_cast<int>(std::ceil(timeout.count() / 1000.0))),
-                        .sslmode = ""};
+        postgres::PgTarget target{
+            .endpoint = probe.postgres,
+            .database = probe.dbname,
+            .connect_timeout = std::max(1, static_cast<int>(std::ceil(timeout.count() / 1000.0))),
+            .sslmode = ""};
         try {
-            PgConnection conn(target);
+            postgres::PgConnection conn(target);
             std::string one = conn.scalar("SELECT 1");
             if (one != "1") return {false, "SELECT 1 returned " + one};
-            return {true, "SELECT 1 answered by PostgreSQL " + pg_version_string(conn.server_version())};
+            return {true,
+                    "SELECT 1 answered by PostgreSQL " + postgres::pg_version_string(conn.server_version())};
         } catch (const Error& e) {
             return {false, e.what()};
         }
@@ -131,4 +133,4 @@ ProbeResult run_probe(const SourceProbe& probe, std::chrono::milliseconds timeou
     return {true, "no probe configured"};
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -2,7 +2,7 @@
 
 #include "nightjar/core/json_fields.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 CdcRestoreConfig parse_cdc_restore_config(const JsonFields& f) {
     f.only({"connectors", "mode", "hold_timeout_s", "topic_retention_s"});
@@ -43,4 +43,4 @@ CdcRestoreConfig parse_cdc_restore_config(const JsonFields& f) {
     return c;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -14,7 +14,7 @@
 #include "nightjar/core/json_fields.hpp"
 #include "nightjar/core/log.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
@@ -530,8 +530,8 @@ void CdcRestoreHold::apply_replay(CdcRestoreEntry& e, KafkaConnectClient& client
 
 void CdcRestoreHold::apply_reanchor(CdcRestoreEntry& e, KafkaConnectClient& client,
                                     const CdcRestoreConnector& spec) {
-    std::unique_ptr<PgConnection> db;
-    auto connect = [&]() -> PgConnection* {
+    std::unique_ptr<postgres::PgConnection> db;
+    auto connect = [&]() -> postgres::PgConnection* {
         if (db) return db.get();
         if (!request_.connect) throw Error(Kind::Config, "no connection to the restored database was given");
         std::string database = e.database.empty() ? e.info.config_value("database.dbname") : e.database;
@@ -542,7 +542,7 @@ void CdcRestoreHold::apply_reanchor(CdcRestoreEntry& e, KafkaConnectClient& clie
         if (spec.drop_slot) {
             std::string slot = e.info.config_value("slot.name");
             if (slot.empty()) slot = "debezium";  // Debezium's default slot.name
-            PgResult r = connect()->exec(
+            postgres::PgResult r = connect()->exec(
                 "SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots "
                 "WHERE slot_name = $1 AND NOT active",
                 {slot});
@@ -569,7 +569,7 @@ void CdcRestoreHold::apply_reanchor(CdcRestoreEntry& e, KafkaConnectClient& clie
                 e.problem = "no tables for the execute-snapshot signal: set cdc.restore.connectors[].tables";
                 return;
             }
-            PgConnection* c = connect();
+            postgres::PgConnection* c = connect();
             std::string table;
             {
                 std::string t = spec.signal_table;
@@ -645,4 +645,4 @@ json CdcRestoreHold::report() const {
     return j;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -5,7 +5,7 @@
 
 #include "nightjar/core/signals.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 std::chrono::milliseconds Backoff::next() {
     current = current.count() == 0 ? initial : std::min(max, current * 2);
@@ -22,4 +22,4 @@ void sleep_within(std::chrono::milliseconds duration, SteadyClock::time_point de
     if (interruptible) check_interrupted();
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -16,7 +16,7 @@
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/storage.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -185,4 +185,4 @@ void remove_cdc_state(const fs::path& file) {
     sync_dir(file.parent_path());
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

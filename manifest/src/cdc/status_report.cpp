@@ -7,7 +7,7 @@
 #include "nightjar/cdc/state_file.hpp"
 #include "nightjar/cdc/window.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 using nlohmann::json;
 
@@ -89,4 +89,4 @@ CdcStatusReport cdc_status(const CdcConfig& config, const std::filesystem::path&
     return report;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -2,7 +2,7 @@
 
 #include "nightjar/core/json_fields.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 WatchConfig parse_watch_config(const JsonFields& f) {
     f.only({"check_interval_s", "probe_interval_s", "probe_timeout_s", "settle_s", "max_wait_min",
@@ -33,4 +33,4 @@ WatchConfig parse_watch_config(const JsonFields& f) {
     return w;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

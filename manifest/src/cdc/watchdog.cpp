@@ -17,7 +17,7 @@
 #include "nightjar/run/hooks.hpp"
 #include "nightjar/run/monitoring.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 using nlohmann::json;
 using std::chrono::milliseconds;
@@ -607,4 +607,4 @@ void CdcWatchdog::run() {
     stop();
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

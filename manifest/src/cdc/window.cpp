@@ -17,7 +17,7 @@
 #include "nightjar/repo/repository.hpp"
 #include "nightjar/repo/storage.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 namespace fs = std::filesystem;
 
@@ -273,4 +273,4 @@ int guard_window(const CdcConfig& config, const fs::path& backup_dir, std::int64
     }
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

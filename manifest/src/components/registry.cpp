@@ -27,19 +27,20 @@ std::vector<std::unique_ptr<Component>> make_components(const ComponentConfigs& 
                                                         const std::vector<std::string>& skip) {
     std::vector<std::unique_ptr<Component>> out;
     if (config.files && !skipped(skip, "files"))
-        out.push_back(std::make_unique<FilesComponent>(config.files));
+        out.push_back(std::make_unique<files::FilesComponent>(config.files));
     if (config.postgres && !skipped(skip, "postgres"))
-        out.push_back(std::make_unique<PostgresComponent>(config.postgres));
+        out.push_back(std::make_unique<postgres::PostgresComponent>(config.postgres));
     if (config.redis && !skipped(skip, "redis"))
-        out.push_back(std::make_unique<RedisComponent>(config.redis));
+        out.push_back(std::make_unique<redis::RedisComponent>(config.redis));
     return out;
 }
 
 std::unique_ptr<Component> make_restore_component(std::string_view kind,
                                                   const ComponentRestoreOptions& options) {
-    if (kind == "files") return std::make_unique<FilesComponent>(std::nullopt, options.files);
-    if (kind == "redis") return std::make_unique<RedisComponent>(std::nullopt, options.redis);
-    if (kind == "postgres") return std::make_unique<PostgresComponent>(std::nullopt, options.postgres);
+    if (kind == "files") return std::make_unique<files::FilesComponent>(std::nullopt, options.files);
+    if (kind == "redis") return std::make_unique<redis::RedisComponent>(std::nullopt, options.redis);
+    if (kind == "postgres")
+        return std::make_unique<postgres::PostgresComponent>(std::nullopt, options.postgres);
     throw Error(Kind::Verification, "unknown component kind in manifest: " + std::string(kind));
 }
 

@@ -105,7 +105,7 @@ struct BackupRun::State {
     fs::path backup_dir;
     Manifest manifest;
     std::optional<Staging> staging;
-    std::optional<CdcCoordinator> cdc;  // set when this run pauses and resumes CDC
+    std::optional<cdc::CdcCoordinator> cdc;  // set when this run pauses and resumes CDC
     HookEnvironment hook_env;
     json hook_runs = json::array();
     Progress progress;
@@ -192,12 +192,12 @@ void BackupRun::start() {
     s.staging.emplace(s.repo->begin(manifest.id, pipeline, {}, io::tuning_of(config.compression)));
 
     if (config.cdc && !request_.skip_cdc) {
-        s.cdc.emplace(*config.cdc, CdcRunInfo{.backup_dir = s.backup_dir, .backup_id = manifest.id});
+        s.cdc.emplace(*config.cdc, cdc::CdcRunInfo{.backup_dir = s.backup_dir, .backup_id = manifest.id});
     } else if (config.cdc) {
         if (!request_.quiet)
             log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
         manifest.cdc = {{"mode", "skipped"}, {"paused", false}, {"reason", "--skip-cdc"}};
-        if (auto left = read_cdc_journal(*config.cdc, s.backup_dir); left && !left->connectors.empty())
+        if (auto left = cdc::read_cdc_journal(*config.cdc, s.backup_dir); left && !left->connectors.empty())
             log::warn("cdc: a previous run left ", left->connectors.size(),
                       " connector(s) paused; --skip-cdc leaves them so: run nightjar-backup --resume-cdc");
     }
@@ -466,8 +466,8 @@ int check_backup(const BackupRequest& request, json* out) {
                                          {"estimated_bytes", r.estimated_bytes}});
     }
     if (config.cdc && !request.skip_cdc) {
-        CdcCoordinator cdc(*config.cdc, {.backup_dir = backup_dir, .backup_id = ""});
-        CdcCheckReport r = cdc.check();
+        cdc::CdcCoordinator cdc(*config.cdc, {.backup_dir = backup_dir, .backup_id = ""});
+        cdc::CdcCheckReport r = cdc.check();
         for (auto& line : r.lines) log::info("plan: ", line);
         for (auto& w : r.warnings) log::warn(w);
         for (auto& p : r.problems) log::error(p);
@@ -541,25 +541,25 @@ int resume_cdc_only(const BackupRequest& request) {
     PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
     RepositoryWriter repo(storage);
     Lock lock = repo.lock();
-    const CdcConfig cdc_config = config.cdc.value_or(CdcConfig{});
-    std::optional<CdcPauseState> state;
+    const cdc::CdcConfig cdc_config = config.cdc.value_or(cdc::CdcConfig{});
+    std::optional<cdc::CdcPauseState> state;
     try {
-        state = read_cdc_journal(cdc_config, backup_dir);  // host-wide, whatever --backup-dir says
-    } catch (const CdcStateDamaged&) {
-        state = CdcPauseState{.connectors = {{}}};  // heal_previous() moves it aside and alerts
+        state = cdc::read_cdc_journal(cdc_config, backup_dir);  // host-wide, whatever --backup-dir says
+    } catch (const cdc::CdcStateDamaged&) {
+        state = cdc::CdcPauseState{.connectors = {{}}};  // heal_previous() moves it aside and alerts
     }
     if (!state || state->connectors.empty()) {
-        log::info("cdc: no state file in ", cdc_journal_file(cdc_config).string(),
+        log::info("cdc: no state file in ", cdc::cdc_journal_file(cdc_config).string(),
                   ": nothing was left paused");
         return 0;
     }
-    if (state->owner == "window" && !window_expired(*state, unix_now())) {
-        log::info("cdc: the connectors in ", cdc_journal_file(cdc_config).string(),
+    if (state->owner == "window" && !cdc::window_expired(*state, unix_now())) {
+        log::info("cdc: the connectors in ", cdc::cdc_journal_file(cdc_config).string(),
                   " are held by a pause window until ", state->window_until.value_or("?"),
                   ": left paused (end it early with nightjar-backup cdc resume)");
         return 0;
     }
-    CdcCoordinator cdc(cdc_config, {.backup_dir = backup_dir, .backup_id = ""});
+    cdc::CdcCoordinator cdc(cdc_config, {.backup_dir = backup_dir, .backup_id = ""});
     cdc.heal_previous();
     if (!cdc.resume_failures().empty()) throw cdc_resume_error(cdc.resume_failures());
     log::info("cdc: every connector a previous run left paused is resumed");

@@ -37,8 +37,8 @@ Error cdc_failures(const std::string& what, const std::vector<std::string>& fail
 }
 
 // Returns whether something may still be paused (or a damaged state file was found: alerted once).
-bool heal_loudly(const CdcConfig& cdc, const fs::path& backup_dir) {
-    HealOutcome heal = heal_stale_pauses(cdc, backup_dir);
+bool heal_loudly(const cdc::CdcConfig& cdc, const fs::path& backup_dir) {
+    cdc::HealOutcome heal = heal_stale_pauses(cdc, backup_dir);
     if (!heal.resume_failures.empty())
         for (const auto& f : heal.resume_failures) log::error("cdc: still paused: ", f);
     return !heal.resume_failures.empty();
@@ -117,12 +117,12 @@ int run_cdc_command(const CdcCommandRequest& request) {
                         ": /cdc: required field is missing (nightjar-backup cdc needs the Kafka "
                         "Connect workers and connectors)");
     const fs::path& backup_dir = request.backup_dir;
-    const CdcConfig& c = *config.cdc;
+    const cdc::CdcConfig& c = *config.cdc;
     // Like a backup run: a signal ends the waiting, what was paused is resumed, and the exit is 128 + n.
     install_interrupt_handlers();
     if (request.action == "status") {
         const bool still_paused = heal_loudly(c, backup_dir);
-        CdcStatusReport r = cdc_status(c, backup_dir);
+        cdc::CdcStatusReport r = cdc_status(c, backup_dir);
         if (request.json)
             std::cout << json{{"connectors", r.connectors}, {"problems", r.problems}}.dump(2) << std::endl;
         else
@@ -133,10 +133,10 @@ int run_cdc_command(const CdcCommandRequest& request) {
         return still_paused ? exit_code(Kind::CdcResume) : 0;
     }
     if (request.action == "pause") {
-        auto duration = parse_duration(request.window);
+        auto duration = cdc::parse_duration(request.window);
         std::string ends = arrange_window_end(request, duration);
         if (!ends.empty()) log::info("cdc pause: ", ends, " resumes the window's connectors when it ends");
-        WindowOutcome w = open_window(c, backup_dir, duration);
+        cdc::WindowOutcome w = open_window(c, backup_dir, duration);
         if (w.paused.empty()) {
             log::info("cdc pause: no connector needed pausing (none is RUNNING): no window is open");
         } else {
@@ -151,7 +151,7 @@ int run_cdc_command(const CdcCommandRequest& request) {
         return 0;
     }
     if (request.action == "resume") {
-        WindowOutcome w = close_window(c, backup_dir);
+        cdc::WindowOutcome w = close_window(c, backup_dir);
         if (!w.resume_failures.empty()) throw cdc_failures("resume", w.resume_failures);
         check_interrupted();  // everything is resumed; still say the command was stopped
         if (w.paused.empty())
@@ -161,9 +161,9 @@ int run_cdc_command(const CdcCommandRequest& request) {
         return 0;
     }
     if (request.action == "expire-window")
-        return guard_window(c, backup_dir, request.until, request.pausing_pid);
+        return cdc::guard_window(c, backup_dir, request.until, request.pausing_pid);
     if (request.action == "watch") {
-        CdcWatchdog watchdog(c, {.backup_dir = backup_dir, .monitoring = config.monitoring});
+        cdc::CdcWatchdog watchdog(c, {.backup_dir = backup_dir, .monitoring = config.monitoring});
         watchdog.run();
         return 0;
     }

@@ -21,9 +21,9 @@ namespace {
 // pipe that never ends fails fast.
 constexpr std::size_t kConfigMaxBytes = 1u << 20;
 
-FilesConfig parse_files(const JsonFields& f) {
+files::FilesConfig parse_files(const JsonFields& f) {
     f.only({"paths", "exclude", "on_unreadable"});
-    FilesConfig c;
+    files::FilesConfig c;
     c.paths = f.strings_or("paths", {});
     if (!f.has("paths")) f.fail("paths", "required field is missing");
     if (c.paths.empty()) f.fail("paths", "expected at least one path");
@@ -104,10 +104,10 @@ Config parse_config_json(const json& j, const std::string& what, const std::file
     if (auto files = f.optional_object("files")) c.files = parse_files(*files);
     if (auto retention = f.optional_object("retention")) c.retention = parse_retention(*retention);
     if (auto monitoring = f.optional_object("monitoring")) c.monitoring = parse_monitoring(*monitoring);
-    if (auto cdc = f.optional_object("cdc")) c.cdc = parse_cdc_config(*cdc);
+    if (auto cdc = f.optional_object("cdc")) c.cdc = cdc::parse_cdc_config(*cdc);
     if (auto hooks = f.optional_object("hooks")) c.hooks = parse_hooks_config(*hooks);
     if (auto redis = f.optional_object("redis")) c.redis = redis::parse_redis_config(*redis);
-    if (auto pg = f.optional_object("postgres")) c.postgres = parse_postgres_config(*pg);
+    if (auto pg = f.optional_object("postgres")) c.postgres = postgres::parse_postgres_config(*pg);
     return c;
 }
 

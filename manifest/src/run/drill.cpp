@@ -105,9 +105,9 @@ DrillCheck check_files(const Artifact& a, const fs::path& root) {
 std::vector<DrillCheck> check_postgres(const Artifact& a, const drill::DrillServers& servers) {
     std::vector<DrillCheck> out;
     const std::string db = a.source.value("database", "");
-    PgTarget target{{servers.pg_host(), servers.pg_port(), servers.pg_user(), ""}, db, 10, ""};
+    postgres::PgTarget target{{servers.pg_host(), servers.pg_port(), servers.pg_user(), ""}, db, 10, ""};
     try {
-        PgConnection conn(target, Kind::RestoreFailed);
+        postgres::PgConnection conn(target, Kind::RestoreFailed);
         for (auto& c : postgres::compare_expectations(conn, a.source, "postgres " + a.name))
             out.push_back({c.what, c.ok, c.detail});
     } catch (const Error& e) {

@@ -83,7 +83,7 @@ Manifest choose_backup(const RepositoryReader& repo, const std::string& what, co
 // A component that failed at capture has no (or an incomplete) backup: restoring the rest is an explicit
 // choice (--skip-…), except a PostgreSQL database that failed alone and is not selected.
 void refuse_failed_components(const Manifest& m, const std::vector<std::string>& skip,
-                              const PostgresRestoreOptions& pg) {
+                              const postgres::PostgresRestoreOptions& pg) {
     for (const auto& c : m.components) {
         if (c.status != "failed" || contains(skip, c.kind)) continue;
         std::vector<std::string> parts;  // postgres: the databases (and pg-globals) that failed
@@ -93,7 +93,7 @@ void refuse_failed_components(const Manifest& m, const std::vector<std::string>&
                 if (d.is_object() && d.value("status", "") == "failed") parts.push_back(name);
         bool matters = parts.empty();
         for (const auto& p : parts)
-            matters = matters || (p == "pg-globals" ? pg.globals != PgGlobals::Skip
+            matters = matters || (p == "pg-globals" ? pg.globals != postgres::PgGlobals::Skip
                                                     : pg.databases.empty() || contains(pg.databases, p));
         if (!matters) {
             log::warn("backup ", m.id,
@@ -164,11 +164,12 @@ private:
         log::info("backup ", manifest_.id, " (", manifest_.status, ", taken ", manifest_.started_at, " on ",
                   manifest_.host, ")");
         const auto& skip = request_.skip;
-        const PostgresRestoreOptions& pg = options_.postgres;
-        check_pg_renames(manifest_, pg);
+        const postgres::PostgresRestoreOptions& pg = options_.postgres;
+        postgres::check_pg_renames(manifest_, pg);
         // The target is the endpoint recorded in the manifest unless the options override it; the config's
         // redis section gives only the credentials and renamed commands.
-        const bool live_redis = options_.redis.mode == RedisRestoreMode::Live && !contains(skip, "redis") &&
+        const bool live_redis = options_.redis.mode == redis::RedisRestoreMode::Live &&
+                                !contains(skip, "redis") &&
                                 std::any_of(manifest_.artifacts.begin(), manifest_.artifacts.end(),
                                             [](const Artifact& a) { return a.component == "redis"; });
         if (live_redis && !options_.redis.credentials && !request_.config_file.empty()) {
@@ -179,12 +180,13 @@ private:
         bool globals_left = false;
         for (const auto& a : manifest_.artifacts) {
             if (contains(skip, a.component)) continue;
-            if (a.component == "postgres" && a.format == kPgGlobalsFormat && pg.globals == PgGlobals::Skip) {
+            if (a.component == "postgres" && a.format == postgres::kPgGlobalsFormat &&
+                pg.globals == postgres::PgGlobals::Skip) {
                 globals_left = request_.explain_skipped_globals;
                 continue;
             }
-            if (a.component == "postgres" && !pg.databases.empty() && a.format == kPgDumpFormat &&
-                !contains(pg.databases, pg_artifact_database(a)))
+            if (a.component == "postgres" && !pg.databases.empty() && a.format == postgres::kPgDumpFormat &&
+                !contains(pg.databases, postgres::pg_artifact_database(a)))
                 continue;
             selected_.push_back(&a);
         }

@@ -21,9 +21,10 @@ using test::KafkaConnectEmulator;
 
 namespace {
 
-CdcConfig cdc_for(const KafkaConnectEmulator& emu, const test::TempDir& dir, std::vector<std::string> names) {
-    CdcConfig c;
-    KafkaConnectClusterConfig k;
+cdc::CdcConfig cdc_for(const KafkaConnectEmulator& emu, const test::TempDir& dir,
+                       std::vector<std::string> names) {
+    cdc::CdcConfig c;
+    cdc::KafkaConnectClusterConfig k;
     k.urls = {emu.url()};
     k.connectors = std::move(names);
     k.request_timeout_s = 5;
@@ -36,8 +37,8 @@ CdcConfig cdc_for(const KafkaConnectEmulator& emu, const test::TempDir& dir, std
     return c;
 }
 
-KafkaConnectClient client_for(const KafkaConnectEmulator& emu) {
-    return KafkaConnectClient(KafkaConnectOptions{
+cdc::KafkaConnectClient client_for(const KafkaConnectEmulator& emu) {
+    return cdc::KafkaConnectClient(cdc::KafkaConnectOptions{
         .urls = {emu.url()}, .user = "", .password = "", .request_timeout = std::chrono::seconds(5)});
 }
 
@@ -58,13 +59,13 @@ json manifest_cdc(const KafkaConnectEmulator& emu, const std::string& name, cons
     return {{"connectors", json::array({{{"cluster", emu.url()}, {"name", name}, {"offsets", offsets}}})}};
 }
 
-CdcRestoreConfig restore_config(const std::string& text) {
+cdc::CdcRestoreConfig restore_config(const std::string& text) {
     json j = json::parse(text);
-    return parse_cdc_restore_config(JsonFields(j, "config", Kind::Config, "/cdc/restore"));
+    return cdc::parse_cdc_restore_config(JsonFields(j, "config", Kind::Config, "/cdc/restore"));
 }
 
-bool journal_names(const CdcConfig& c, const std::string& name) {
-    auto s = read_cdc_state(cdc_journal_file(c));
+bool journal_names(const cdc::CdcConfig& c, const std::string& name) {
+    auto s = cdc::read_cdc_state(cdc::cdc_journal_file(c));
     if (!s) return false;
     for (const auto& p : s->connectors)
         if (p.name == name) return true;
@@ -82,7 +83,7 @@ TEST_CASE("kafka connect client: stop, alter and reset offsets, info", "[cdc][re
     CHECK(info.config_value("insert.mode") == "upsert");
     CHECK(client.status("s1").type == "sink");
     // Offsets can be altered only when STOPPED: the worker's 400 text comes through.
-    REQUIRE_THROWS_MATCHES(client.alter_offsets("s1", sink_offsets("s1.rows", 3)), KafkaConnectError,
+    REQUIRE_THROWS_MATCHES(client.alter_offsets("s1", sink_offsets("s1.rows", 3)), cdc::KafkaConnectError,
                            IsError(Kind::SourceUnavailable, "Connectors must be in the STOPPED state"));
     client.stop("s1");
     CHECK(emu.connector_state("s1") == "STOPPED");
@@ -166,15 +167,15 @@ TEST_CASE("restore hold: a sink is stopped, journalled, replayed to the backup's
     test::TempDir dir;
     KafkaConnectEmulator emu({.connectors = {}, .tasks = 2, .transition_delay_s = 0.1});
     add_sink(emu, "sink-a", sink_offsets("sink-a.rows", 42));  // it has applied up to 42
-    CdcConfig cdc = cdc_for(emu, dir, {"sink-a"});
-    CdcRestoreHold hold(cdc, {},
-                        {.databases = {"app"},
-                         .renamed = false,
-                         .cdc = std::nullopt,
-                         .backup_id = "20261201T000000Z",
-                         .backup_time = 0,
-                         .manifest_cdc = manifest_cdc(emu, "sink-a", sink_offsets("sink-a.rows", 10)),
-                         .connect = {}});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"sink-a"});
+    cdc::CdcRestoreHold hold(cdc, {},
+                             {.databases = {"app"},
+                              .renamed = false,
+                              .cdc = std::nullopt,
+                              .backup_id = "20261201T000000Z",
+                              .backup_time = 0,
+                              .manifest_cdc = manifest_cdc(emu, "sink-a", sink_offsets("sink-a.rows", 10)),
+                              .connect = {}});
     hold.hold();
     CHECK(emu.connector_state("sink-a") == "STOPPED");
     CHECK(journal_names(cdc, "sink-a"));  // a crash from here on is healed by the next run
@@ -218,15 +219,15 @@ TEST_CASE("restore hold: a 3.5 worker gets the manual steps and exit 6, and is s
     KafkaConnectEmulator emu({.connectors = {}, .tasks = 1, .transition_delay_s = 0});
     emu.control("POST", "config", {{"profile", "3.5"}});
     add_sink(emu, "old-sink", sink_offsets("old.rows", 9), {{"topics", "old.rows"}});
-    CdcConfig cdc = cdc_for(emu, dir, {"old-sink"});
-    CdcRestoreHold hold(cdc, {},
-                        {.databases = {"app"},
-                         .renamed = false,
-                         .cdc = "replay",
-                         .backup_id = "b1",
-                         .backup_time = 0,
-                         .manifest_cdc = manifest_cdc(emu, "old-sink", sink_offsets("old.rows", 5)),
-                         .connect = {}});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"old-sink"});
+    cdc::CdcRestoreHold hold(cdc, {},
+                             {.databases = {"app"},
+                              .renamed = false,
+                              .cdc = "replay",
+                              .backup_id = "b1",
+                              .backup_time = 0,
+                              .manifest_cdc = manifest_cdc(emu, "old-sink", sink_offsets("old.rows", 5)),
+                              .connect = {}});
     auto dry = hold.describe();
     std::string all;
     for (const auto& l : dry) all += l + "\n";
@@ -251,15 +252,15 @@ TEST_CASE("restore hold: a 3.4 worker is held with pause", "[cdc][restore-hold]"
     test::TempDir dir;
     KafkaConnectEmulator emu({.connectors = {"src-old"}, .tasks = 1, .transition_delay_s = 0});
     emu.control("POST", "config", {{"profile", "3.4"}});
-    CdcConfig cdc = cdc_for(emu, dir, {"src-old"});
-    CdcRestoreHold hold(cdc, restore_config(R"({"connectors": [{"name": "src-old", "mode": "none"}]})"),
-                        {.databases = {"app"},
-                         .renamed = false,
-                         .cdc = std::nullopt,
-                         .backup_id = "b",
-                         .backup_time = 0,
-                         .manifest_cdc = nullptr,
-                         .connect = {}});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"src-old"});
+    cdc::CdcRestoreHold hold(cdc, restore_config(R"({"connectors": [{"name": "src-old", "mode": "none"}]})"),
+                             {.databases = {"app"},
+                              .renamed = false,
+                              .cdc = std::nullopt,
+                              .backup_id = "b",
+                              .backup_time = 0,
+                              .manifest_cdc = nullptr,
+                              .connect = {}});
     hold.hold();
     CHECK(emu.connector_state("src-old") == "PAUSED");
     CHECK(hold.entries()[0].hold_with == "pause");
@@ -273,16 +274,16 @@ TEST_CASE("restore hold: reanchor resets a source's offsets, and it snapshots af
           "[cdc][restore-hold]") {
     test::TempDir dir;
     KafkaConnectEmulator emu({.connectors = {"pg-src"}, .tasks = 1, .transition_delay_s = 0});
-    CdcConfig cdc = cdc_for(emu, dir, {"pg-src"});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"pg-src"});
     auto before = emu.control("GET", "state")["connectors"]["pg-src"]["offsets"];
-    CdcRestoreHold hold(cdc, {},
-                        {.databases = {"app"},
-                         .renamed = false,
-                         .cdc = "reanchor",
-                         .backup_id = "b",
-                         .backup_time = 0,
-                         .manifest_cdc = manifest_cdc(emu, "pg-src", before),
-                         .connect = {}});
+    cdc::CdcRestoreHold hold(cdc, {},
+                             {.databases = {"app"},
+                              .renamed = false,
+                              .cdc = "reanchor",
+                              .backup_id = "b",
+                              .backup_time = 0,
+                              .manifest_cdc = manifest_cdc(emu, "pg-src", before),
+                              .connect = {}});
     hold.hold();
     hold.bring_back(true);
     CHECK(hold.exit_code() == 0);
@@ -303,18 +304,18 @@ TEST_CASE("restore hold: a renamed restore touches nothing unless asked, a pause
     KafkaConnectEmulator emu({.connectors = {"a"}, .tasks = 1, .transition_delay_s = 0});
     add_sink(emu, "b", sink_offsets("b.rows", 1));
     emu.control("POST", "connectors", {{"name", "c"}, {"state", "PAUSED"}});
-    CdcConfig cdc = cdc_for(emu, dir, {"a", "b", "c"});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"a", "b", "c"});
     auto cfg = restore_config(R"({"connectors": [{"name": "a", "database": "other"}, {"name": "b", "database":
         "app"}, {"name": "c", "database": "app"}]})");
     {
-        CdcRestoreHold renamed(cdc, cfg,
-                               {.databases = {"app"},
-                                .renamed = true,
-                                .cdc = std::nullopt,
-                                .backup_id = "b",
-                                .backup_time = 0,
-                                .manifest_cdc = nullptr,
-                                .connect = {}});
+        cdc::CdcRestoreHold renamed(cdc, cfg,
+                                    {.databases = {"app"},
+                                     .renamed = true,
+                                     .cdc = std::nullopt,
+                                     .backup_id = "b",
+                                     .backup_time = 0,
+                                     .manifest_cdc = nullptr,
+                                     .connect = {}});
         renamed.hold();
         renamed.bring_back(true);
         REQUIRE(renamed.entries().size() == 2);  // "a" belongs to another database
@@ -322,14 +323,14 @@ TEST_CASE("restore hold: a renamed restore touches nothing unless asked, a pause
         CHECK(renamed.exit_code() == 0);
         CHECK(emu.count("PUT", "/connectors/b/stop") == 0);
     }
-    CdcRestoreHold hold(cdc, cfg,
-                        {.databases = {"app"},
-                         .renamed = false,
-                         .cdc = std::nullopt,
-                         .backup_id = "b",
-                         .backup_time = 0,
-                         .manifest_cdc = manifest_cdc(emu, "b", sink_offsets("b.rows", 1)),
-                         .connect = {}});
+    cdc::CdcRestoreHold hold(cdc, cfg,
+                             {.databases = {"app"},
+                              .renamed = false,
+                              .cdc = std::nullopt,
+                              .backup_id = "b",
+                              .backup_time = 0,
+                              .manifest_cdc = manifest_cdc(emu, "b", sink_offsets("b.rows", 1)),
+                              .connect = {}});
     hold.hold();
     CHECK(emu.connector_state("b") == "STOPPED");
     CHECK(emu.connector_state("c") == "PAUSED");
@@ -344,16 +345,16 @@ TEST_CASE("restore hold: offsets missing, insert mode and retention are reported
     test::TempDir dir;
     KafkaConnectEmulator emu({.connectors = {}, .tasks = 1, .transition_delay_s = 0});
     add_sink(emu, "ins", sink_offsets("ins.rows", 3), {{"insert.mode", "insert"}});
-    CdcConfig cdc = cdc_for(emu, dir, {"ins"});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"ins"});
     auto cfg = restore_config(R"({"topic_retention_s": 3600})");
-    CdcRestoreHold hold(cdc, cfg,
-                        {.databases = {"app"},
-                         .renamed = false,
-                         .cdc = std::nullopt,
-                         .backup_id = "b",
-                         .backup_time = 1000,  // 1970: far older than an hour
-                         .manifest_cdc = manifest_cdc(emu, "ins", "unavailable"),
-                         .connect = {}});
+    cdc::CdcRestoreHold hold(cdc, cfg,
+                             {.databases = {"app"},
+                              .renamed = false,
+                              .cdc = std::nullopt,
+                              .backup_id = "b",
+                              .backup_time = 1000,  // 1970: far older than an hour
+                              .manifest_cdc = manifest_cdc(emu, "ins", "unavailable"),
+                              .connect = {}});
     hold.hold();
     hold.bring_back(true);
     CHECK(hold.exit_code() == 6);
@@ -370,17 +371,17 @@ TEST_CASE("restore hold: a connector that cannot be resumed is exit 8 and healed
     test::TempDir dir;
     KafkaConnectEmulator emu({.connectors = {}, .tasks = 1, .transition_delay_s = 0.1});
     add_sink(emu, "frail", sink_offsets("frail.rows", 3));
-    CdcConfig cdc = cdc_for(emu, dir, {"frail"});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"frail"});
     cdc.resume_timeout_s = 1.5;
     {
-        CdcRestoreHold hold(cdc, {},
-                            {.databases = {"app"},
-                             .renamed = false,
-                             .cdc = std::nullopt,
-                             .backup_id = "b",
-                             .backup_time = 0,
-                             .manifest_cdc = manifest_cdc(emu, "frail", sink_offsets("frail.rows", 1)),
-                             .connect = {}});
+        cdc::CdcRestoreHold hold(cdc, {},
+                                 {.databases = {"app"},
+                                  .renamed = false,
+                                  .cdc = std::nullopt,
+                                  .backup_id = "b",
+                                  .backup_time = 0,
+                                  .manifest_cdc = manifest_cdc(emu, "frail", sink_offsets("frail.rows", 1)),
+                                  .connect = {}});
         hold.hold();
         // Every resume is refused (500) until the phase's deadline.
         emu.control("POST", "faults", {{"status_500_next", 100}, {"endpoints", {"/resume$"}}});
@@ -391,7 +392,8 @@ TEST_CASE("restore hold: a connector that cannot be resumed is exit 8 and healed
     }
     CHECK(journal_names(cdc, "frail"));  // still held: the next run (or the watchdog) resumes it
     emu.control("DELETE", "faults");
-    CdcCoordinator next(cdc, {.backup_dir = {}, .backup_id = "next", .owner = "backup", .window_until = {}});
+    cdc::CdcCoordinator next(cdc,
+                             {.backup_dir = {}, .backup_id = "next", .owner = "backup", .window_until = {}});
     next.heal_previous();
     CHECK(emu.wait_settled("frail", "RUNNING"));
     CHECK_FALSE(journal_names(cdc, "frail"));
@@ -401,16 +403,16 @@ TEST_CASE("restore hold: a stop that cannot be sent fails the hold and resumes w
           "[cdc][restore-hold]") {
     test::TempDir dir;
     KafkaConnectEmulator emu({.connectors = {"one", "two"}, .tasks = 1, .transition_delay_s = 0});
-    CdcConfig cdc = cdc_for(emu, dir, {"one", "two"});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"one", "two"});
     cdc.restore.hold_timeout_s = 1;
-    CdcRestoreHold hold(cdc, cdc.restore,
-                        {.databases = {"app"},
-                         .renamed = false,
-                         .cdc = "none",
-                         .backup_id = "b",
-                         .backup_time = 0,
-                         .manifest_cdc = nullptr,
-                         .connect = {}});
+    cdc::CdcRestoreHold hold(cdc, cdc.restore,
+                             {.databases = {"app"},
+                              .renamed = false,
+                              .cdc = "none",
+                              .backup_id = "b",
+                              .backup_time = 0,
+                              .manifest_cdc = nullptr,
+                              .connect = {}});
     hold.plan();
     emu.control("POST", "faults", {{"status_409_next", 1000}, {"endpoints", {"/connectors/two/stop"}}});
     REQUIRE_THROWS_MATCHES(hold.hold(), Error, IsError(Kind::SourceUnavailable, "cdc: cannot hold two"));
@@ -424,26 +426,27 @@ TEST_CASE("restore hold: a restore that dies between stop and resume is healed b
     test::TempDir dir;
     KafkaConnectEmulator emu({.connectors = {}, .tasks = 1, .transition_delay_s = 0});
     add_sink(emu, "orphan", sink_offsets("orphan.rows", 7));
-    CdcConfig cdc = cdc_for(emu, dir, {"orphan"});
+    cdc::CdcConfig cdc = cdc_for(emu, dir, {"orphan"});
     {
-        CdcRestoreHold hold(cdc, {},
-                            {.databases = {"app"},
-                             .renamed = false,
-                             .cdc = std::nullopt,
-                             .backup_id = "b",
-                             .backup_time = 0,
-                             .manifest_cdc = manifest_cdc(emu, "orphan", sink_offsets("orphan.rows", 2)),
-                             .connect = {}});
+        cdc::CdcRestoreHold hold(cdc, {},
+                                 {.databases = {"app"},
+                                  .renamed = false,
+                                  .cdc = std::nullopt,
+                                  .backup_id = "b",
+                                  .backup_time = 0,
+                                  .manifest_cdc = manifest_cdc(emu, "orphan", sink_offsets("orphan.rows", 2)),
+                                  .connect = {}});
         hold.hold();
         // No bring_back(): the process is gone (its journal lock with it).
     }
     CHECK(emu.connector_state("orphan") == "STOPPED");
-    auto journal = read_cdc_state(cdc_journal_file(cdc));
+    auto journal = cdc::read_cdc_state(cdc::cdc_journal_file(cdc));
     REQUIRE(journal);
     CHECK(journal->owner == "restore");
-    CdcCoordinator next(cdc, {.backup_dir = {}, .backup_id = "next", .owner = "backup", .window_until = {}});
+    cdc::CdcCoordinator next(cdc,
+                             {.backup_dir = {}, .backup_id = "next", .owner = "backup", .window_until = {}});
     next.heal_previous();
     CHECK(emu.wait_settled("orphan", "RUNNING"));
-    CHECK_FALSE(read_cdc_state(cdc_journal_file(cdc)));
+    CHECK_FALSE(cdc::read_cdc_state(cdc_journal_file(cdc)));
     CHECK(emu.count("PATCH", "/connectors/orphan/offsets") == 1);  // the probe; healing sets no offsets
 }

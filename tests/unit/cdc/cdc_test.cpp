@@ -110,8 +110,8 @@ TEST_CASE("hooks config", "[hooks][config]") {
 TEST_CASE("Kafka Connect error answers are classified by status and message", "[cdc][kafka-connect]") {
     const std::string req = "PUT http://w:8083/connectors/a/pause";
     SECTION("JSON error body: the worker's message") {
-        auto e =
-            kafka_connect_error(req, answer(404, R"({"error_code":404,"message":"Unknown connector a"})"));
+        auto e = cdc::kafka_connect_error(
+            req, answer(404, R"({"error_code":404,"message":"Unknown connector a"})"));
         CHECK(e.status() == 404);
         CHECK_FALSE(e.transient());
         CHECK_FALSE(e.endpoint_unsupported());
@@ -121,12 +121,12 @@ TEST_CASE("Kafka Connect error answers are classified by status and message", "[
         CHECK(e.kind() == Kind::SourceUnavailable);
     }
     SECTION("404 for an endpoint the worker does not have") {
-        auto e =
-            kafka_connect_error(req, answer(404, R"({"error_code":404,"message":"HTTP 404 Not Found"})"));
+        auto e = cdc::kafka_connect_error(
+            req, answer(404, R"({"error_code":404,"message":"HTTP 404 Not Found"})"));
         CHECK(e.endpoint_unsupported());
     }
     SECTION("409 during a rebalance and 500 are transient") {
-        auto c = kafka_connect_error(
+        auto c = cdc::kafka_connect_error(
             req,
             answer(
                 409,
@@ -135,25 +135,25 @@ TEST_CASE("Kafka Connect error answers are classified by status and message", "[
         CHECK(std::string(c.what()).find(
                   "HTTP 409 Cannot complete request because of a conflicting operation") !=
               std::string::npos);
-        CHECK(kafka_connect_error(
+        CHECK(cdc::kafka_connect_error(
                   req, answer(500, R"({"error_code":500,"message":"Error writing target state to Kafka"})"))
                   .transient());
     }
     SECTION("plain-text 401 from the basic auth filter") {
-        auto e = kafka_connect_error(req, answer(401, "User cannot access the resource."));
+        auto e = cdc::kafka_connect_error(req, answer(401, "User cannot access the resource."));
         CHECK_FALSE(e.transient());
         CHECK(e.api_message() == "User cannot access the resource.");
         CHECK(std::string(e.what()).ends_with(
             "User cannot access the resource.: check cdc.kafka_connect.auth"));
     }
     SECTION("an HTML 502 from a proxy is transient and quoted by its title") {
-        auto e = kafka_connect_error(
+        auto e = cdc::kafka_connect_error(
             req, answer(502, "<html><head><title>502 Bad Gateway</title></head><body>x</body></html>"));
         CHECK(e.transient());
         CHECK(e.api_message() == "502 Bad Gateway");
     }
     SECTION("an empty body") {
-        auto e = kafka_connect_error(req, answer(503, ""));
+        auto e = cdc::kafka_connect_error(req, answer(503, ""));
         CHECK(e.transient());
         CHECK(std::string(e.what()) ==
               req + ": HTTP 503: the worker is busy or unhealthy; retried with backoff");
@@ -163,7 +163,7 @@ TEST_CASE("Kafka Connect error answers are classified by status and message", "[
 TEST_CASE("connector status bodies are parsed, trace is optional", "[cdc][kafka-connect]") {
     json half = json::parse(R"({"name":"pg-cdc","connector":{"state":"PAUSED","worker_id":"connect-1:8083"},
         "tasks":[{"id":0,"state":"RUNNING","worker_id":"connect-2:8083"}],"type":"source"})");
-    auto s = parse_connector_status(half, "GET x");
+    auto s = cdc::parse_connector_status(half, "GET x");
     CHECK(s.name == "pg-cdc");
     CHECK(s.state == "PAUSED");
     CHECK_FALSE(s.settled_in("PAUSED"));  // the task has not followed yet
@@ -172,27 +172,27 @@ TEST_CASE("connector status bodies are parsed, trace is optional", "[cdc][kafka-
 
     json failed = json::parse(R"j({"name":"pg-cdc","connector":{"state":"RUNNING","worker_id":"c1"},
         "tasks":[{"id":0,"state":"FAILED","worker_id":"c1","trace":"org.apache.kafka.connect.errors.ConnectException: boom\n\tat x.y(Z.java:1)"}]})j");
-    auto f = parse_connector_status(failed, "GET x");
+    auto f = cdc::parse_connector_status(failed, "GET x");
     CHECK(f.any_failed());
     CHECK(f.failure() == "task 0 FAILED: org.apache.kafka.connect.errors.ConnectException: boom");
     CHECK(f.to_json()["tasks"][0]["trace"] == "org.apache.kafka.connect.errors.ConnectException: boom");
     CHECK(f.type.empty());
 
-    auto stopped = parse_connector_status(
+    auto stopped = cdc::parse_connector_status(
         json::parse(R"({"name":"s","connector":{"state":"STOPPED"},"tasks":[]})"), "x");
     CHECK(stopped.settled_in("STOPPED"));
 
     REQUIRE_THROWS_MATCHES(
-        parse_connector_status(json::parse(R"({"name":"s"})"), "GET u"), KafkaConnectError,
+        cdc::parse_connector_status(json::parse(R"({"name":"s"})"), "GET u"), cdc::KafkaConnectError,
         IsError(Kind::SourceUnavailable, "GET u: unexpected status body: no connector.state"));
-    CHECK(url_path_segment("a b/c") == "a%20b%2Fc");
+    CHECK(cdc::url_path_segment("a b/c") == "a%20b%2Fc");
 }
 
 TEST_CASE("the cdc state file round-trips and a corrupt one is a CdcResume error", "[cdc][state-file]") {
     test::TempDir dir;
-    auto file = cdc_state_path(dir.path());
-    CHECK_FALSE(read_cdc_state(file));
-    CdcPauseState s;
+    auto file = cdc::cdc_state_path(dir.path());
+    CHECK_FALSE(cdc::read_cdc_state(file));
+    cdc::CdcPauseState s;
     s.pid = 42;
     s.backup_id = "20261125_015000";
     s.created_at = "2026-11-25T01:50:00Z";
@@ -201,9 +201,9 @@ TEST_CASE("the cdc state file round-trips and a corrupt one is a CdcResume error
                             .password_file = "/p",
                             .name = "x",
                             .paused_at = "2026-11-25T01:50:01Z"});
-    write_cdc_state(file, s);
+    cdc::write_cdc_state(file, s);
     CHECK_FALSE(std::filesystem::exists(file.string() + ".tmp"));
-    auto r = read_cdc_state(file);
+    auto r = cdc::read_cdc_state(file);
     REQUIRE(r);
     CHECK(r->owner == "backup");
     CHECK(r->pid == 42);
@@ -213,36 +213,36 @@ TEST_CASE("the cdc state file round-trips and a corrupt one is a CdcResume error
     CHECK(r->connectors[0].urls == s.connectors[0].urls);
     CHECK(r->connectors[0].password_file == "/p");
     CHECK(test::read_file(file).find("password\"") == std::string::npos);
-    remove_cdc_state(file);
+    cdc::remove_cdc_state(file);
     CHECK_FALSE(std::filesystem::exists(file));
-    remove_cdc_state(file);  // absent is fine
+    cdc::remove_cdc_state(file);  // absent is fine
 
     test::write_file(file, "{\"version\": 1, \"connectors\": [");
-    REQUIRE_THROWS_MATCHES(read_cdc_state(file), Error, IsError(Kind::CdcResume, "not valid JSON"));
+    REQUIRE_THROWS_MATCHES(cdc::read_cdc_state(file), Error, IsError(Kind::CdcResume, "not valid JSON"));
     test::write_file(file, R"({"version": 1, "connectors": [{"urls": ["http://a"]}]})");
-    REQUIRE_THROWS_MATCHES(read_cdc_state(file), Error,
+    REQUIRE_THROWS_MATCHES(cdc::read_cdc_state(file), Error,
                            IsError(Kind::CdcResume, "/connectors/0/name: required field is missing"));
 }
 
 TEST_CASE("retries: backoff doubles to its cap, only transient errors are retried", "[cdc][retry]") {
     using std::chrono::milliseconds;
-    Backoff b{.initial = milliseconds(10), .max = milliseconds(35), .current = {}};
+    cdc::Backoff b{.initial = milliseconds(10), .max = milliseconds(35), .current = {}};
     CHECK(b.next() == milliseconds(10));
     CHECK(b.next() == milliseconds(20));
     CHECK(b.next() == milliseconds(35));
     CHECK(b.next() == milliseconds(35));
 
     auto options = [] {
-        return RetryOptions{
-            .deadline = SteadyClock::now() + std::chrono::seconds(5),
-            .backoff = Backoff{.initial = milliseconds(1), .max = milliseconds(2), .current = {}},
+        return cdc::RetryOptions{
+            .deadline = cdc::SteadyClock::now() + std::chrono::seconds(5),
+            .backoff = cdc::Backoff{.initial = milliseconds(1), .max = milliseconds(2), .current = {}},
             .interruptible = false,
             .on_retry = {}};
     };
     int calls = 0;
-    int v = retry_transient(
+    int v = cdc::retry_transient(
         [&] {
-            if (++calls < 3) throw KafkaConnectError("busy", 409, true, "");
+            if (++calls < 3) throw cdc::KafkaConnectError("busy", 409, true, "");
             return 7;
         },
         options());
@@ -250,24 +250,24 @@ TEST_CASE("retries: backoff doubles to its cap, only transient errors are retrie
     CHECK(calls == 3);
 
     calls = 0;
-    REQUIRE_THROWS_MATCHES(retry_transient(
+    REQUIRE_THROWS_MATCHES(cdc::retry_transient(
                                [&]() -> int {
                                    ++calls;
-                                   throw KafkaConnectError("Unknown connector a", 404, false, "");
+                                   throw cdc::KafkaConnectError("Unknown connector a", 404, false, "");
                                },
                                options()),
-                           KafkaConnectError, IsError(Kind::SourceUnavailable, "Unknown connector a"));
+                           cdc::KafkaConnectError, IsError(Kind::SourceUnavailable, "Unknown connector a"));
     CHECK(calls == 1);
 
     calls = 0;
     auto past = options();
-    past.deadline = SteadyClock::now();
-    REQUIRE_THROWS_AS(retry_transient(
+    past.deadline = cdc::SteadyClock::now();
+    REQUIRE_THROWS_AS(cdc::retry_transient(
                           [&]() -> int {
                               ++calls;
-                              throw KafkaConnectError("down", 0, true, "");
+                              throw cdc::KafkaConnectError("down", 0, true, "");
                           },
                           past),
-                      KafkaConnectError);
+                      cdc::KafkaConnectError);
     CHECK(calls == 1);
 }

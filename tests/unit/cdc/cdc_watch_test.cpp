@@ -25,8 +25,8 @@ Config with_watch(const std::string& watch) {
         "c.json");
 }
 
-KafkaConnectStatus status(const std::string& connector, std::vector<std::string> tasks) {
-    KafkaConnectStatus s;
+cdc::KafkaConnectStatus status(const std::string& connector, std::vector<std::string> tasks) {
+    cdc::KafkaConnectStatus s;
     s.name = "a";
     s.state = connector;
     if (connector == "FAILED") s.trace = "boom\n\tat x";
@@ -41,13 +41,13 @@ KafkaConnectStatus status(const std::string& connector, std::vector<std::string>
 }  // namespace
 
 TEST_CASE("parse_duration accepts unit-suffixed durations and nothing else", "[unit][cdc][window]") {
-    CHECK(parse_duration("40m") == 2400s);
-    CHECK(parse_duration("2h") == 7200s);
-    CHECK(parse_duration("90s") == 90s);
-    CHECK(parse_duration("1h30m") == 5400s);
-    CHECK(parse_duration("1d") == 86400s);
+    CHECK(cdc::parse_duration("40m") == 2400s);
+    CHECK(cdc::parse_duration("2h") == 7200s);
+    CHECK(cdc::parse_duration("90s") == 90s);
+    CHECK(cdc::parse_duration("1h30m") == 5400s);
+    CHECK(cdc::parse_duration("1d") == 86400s);
     for (const char* bad : {"", "40", "m", "-5m", "0m", "1.5h", "40 m", "2w", "1h30"})
-        REQUIRE_THROWS_MATCHES(parse_duration(bad), Error,
+        REQUIRE_THROWS_MATCHES(cdc::parse_duration(bad), Error,
                                IsError(Kind::Usage,
                                        "duration: expected a positive duration such as 40m, 2h, 90s "
                                        "or 1h30m, got \"" +
@@ -55,21 +55,21 @@ TEST_CASE("parse_duration accepts unit-suffixed durations and nothing else", "[u
 }
 
 TEST_CASE("parse_rfc3339_utc reads what rfc3339_utc writes", "[unit][cdc][window]") {
-    CHECK(parse_rfc3339_utc("1970-01-01T00:00:00Z") == 0);
-    CHECK(parse_rfc3339_utc("2026-11-25T02:30:00Z") == 1795573800);
-    CHECK_FALSE(parse_rfc3339_utc("2026-11-25T02:30:00"));
-    CHECK_FALSE(parse_rfc3339_utc("2026-11-25 02:30:00Z"));
-    CHECK_FALSE(parse_rfc3339_utc("yesterday"));
+    CHECK(cdc::parse_rfc3339_utc("1970-01-01T00:00:00Z") == 0);
+    CHECK(cdc::parse_rfc3339_utc("2026-11-25T02:30:00Z") == 1795573800);
+    CHECK_FALSE(cdc::parse_rfc3339_utc("2026-11-25T02:30:00"));
+    CHECK_FALSE(cdc::parse_rfc3339_utc("2026-11-25 02:30:00Z"));
+    CHECK_FALSE(cdc::parse_rfc3339_utc("yesterday"));
 }
 
 TEST_CASE("a window is active until its end and one without a readable end has ended",
           "[unit][cdc][window]") {
-    CdcPauseState s;
+    cdc::CdcPauseState s;
     s.owner = "window";
     s.window_until = "2026-11-25T02:30:00Z";
     const std::int64_t end = 1795573800;
-    CHECK(window_active(s, end - 1));
-    CHECK_FALSE(window_expired(s, end - 1));
+    CHECK(cdc::window_active(s, end - 1));
+    CHECK_FALSE(cdc::window_expired(s, end - 1));
     CHECK_FALSE(window_active(s, end));
     CHECK(window_expired(s, end));
     s.window_until = "garbage";
@@ -84,37 +84,37 @@ TEST_CASE("a window is active until its end and one without a readable end has e
 }
 
 TEST_CASE("observe reads what a status means to the watchdog", "[unit][cdc][watch]") {
-    CHECK(observe(status("RUNNING", {"RUNNING", "RUNNING"})) == Observed::Running);
-    CHECK(observe(status("RUNNING", {"RUNNING", "FAILED"})) == Observed::Failed);
-    CHECK(observe(status("FAILED", {"RUNNING"})) == Observed::Failed);
+    CHECK(cdc::observe(status("RUNNING", {"RUNNING", "RUNNING"})) == cdc::Observed::Running);
+    CHECK(observe(status("RUNNING", {"RUNNING", "FAILED"})) == cdc::Observed::Failed);
+    CHECK(observe(status("FAILED", {"RUNNING"})) == cdc::Observed::Failed);
     // A PAUSED connector is someone's pause, even with a FAILED task.
-    CHECK(observe(status("PAUSED", {"FAILED", "PAUSED"})) == Observed::Paused);
-    CHECK(observe(status("STOPPED", {})) == Observed::Stopped);
-    CHECK(observe(status("RUNNING", {"RESTARTING"})) == Observed::Transitional);
-    CHECK(observe(status("UNASSIGNED", {"UNASSIGNED"})) == Observed::Transitional);
+    CHECK(observe(status("PAUSED", {"FAILED", "PAUSED"})) == cdc::Observed::Paused);
+    CHECK(observe(status("STOPPED", {})) == cdc::Observed::Stopped);
+    CHECK(observe(status("RUNNING", {"RESTARTING"})) == cdc::Observed::Transitional);
+    CHECK(observe(status("UNASSIGNED", {"UNASSIGNED"})) == cdc::Observed::Transitional);
 }
 
 TEST_CASE("decide: the watchdog's state machine", "[unit][cdc][watch]") {
-    using P = WatchPhase;
-    using O = Observed;
-    using S = WatchStep;
+    using P = cdc::WatchPhase;
+    using O = cdc::Observed;
+    using S = cdc::WatchStep;
     SECTION("healthy: only a failure of its own is acted on") {
-        CHECK(decide(P::Healthy, O::Failed, false, false) == S::Pause);
+        CHECK(cdc::decide(P::Healthy, O::Failed, false, false) == S::Pause);
         for (O o : {O::Running, O::Paused, O::Stopped, O::Transitional, O::Missing, O::HeldByNightjar})
             CHECK(decide(P::Healthy, o, true, true) == S::Nothing);
     }
     SECTION("held: probe when due; someone else's actions end our care") {
         for (O o : {O::Failed, O::Paused, O::Transitional}) {
-            CHECK(decide(P::Held, o, true, false) == S::Probe);
+            CHECK(cdc::decide(P::Held, o, true, false) == S::Probe);
             CHECK(decide(P::Held, o, false, false) == S::Nothing);
         }
-        CHECK(decide(P::Held, O::Running, false, false) == S::ResumedByOthers);
+        CHECK(cdc::decide(P::Held, O::Running, false, false) == S::ResumedByOthers);
         CHECK(decide(P::Held, O::Stopped, true, false) == S::Release);
         CHECK(decide(P::Held, O::Missing, true, false) == S::Release);
         CHECK(decide(P::Held, O::HeldByNightjar, true, false) == S::Nothing);
     }
     SECTION("settling: a failure is a relapse; RUNNING through the settle period is healed") {
-        CHECK(decide(P::Settling, O::Failed, false, false) == S::Relapse);
+        CHECK(cdc::decide(P::Settling, O::Failed, false, false) == S::Relapse);
         CHECK(decide(P::Settling, O::Failed, false, true) == S::Relapse);
         CHECK(decide(P::Settling, O::Running, false, false) == S::Nothing);
         CHECK(decide(P::Settling, O::Running, false, true) == S::Healed);
@@ -127,8 +127,8 @@ TEST_CASE("decide: the watchdog's state machine", "[unit][cdc][watch]") {
 }
 
 TEST_CASE("relapse backoff doubles from initial_s up to max_s", "[unit][cdc][watch]") {
-    WatchBackoff b{.initial_s = 60, .max_s = 900};
-    CHECK(relapse_backoff(1, b) == 0ms);
+    cdc::WatchBackoff b{.initial_s = 60, .max_s = 900};
+    CHECK(cdc::relapse_backoff(1, b) == 0ms);
     CHECK(relapse_backoff(2, b) == 60s);
     CHECK(relapse_backoff(3, b) == 120s);
     CHECK(relapse_backoff(4, b) == 240s);
@@ -137,9 +137,9 @@ TEST_CASE("relapse backoff doubles from initial_s up to max_s", "[unit][cdc][wat
 }
 
 TEST_CASE("alerts: the first after max_wait, then one per repeat interval", "[unit][cdc][watch]") {
-    const WatchClock::time_point t0{};
-    Incident i{.since = t0, .alerted = false, .last_alert = {}};
-    CHECK_FALSE(alert_due(i, t0 + 29min, 30min, 60min));
+    const cdc::WatchClock::time_point t0{};
+    cdc::Incident i{.since = t0, .alerted = false, .last_alert = {}};
+    CHECK_FALSE(cdc::alert_due(i, t0 + 29min, 30min, 60min));
     CHECK(alert_due(i, t0 + 30min, 30min, 60min));
     i.alerted = true;
     i.last_alert = t0 + 30min;
@@ -153,7 +153,7 @@ TEST_CASE("cdc.watch config: defaults, probes and errors", "[unit][cdc][watch]")
         Config c = parse_config(
             R"({"backup_dir": "/b", "cdc": {"kafka_connect": {"url": "http://k:8083", "connectors": ["a"]}}})",
             "c.json");
-        const WatchConfig& w = c.cdc->watch;
+        const cdc::WatchConfig& w = c.cdc->watch;
         CHECK(w.check_interval_s == 60);
         CHECK(w.probe_interval_s == 60);
         CHECK(w.probe_timeout_s == 5);
@@ -170,7 +170,7 @@ TEST_CASE("cdc.watch config: defaults, probes and errors", "[unit][cdc][watch]")
                                           "passfile": "/etc/nightjar/pgpass"}}},
             "on_alert": [{"argv": ["/usr/local/bin/page", "cdc"], "timeout_s": 10}],
             "ping_url": "https://hc.example/ping/x/"})");
-        const WatchConfig& w = c.cdc->watch;
+        const cdc::WatchConfig& w = c.cdc->watch;
         CHECK(w.check_interval_s == 0.5);
         CHECK(w.max_wait_min == 0.05);
         CHECK(w.backoff.max_s == 4);
@@ -210,17 +210,17 @@ TEST_CASE("the TCP probe: a listener answers, a closed port does not", "[unit][c
     REQUIRE(::listen(fd, 4) == 0);
     socklen_t len = sizeof addr;
     REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
-    SourceProbe p;
+    cdc::SourceProbe p;
     p.kind = "tcp";
     p.host = "127.0.0.1";
     p.port = ntohs(addr.sin_port);
-    ProbeResult up = run_probe(p, 2000ms);
+    cdc::ProbeResult up = run_probe(p, 2000ms);
     CHECK(up.ok);
     CHECK(up.detail == "connected");
     ::close(fd);
-    ProbeResult down = run_probe(p, 2000ms);
+    cdc::ProbeResult down = run_probe(p, 2000ms);
     CHECK_FALSE(down.ok);
     CHECK(down.detail == "Connection refused");
     p.kind = "none";
-    CHECK(run_probe(p, 1ms).ok);
+    CHECK(cdc::run_probe(p, 1ms).ok);
 }

@@ -130,7 +130,7 @@ TEST_CASE("backup run: CDC is resumed after a failing phase, and nothing is publ
           "[unit][run][backup_run][cdc]") {
     Fixture f;
     test::KafkaConnectEmulator emu;
-    CdcConfig cdc;
+    cdc::CdcConfig cdc;
     cdc.clusters.push_back({.urls = {emu.url()}, .connectors = {"inventory-connector"}});
     cdc.pause_timeout_s = 10;
     cdc.resume_timeout_s = 10;

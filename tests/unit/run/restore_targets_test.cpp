@@ -53,7 +53,7 @@ TEST_CASE("redis restores to the endpoint recorded in the manifest unless --redi
         CHECK(redis()->describe_target(a, context) == "redis /run/r.sock (recorded in the manifest)");
     }
     SECTION("file mode") {
-        o.redis.mode = RedisRestoreMode::File;
+        o.redis.mode = redis::RedisRestoreMode::File;
         o.redis.rdb_path = "/srv/dump.rdb";
         CHECK(redis()->describe_target(artifact("redis", "rdb", {{"endpoint", "redis x:1"}}), context) ==
               "an RDB file at /srv/dump.rdb (--redis-rdb-path)");
@@ -65,7 +65,7 @@ TEST_CASE("postgres restores to the server recorded in the manifest unless --db-
     ComponentRestoreOptions o;
     const RestoreContext context;
     auto pg = [&o] { return make_restore_component("postgres", o); };
-    auto a = artifact("postgres", kPgDumpFormat,
+    auto a = artifact("postgres", postgres::kPgDumpFormat,
                       {{"database", "app"},
                        {"host", "db1"},
                        {"port", 5433},
@@ -78,5 +78,5 @@ TEST_CASE("postgres restores to the server recorded in the manifest unless --db-
     CHECK(pg()->describe_target(a, context) ==
           "database \"app\" into database \"app_restored\" on db1:5434 (--db-name) "
           "(--db-host/--db-port/--db-user)");
-    CHECK(pg_artifact_database(a) == "app");
+    CHECK(postgres::pg_artifact_database(a) == "app");
 }

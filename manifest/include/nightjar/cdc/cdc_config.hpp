@@ -9,8 +9,10 @@
 #include "nightjar/cdc/watch_config.hpp"
 
 namespace nightjar {
-
 class JsonFields;
+}  // namespace nightjar
+
+namespace nightjar::cdc {
 
 struct KafkaConnectAuth {
     std::string user;  // basic auth user
@@ -56,4 +58,4 @@ std::filesystem::path cdc_journal_file(const CdcConfig& config);
 // Parses the "cdc" object; Kind::Config errors name the JSON pointer.
 CdcConfig parse_cdc_config(const JsonFields& f);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -15,8 +15,10 @@
 #include "nightjar/cdc/state_file.hpp"
 
 namespace nightjar {
-
 class Lock;
+}  // namespace nightjar
+
+namespace nightjar::cdc {
 
 struct CdcRunInfo {
     std::filesystem::path backup_dir;  // the run's backup dir: a journal found in its old place is migrated
@@ -147,4 +149,4 @@ std::string read_password_file(const std::string& path);
 // The client settings for one configured cluster (its password read from its file).
 KafkaConnectOptions client_options(const KafkaConnectClusterConfig& cluster);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

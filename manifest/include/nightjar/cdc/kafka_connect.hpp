@@ -12,7 +12,7 @@
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/http.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 struct KafkaConnectTaskStatus {
     int id = 0;
@@ -162,4 +162,4 @@ std::string trace_first_line(const std::string& trace);
 // Percent-encodes a connector name for a URL path.
 std::string url_path_segment(std::string_view name);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -8,14 +8,16 @@
 #include "nightjar/components/postgres/config.hpp"
 
 namespace nightjar {
-
 class JsonFields;
+}  // namespace nightjar
+
+namespace nightjar::cdc {
 
 struct SourceProbe {
     std::string kind = "none";        // "none" (no probe: the source is assumed healthy), "tcp", "postgres"
     std::string host;                 // tcp: host name or IP
     int port = 0;                     // tcp
-    PgEndpoint postgres;              // postgres: host, port, user, passfile (libpq finds the password)
+    postgres::PgEndpoint postgres;    // postgres: host, port, user, passfile (libpq finds the password)
     std::string dbname = "postgres";  // postgres: the database to connect to
     std::string describe() const;     // "tcp 127.0.0.1:5432", "postgres db \"x\" on h:p", "none"
 };
@@ -31,4 +33,4 @@ struct ProbeResult {
 // Runs the probe once within `timeout`. Never throws for an unreachable source.
 ProbeResult run_probe(const SourceProbe& probe, std::chrono::milliseconds timeout);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -5,8 +5,10 @@
 #include <vector>
 
 namespace nightjar {
-
 class JsonFields;
+}  // namespace nightjar
+
+namespace nightjar::cdc {
 
 // One entry of cdc.restore.connectors.
 struct CdcRestoreConnector {
@@ -38,4 +40,4 @@ struct CdcRestoreConfig {
 // parse_cdc_config() calls it for cdc.restore; CdcConfig::restore holds the result.
 CdcRestoreConfig parse_cdc_restore_config(const JsonFields& f);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -21,10 +21,13 @@
 #include "nightjar/cdc/kafka_connect.hpp"
 #include "nightjar/cdc/restore_config.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
+class PgConnection;
+}  // namespace nightjar::postgres
+
+namespace nightjar::cdc {
 
 class CdcCoordinator;
-class PgConnection;
 
 // What the restore run knows.
 struct CdcRestoreRequest {
@@ -35,7 +38,7 @@ struct CdcRestoreRequest {
     std::int64_t backup_time = 0;           // unix seconds of the backup (for its age against retention)
     nlohmann::json manifest_cdc = nullptr;  // the manifest's "cdc" record (the offsets recorded at backup)
     // Opens a connection to a restored database (for reanchor: drop_slot and signals); unset = none.
-    std::function<std::unique_ptr<PgConnection>(const std::string& database)> connect;
+    std::function<std::unique_ptr<postgres::PgConnection>(const std::string& database)> connect;
 };
 
 // One connector's plan and outcome: an entry of the report's cdc.connectors.
@@ -117,4 +120,4 @@ private:
 std::vector<std::string> manual_replay_steps(const std::string& url, const std::string& name,
                                              const nlohmann::json& offsets);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

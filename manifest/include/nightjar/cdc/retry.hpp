@@ -6,7 +6,7 @@
 
 #include "nightjar/cdc/kafka_connect.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 using SteadyClock = std::chrono::steady_clock;
 
@@ -45,4 +45,4 @@ auto retry_transient(F&& fn, RetryOptions options) -> decltype(fn()) {
     }
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -10,7 +10,7 @@
 
 #include "nightjar/core/error.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 // The journal's old place, inside the backup dir (before issue 13): migrated to the host-wide journal by
 // the first command that takes the journal lock.
@@ -68,4 +68,4 @@ void move_cdc_state(const std::filesystem::path& from, const std::filesystem::pa
 // Removes it (and fsyncs the dir); absent is fine.
 void remove_cdc_state(const std::filesystem::path& file);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

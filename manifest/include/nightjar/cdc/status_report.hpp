@@ -9,7 +9,7 @@
 
 #include "nightjar/cdc/cdc_config.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 struct CdcStatusReport {
     nlohmann::json connectors =
@@ -20,4 +20,4 @@ struct CdcStatusReport {
 
 CdcStatusReport cdc_status(const CdcConfig& config, const std::filesystem::path& backup_dir);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -9,8 +9,10 @@
 #include "nightjar/run/hooks.hpp"
 
 namespace nightjar {
-
 class JsonFields;
+}  // namespace nightjar
+
+namespace nightjar::cdc {
 
 struct WatchBackoff {
     double initial_s =
@@ -35,4 +37,4 @@ struct WatchConfig {
 // Parses the "watch" object of the cdc section; Kind::Config errors name the JSON pointer.
 WatchConfig parse_watch_config(const JsonFields& f);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -17,7 +17,7 @@
 #include "nightjar/cdc/window.hpp"
 #include "nightjar/run/config.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 using WatchClock = std::chrono::steady_clock;
 
@@ -109,4 +109,4 @@ private:
     std::string held_owner_;
 };
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -14,7 +14,7 @@
 #include "nightjar/cdc/cdc_config.hpp"
 #include "nightjar/cdc/state_file.hpp"
 
-namespace nightjar {
+namespace nightjar::cdc {
 
 // "40m", "2h", "90s", "1h30m", "1d": a positive duration. Kind::Usage naming `text` otherwise.
 std::chrono::seconds parse_duration(std::string_view text);
@@ -72,4 +72,4 @@ HealOutcome heal_stale_pauses(const CdcConfig& config, const std::filesystem::pa
 int guard_window(const CdcConfig& config, const std::filesystem::path& backup_dir, std::int64_t until,
                  long pausing_pid);
 
-}  // namespace nightjar
+}  // namespace nightjar::cdc

@@ -19,16 +19,16 @@ namespace nightjar {
 
 // The configured components of a backup run (from the config file's sections).
 struct ComponentConfigs {
-    std::optional<FilesConfig> files = std::nullopt;         // components/files/config.hpp
-    std::optional<PostgresConfig> postgres = std::nullopt;   // components/postgres/config.hpp
-    std::optional<redis::RedisConfig> redis = std::nullopt;  // components/redis/config.hpp
+    std::optional<files::FilesConfig> files = std::nullopt;           // components/files/config.hpp
+    std::optional<postgres::PostgresConfig> postgres = std::nullopt;  // components/postgres/config.hpp
+    std::optional<redis::RedisConfig> redis = std::nullopt;           // components/redis/config.hpp
 };
 
 // Each component's restore options, one block per component (restore/options.cpp fills them from the flags).
 struct ComponentRestoreOptions {
-    FilesRestoreOptions files = {};        // components/files/restore_options.hpp
-    PostgresRestoreOptions postgres = {};  // components/postgres/restore_options.hpp
-    RedisRestoreOptions redis = {};        // components/redis/restore_options.hpp
+    files::FilesRestoreOptions files = {};           // components/files/restore_options.hpp
+    postgres::PostgresRestoreOptions postgres = {};  // components/postgres/restore_options.hpp
+    redis::RedisRestoreOptions redis = {};           // components/redis/restore_options.hpp
 };
 
 inline void to_json(nlohmann::json& j, const ComponentRestoreOptions& o) {

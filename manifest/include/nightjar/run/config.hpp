@@ -30,14 +30,14 @@ struct Config {
     std::filesystem::path source;             // the file it was loaded from ("" for defaults)
     std::filesystem::path backup_dir;         // where backups are published
     io::ZstdOptions compression;              // zstd level and threads for every artifact
-    std::optional<FilesConfig> files;         // the config-files component, when configured
+    std::optional<files::FilesConfig> files;  // the config-files component, when configured
     RetentionPolicy retention;                // pruning after a successful backup; empty = keep everything
     MonitoringConfig monitoring;              // pings and metrics
-    std::optional<CdcConfig> cdc;             // Kafka Connect connectors to pause, when configured
+    std::optional<cdc::CdcConfig> cdc;        // Kafka Connect connectors to pause, when configured
     HooksConfig hooks;                        // operator commands before/after the backup and on error
     std::optional<redis::RedisConfig> redis;  // the Redis component, when configured
-    std::optional<PostgresConfig> postgres;   // the PostgreSQL component, when configured
-    RepositoryConfig repository;              // permission modes of what is created in backup_dir
+    std::optional<postgres::PostgresConfig> postgres;  // the PostgreSQL component, when configured
+    RepositoryConfig repository;                       // permission modes of what is created in backup_dir
 };
 
 // The component sections, for make_components (components/registry.hpp).

@@ -27,7 +27,7 @@
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/repository.hpp"
 
-namespace nightjar {
+namespace nightjar::files {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -1078,4 +1078,4 @@ RestoreReport FilesComponent::restore(const Artifact& artifact, io::Reader& cont
     return report;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::files

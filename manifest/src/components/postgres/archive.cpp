@@ -6,7 +6,7 @@
 
 #include "nightjar/core/error.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 namespace {
 
@@ -143,4 +143,4 @@ std::optional<PgArchive> parse_pg_archive(io::Bytes head, const std::string& wha
     return a;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -4,7 +4,7 @@
 
 #include "nightjar/core/error.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 namespace {
 
@@ -125,4 +125,4 @@ std::string PgArchiveWalker::finish() const {
     return "";
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -4,7 +4,7 @@
 
 #include "nightjar/core/json_fields.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 namespace {
 
@@ -76,4 +76,4 @@ std::optional<std::pair<std::string, std::string>> parse_rename(const std::strin
     return std::make_pair(spec.substr(0, eq), spec.substr(eq + 1));
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

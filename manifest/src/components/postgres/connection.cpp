@@ -8,7 +8,7 @@
 #include <cstdio>
 #include <cstring>
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 namespace {
 
@@ -172,4 +172,4 @@ std::string pg_version_string(int v) {
     return std::to_string(v / 10000) + "." + std::to_string(v / 100 % 100) + "." + std::to_string(v % 100);
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -9,7 +9,7 @@
 
 #include "nightjar/core/log.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 using nlohmann::json;
 
@@ -152,4 +152,4 @@ DumpPosition DumpPosition::open(const PgTarget& target, PgConnection& conn, Dump
     return p;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -7,7 +7,7 @@
 
 #include "nightjar/core/error.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 namespace {
 
@@ -507,4 +507,4 @@ PgGlobalsScript parse_pg_globals(std::string_view text) {
     return script;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -24,7 +24,7 @@
 #include "nightjar/io/process.hpp"
 #include "nightjar/repo/repository.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
@@ -1026,4 +1026,4 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
     return report;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -18,7 +18,7 @@
 #include "nightjar/core/error.hpp"
 #include "nightjar/io/fd.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 namespace {
 
 namespace fs = std::filesystem;
@@ -482,4 +482,4 @@ std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const Stream
     return shared.steps;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

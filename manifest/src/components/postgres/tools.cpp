@@ -7,7 +7,7 @@
 
 #include "nightjar/core/error.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 namespace fs = std::filesystem;
 
 namespace {
@@ -129,4 +129,4 @@ std::vector<std::string> pg_error_lines(const std::string& text, std::size_t lim
     return out;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

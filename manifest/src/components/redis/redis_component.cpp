@@ -17,7 +17,7 @@
 #include "nightjar/io/fd.hpp"
 #include "nightjar/repo/repository.hpp"
 
-namespace nightjar {
+namespace nightjar::redis {
 namespace fs = std::filesystem;
 using nlohmann::json;
 using redis::Keyspace;
@@ -128,26 +128,6 @@ std::vector<std::string> compare_keyspace(const Keyspace& expected, const Keyspa
     }
     return problems;
 }
-
-// A private temporary directory, removed with its content.
-class ScratchDir {
-public:
-    ScratchDir() {
-        const char* tmp = std::getenv("TMPDIR");
-        std::string pattern = std::string(tmp && *tmp ? tmp : "/tmp") + "/nightjar-redis-XXXXXX";
-        if (!::mkdtemp(pattern.data()))
-            throw_errno(Kind::RestoreFailed, "cannot create a temporary directory", pattern);
-        path_ = pattern;
-    }
-    ~ScratchDir() {
-        std::error_code ec;
-        fs::remove_all(path_, ec);
-    }
-    const fs::path& path() const { return path_; }
-
-private:
-    fs::path path_;
-};
 
 // Copies `content` to a new file `path` (0640), checking it as an RDB on the way; fsynced.
 redis::RdbSummary write_rdb(io::Reader& content, const fs::path& path) {
@@ -452,7 +432,7 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
     Keyspace existing = target.keyspace();
     if (total_keys(existing) > 0 && non_empty == RedisNonEmpty::Refuse)
         throw Error(Kind::RestoreFailed, merge_refusal(ep, total_keys(existing)));
-    ScratchDir scratch;
+    ScratchDir scratch("nightjar-redis");
     const fs::path rdb = scratch.path() / "dump.rdb";
     redis::RdbSummary s = write_rdb(content, rdb);
     if (!s.ok()) throw Error(Kind::RestoreFailed, "redis: the snapshot fails its check: " + s.problem);
@@ -508,4 +488,4 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
     return report;
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::redis

@@ -30,8 +30,8 @@ struct Fixture {
         test::write_file(src / "skip.swp", "swap");
     }
 
-    Artifact dump(FilesConfig cfg) {
-        FilesComponent c(cfg);
+    Artifact dump(files::FilesConfig cfg) {
+        files::FilesComponent c(cfg);
         DumpContext ctx;
         auto lock = repo.lock();
         Staging staging = repo.begin("20240101_000000", {});
@@ -54,7 +54,7 @@ std::vector<std::string> paths_of(const Artifact& a) {
 TEST_CASE("files component: dump, verify, corrupt, restore", "[files]") {
     Fixture f;
     Artifact a = f.dump({.paths = {f.src.string()}, .exclude = {"*.swp"}, .on_unreadable = "fail"});
-    FilesComponent c;
+    files::FilesComponent c;
     auto paths = paths_of(a);
     CHECK(std::find(paths.begin(), paths.end(), (f.src / "skip.swp").string()) == paths.end());
     CHECK(std::find(paths.begin(), paths.end(), (f.src / "sub/link").string()) != paths.end());
@@ -104,9 +104,9 @@ TEST_CASE("files component: dump, verify, corrupt, restore", "[files]") {
 
 TEST_CASE("files component: unreadable and missing paths follow on_unreadable", "[files]") {
     Fixture f;
-    FilesConfig cfg{
+    files::FilesConfig cfg{
         .paths = {f.src.string(), (f.dir / "missing.conf").string()}, .exclude = {}, .on_unreadable = "fail"};
-    FilesComponent strict(cfg);
+    files::FilesComponent strict(cfg);
     CheckReport report = strict.check();
     REQUIRE(report.problems.size() == 1);
     CHECK_THAT(report.problems[0], Catch::Contains("missing.conf"));
@@ -116,16 +116,16 @@ TEST_CASE("files component: unreadable and missing paths follow on_unreadable", 
     REQUIRE_THROWS_MATCHES(strict.dump(ctx, staging), Error,
                            IsError(Kind::SourceUnavailable, "missing.conf"));
     cfg.on_unreadable = "warn";
-    FilesComponent lenient(cfg);
+    files::FilesComponent lenient(cfg);
     DumpResult r = lenient.dump(ctx, staging);
     REQUIRE(r.warnings.size() == 1);
     CHECK_THAT(r.warnings[0], Catch::Contains("missing.conf"));
 }
 
 TEST_CASE("utf-8 validation", "[files]") {
-    CHECK(is_valid_utf8("plain"));
-    CHECK(is_valid_utf8("caf\xc3\xa9"));
-    CHECK_FALSE(is_valid_utf8("bad\xff"));
-    CHECK_FALSE(is_valid_utf8("\xc3"));
-    CHECK_FALSE(is_valid_utf8("\xc0\x80"));
+    CHECK(files::is_valid_utf8("plain"));
+    CHECK(files::is_valid_utf8("caf\xc3\xa9"));
+    CHECK_FALSE(files::is_valid_utf8("bad\xff"));
+    CHECK_FALSE(files::is_valid_utf8("\xc3"));
+    CHECK_FALSE(files::is_valid_utf8("\xc0\x80"));
 }

@@ -41,14 +41,14 @@ struct Hostile {
     VerifyOutcome verify(const Artifact& a, bool allow_special = false) const {
         PosixStorage storage(backups);
         RepositoryReader repo(storage);
-        FilesComponent c(std::nullopt, {.allow_special = allow_special});
+        files::FilesComponent c(std::nullopt, {.allow_special = allow_special});
         return verify_artifact(repo, a, c);
     }
     RestoreContext options() const { return RestoreContext{.backup_id = "b1", .target_root = target}; }
     RestoreReport restore(const Artifact& a, const RestoreContext& o, bool allow_special = false) const {
         PosixStorage storage(backups);
         RepositoryReader repo(storage);
-        FilesComponent c(std::nullopt, {.allow_special = allow_special});
+        files::FilesComponent c(std::nullopt, {.allow_special = allow_special});
         auto content = open_verified_content(repo, a);
         return c.restore(a, *content, o);
     }
@@ -192,7 +192,7 @@ TEST_CASE("files verify: a sealed, truthful archive of every declared type verif
     CHECK((sf.st_mode & 07777) == 0666);
     CHECK(fs::read_symlink(h.target / "etc/abs") == "/lib/systemd/system/x.service");
     SECTION("without --allow-special the plan refuses the FIFO as well") {
-        RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+        RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
         REQUIRE(plan.refusals.size() == 1);
         CHECK_THAT(plan.refusals[0], Catch::Contains("special file (fifo) in the backup: /etc/fifo"));
     }
@@ -205,7 +205,7 @@ TEST_CASE("files restore: symlinks are restored verbatim and never followed", "[
     Artifact art = h.seal(tar);
     REQUIRE(h.verify(art).ok());
     std::string outside_before = test::tree_hash(h.outside);
-    RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+    RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
     CHECK(plan.refusals.empty());
     RestoreReport r = h.restore(art, h.options());
     CHECK(r.problems.empty());
@@ -237,7 +237,7 @@ TEST_CASE(
         test::write_file(h.target / "etc/keep", "live\n");
         SECTION("d/l -> .. with an entry beneath it") {
             Artifact art = h.seal({dir("d"), slink("d/l", ".."), file("d/l/evil", "x")});
-            RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+            RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
             REQUIRE(plan.refusals.size() == 1);
             CHECK(plan.refusals[0] ==
                   "entry beneath a symlink /d/l of the backup (never followed): /d/l/evil");
@@ -245,14 +245,14 @@ TEST_CASE(
         SECTION("d/l2 -> l/../.. with an entry beneath it") {
             Artifact art =
                 h.seal({dir("d"), slink("d/l", ".."), slink("d/l2", "l/../.."), file("d/l2/evil", "x")});
-            RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+            RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
             REQUIRE(plan.refusals.size() == 1);
             CHECK_THAT(plan.refusals[0], Catch::Contains("beneath a symlink /d/l2"));
         }
         SECTION("a target whose directory is a symlink out of it") {
             fs::create_directory_symlink("../outside", h.target / "sub");
             Artifact art = h.seal({file("sub/secret", "replaced?\n")});
-            RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+            RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
             REQUIRE(plan.refusals.size() == 1);
             CHECK(plan.refusals[0] == "a parent is a symlink in the target (never followed): " +
                                           (h.target / "sub").string() + " (for /sub/secret)");
@@ -264,7 +264,7 @@ TEST_CASE(
         SECTION("a directory of the backup that is a symlink in the target") {
             fs::create_directory_symlink("../outside", h.target / "sub");
             Artifact art = h.seal({dir("sub")});
-            RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+            RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
             REQUIRE(plan.refusals.size() == 1);
             CHECK_THAT(plan.refusals[0],
                        Catch::Contains("the backup has a directory where the target has a symlink"));
@@ -272,14 +272,14 @@ TEST_CASE(
         SECTION("a parent that is a file in the target") {
             test::write_file(h.target / "plain", "file\n");
             Artifact art = h.seal({file("plain/x", "x")});
-            RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+            RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
             REQUIRE(plan.refusals.size() == 1);
             CHECK_THAT(plan.refusals[0], Catch::Contains("a parent is not a directory in the target"));
         }
         SECTION("a symlinked folder for the replaced files") {
             fs::create_directory_symlink("../outside", h.target / ".nightjar-replaced-b1");
             Artifact art = h.seal({dir("etc"), file("etc/keep", "from the backup\n")});
-            RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+            RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
             REQUIRE(plan.refusals.size() == 1);
             CHECK_THAT(plan.refusals[0], Catch::Contains("cannot keep the replaced file aside") &&
                                              Catch::Contains("is a symlink in the target"));
@@ -287,7 +287,7 @@ TEST_CASE(
         SECTION("a directory that replaces a file: what is below it is new") {
             test::write_file(h.target / "plain", "file\n");
             Artifact art = h.seal({dir("plain"), file("plain/x", "x")});
-            RestorePlan plan = FilesComponent().plan_restore(art, h.options());
+            RestorePlan plan = files::FilesComponent().plan_restore(art, h.options());
             CHECK(plan.refusals.empty());
             RestoreReport r = h.restore(art, h.options());
             CHECK(r.problems.empty());
@@ -357,14 +357,14 @@ TEST_CASE("files manifest: modes are written as octal strings too and older mani
     SECTION("both, disagreeing") {
         entries[1]["mode_octal"] = "0644";
         Artifact art = h.seal(tar, entries);
-        REQUIRE_THROWS_MATCHES(FilesComponent().plan_restore(art, h.options()), Error,
+        REQUIRE_THROWS_MATCHES(files::FilesComponent().plan_restore(art, h.options()), Error,
                                IsError(Kind::Verification, "/source/entries/1/mode_octal"));
         CHECK_THAT(h.verify(art).detail, Catch::Contains("/source/entries/1/mode_octal"));
     }
     SECTION("malformed") {
         entries[1]["mode_octal"] = "0x1ff";
         Artifact art = h.seal(tar, entries);
-        REQUIRE_THROWS_MATCHES(FilesComponent().plan_restore(art, h.options()), Error,
+        REQUIRE_THROWS_MATCHES(files::FilesComponent().plan_restore(art, h.options()), Error,
                                IsError(Kind::Verification, "expected an octal mode"));
     }
 }
@@ -378,7 +378,8 @@ TEST_CASE("files dump: the manifest records each mode as an octal string beside 
     RepositoryWriter repo(storage);
     auto lock = repo.lock();
     Staging staging = repo.begin("20240101_000000", {});
-    FilesComponent c(FilesConfig{.paths = {(d / "src").string()}, .exclude = {}, .on_unreadable = "fail"});
+    files::FilesComponent c(
+        files::FilesConfig{.paths = {(d / "src").string()}, .exclude = {}, .on_unreadable = "fail"});
     DumpContext ctx;
     DumpResult r = c.dump(ctx, staging);
     REQUIRE(r.artifacts.size() == 1);
@@ -404,7 +405,7 @@ TEST_CASE("files verify: a bounded mutation loop over a sealed archive never cra
     Artifact art;
     art.path = "fuzz/files.tar.zst";
     art.source = {{"entries", test::describe_all(tar)}};
-    FilesComponent component;
+    files::FilesComponent component;
     {
         test::StringReader r(valid);
         REQUIRE(component.verify(art, r).ok());
@@ -513,7 +514,7 @@ TEST_CASE("files verify and plan: a bounded mutation loop over the manifest's en
                                       std::string(1, '\0'),
                                       "\xff\xfe"};
     std::mt19937 rng(4242);
-    FilesComponent component(std::nullopt, {.allow_special = true});
+    files::FilesComponent component(std::nullopt, {.allow_special = true});
     const int kCases = 1500;
     int ok = 0, refused = 0, thrown = 0, crashed = 0;
     for (int i = 0; i < kCases; ++i) {

@@ -14,33 +14,33 @@ TEST_CASE("postgres passfile: missing, group/world readable or not a file is nam
     test::TempDir dir;
     const std::string file = (dir / "pgpass").string();
     SECTION("none configured: nothing to check") {
-        CHECK_NOTHROW(check_passfile("", "x", Kind::SourceUnavailable));
+        CHECK_NOTHROW(postgres::check_passfile("", "x", Kind::SourceUnavailable));
     }
     SECTION("missing") {
         REQUIRE_THROWS_MATCHES(
-            check_passfile(file, "cannot connect to db", Kind::SourceUnavailable), Error,
+            postgres::check_passfile(file, "cannot connect to db", Kind::SourceUnavailable), Error,
             IsError(Kind::SourceUnavailable, "the passfile " + file + " (postgres.passfile) does not exist"));
     }
     SECTION("group readable (0640) and world readable (0604)") {
         test::write_file(dir / "pgpass", "*:*:*:u:p\n");
         for (mode_t m : {0640, 0604, 0660}) {
             ::chmod(file.c_str(), m);
-            REQUIRE_THROWS_MATCHES(check_passfile(file, "x", Kind::Config), Error,
+            REQUIRE_THROWS_MATCHES(postgres::check_passfile(file, "x", Kind::Config), Error,
                                    IsError(Kind::Config, "group or world accessible: chmod 0600 " + file));
         }
         ::chmod(file.c_str(), 0640);
-        REQUIRE_THROWS_MATCHES(check_passfile(file, "x", Kind::Config), Error,
+        REQUIRE_THROWS_MATCHES(postgres::check_passfile(file, "x", Kind::Config), Error,
                                IsError(Kind::Config, "has mode 0640"));
     }
     SECTION("0600 and 0400 pass") {
         test::write_file(dir / "pgpass", "*:*:*:u:p\n");
         ::chmod(file.c_str(), 0600);
-        CHECK_NOTHROW(check_passfile(file, "x", Kind::SourceUnavailable));
+        CHECK_NOTHROW(postgres::check_passfile(file, "x", Kind::SourceUnavailable));
         ::chmod(file.c_str(), 0400);
-        CHECK_NOTHROW(check_passfile(file, "x", Kind::SourceUnavailable));
+        CHECK_NOTHROW(postgres::check_passfile(file, "x", Kind::SourceUnavailable));
     }
     SECTION("a directory") {
-        REQUIRE_THROWS_MATCHES(check_passfile(dir.path().string(), "x", Kind::SourceUnavailable), Error,
-                               IsError(Kind::SourceUnavailable, "is not a regular file"));
+        REQUIRE_THROWS_MATCHES(postgres::check_passfile(dir.path().string(), "x", Kind::SourceUnavailable),
+                               Error, IsError(Kind::SourceUnavailable, "is not a regular file"));
     }
 }

@@ -35,29 +35,29 @@ std::string line_of(const std::string& text, const std::string& needle) {
 
 TEST_CASE("a real pg_dumpall 15 globals dump is accepted, statement by statement", "[postgres][globals]") {
     std::string text = test::read_file(test::source_dir() / "samples/postgres/globals-15.sql");
-    PgGlobalsScript s = parse_pg_globals(text);
-    std::map<PgGlobalsKind, int> kinds;
+    postgres::PgGlobalsScript s = postgres::parse_pg_globals(text);
+    std::map<postgres::PgGlobalsKind, int> kinds;
     for (const auto& st : s.statements) ++kinds[st.kind];
-    CHECK(kinds[PgGlobalsKind::Session] == 3);
-    CHECK(kinds[PgGlobalsKind::CreateRole] == 5);
-    CHECK(kinds[PgGlobalsKind::Membership] == 2);
-    CHECK(kinds[PgGlobalsKind::ParameterGrant] == 1);
-    CHECK(kinds[PgGlobalsKind::CreateTablespace] == 1);
-    CHECK(kinds[PgGlobalsKind::AlterTablespace] == 3);
-    const PgGlobalsStatement* weird = nullptr;
+    CHECK(kinds[postgres::PgGlobalsKind::Session] == 3);
+    CHECK(kinds[postgres::PgGlobalsKind::CreateRole] == 5);
+    CHECK(kinds[postgres::PgGlobalsKind::Membership] == 2);
+    CHECK(kinds[postgres::PgGlobalsKind::ParameterGrant] == 1);
+    CHECK(kinds[postgres::PgGlobalsKind::CreateTablespace] == 1);
+    CHECK(kinds[postgres::PgGlobalsKind::AlterTablespace] == 3);
+    const postgres::PgGlobalsStatement* weird = nullptr;
     for (const auto& st : s.statements)
-        if (st.kind == PgGlobalsKind::CreateRole && st.objects.at(0) == "we ird\"q") weird = &st;
+        if (st.kind == postgres::PgGlobalsKind::CreateRole && st.objects.at(0) == "we ird\"q") weird = &st;
     REQUIRE(weird);
     CHECK(weird->sql == "CREATE ROLE \"we ird\"\"q\"");
     CHECK(weird->line == 25);
     for (const auto& st : s.statements)
-        if (st.kind == PgGlobalsKind::Membership)
+        if (st.kind == postgres::PgGlobalsKind::Membership)
             CHECK((st.objects == std::vector<std::string>{"app"} ||
                    st.objects == std::vector<std::string>{"we ird\"q"}));
 }
 
 TEST_CASE("statement forms of other pg_dumpall versions are accepted", "[postgres][globals]") {
-    auto s = parse_pg_globals(dump(
+    auto s = postgres::parse_pg_globals(dump(
         "CREATE ROLE r1;\nALTER ROLE r1 WITH NOSUPERUSER INHERIT LOGIN CONNECTION LIMIT 3 PASSWORD NULL "
         "VALID "
         "UNTIL 'infinity';\nALTER ROLE r1 IN DATABASE app SET work_mem TO '4MB';\nALTER ROLE r1 SET "
@@ -69,8 +69,8 @@ TEST_CASE("statement forms of other pg_dumpall versions are accepted", "[postgre
         "TO r1 WITH GRANT OPTION;\nGRANT SET, ALTER SYSTEM ON PARAMETER work_mem, pg.x TO r1;\n"));
     REQUIRE(s.statements.size() == 14);
     CHECK(s.statements[7].objects == std::vector<std::string>{"r1"});  // the comment, on its role
-    CHECK(s.statements[9].kind == PgGlobalsKind::Membership);
-    CHECK(s.statements[10].kind == PgGlobalsKind::AlterTablespace);
+    CHECK(s.statements[9].kind == postgres::PgGlobalsKind::Membership);
+    CHECK(s.statements[10].kind == postgres::PgGlobalsKind::AlterTablespace);
     CHECK(s.statements[10].objects == std::vector<std::string>{"t"});
 }
 
@@ -119,14 +119,16 @@ TEST_CASE("anything pg_dumpall does not write is refused with its line named", "
             std::string text = dump(c.body);
             if (c.body.empty()) {
                 text += "CREATE ROLE late;\n";
-                REQUIRE_THROWS_MATCHES(parse_pg_globals(text), Error,
+                REQUIRE_THROWS_MATCHES(postgres::parse_pg_globals(text), Error,
                                        IsError(Kind::Verification, "a statement after \\unrestrict"));
                 continue;
             }
             std::string line = line_of(text, c.needle);
             if (std::string(c.name) == "NUL byte") line = line_of(text, std::string(1, '\0'));
-            REQUIRE_THROWS_MATCHES(parse_pg_globals(text), Error, IsError(Kind::Verification, line + ": "));
-            REQUIRE_THROWS_MATCHES(parse_pg_globals(text), Error, IsError(Kind::Verification, c.why));
+            REQUIRE_THROWS_MATCHES(postgres::parse_pg_globals(text), Error,
+                                   IsError(Kind::Verification, line + ": "));
+            REQUIRE_THROWS_MATCHES(postgres::parse_pg_globals(text), Error,
+                                   IsError(Kind::Verification, c.why));
         }
     }
 }
@@ -134,15 +136,15 @@ TEST_CASE("anything pg_dumpall does not write is refused with its line named", "
 TEST_CASE("the restrict and unrestrict pair is accepted only as pg_dumpall writes it",
           "[postgres][globals]") {
     std::string body = "CREATE ROLE a;\n";
-    CHECK_THROWS_MATCHES(parse_pg_globals(kHead + body + "\n\\unrestrict other\n"), Error,
+    CHECK_THROWS_MATCHES(postgres::parse_pg_globals(kHead + body + "\n\\unrestrict other\n"), Error,
                          IsError(Kind::Verification, "psql meta-command \\unrestrict"));
-    CHECK_THROWS_MATCHES(parse_pg_globals(kHead + body), Error,
+    CHECK_THROWS_MATCHES(postgres::parse_pg_globals(kHead + body), Error,
                          IsError(Kind::Verification, "\\restrict without its \\unrestrict"));
-    CHECK_THROWS_MATCHES(parse_pg_globals("\\restrict a;b\n"), Error,
+    CHECK_THROWS_MATCHES(postgres::parse_pg_globals("\\restrict a;b\n"), Error,
                          IsError(Kind::Verification, "globals line 1: psql meta-command \\restrict"));
-    CHECK_THROWS_MATCHES(parse_pg_globals("CREATE ROLE a \\restrict x\n;"), Error,
+    CHECK_THROWS_MATCHES(postgres::parse_pg_globals("CREATE ROLE a \\restrict x\n;"), Error,
                          IsError(Kind::Verification, "globals line 1: psql meta-command"));
-    CHECK_THROWS_MATCHES(parse_pg_globals("SET client_encoding = 'UTF8';\nCREATE ROLE a\n"), Error,
+    CHECK_THROWS_MATCHES(postgres::parse_pg_globals("SET client_encoding = 'UTF8';\nCREATE ROLE a\n"), Error,
                          IsError(Kind::Verification, "globals line 2: a statement not ended by ';'"));
-    CHECK(parse_pg_globals("-- only comments\n\n").statements.empty());
+    CHECK(postgres::parse_pg_globals("-- only comments\n\n").statements.empty());
 }

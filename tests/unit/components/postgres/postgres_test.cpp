@@ -52,7 +52,7 @@ TEST_CASE("postgres config section", "[postgres][config]") {
                          "overrides": {"crm": {"host": "db2", "port": 6432, "passfile": "/etc/nightjar/crm.pgpass"}}})");
         CHECK(c.postgres->all_databases());
         CHECK(c.postgres->globals);
-        PgEndpoint crm = c.postgres->endpoint_for("crm");
+        postgres::PgEndpoint crm = c.postgres->endpoint_for("crm");
         CHECK(crm.host == "db2");
         CHECK(crm.port == 6432);
         CHECK(crm.user == "backup");  // inherited
@@ -95,18 +95,18 @@ TEST_CASE("postgres config section", "[postgres][config]") {
 }
 
 TEST_CASE("database renames parse as OLD=NEW", "[postgres]") {
-    CHECK(parse_rename("app=app_restored") ==
+    CHECK(postgres::parse_rename("app=app_restored") ==
           std::make_pair(std::string("app"), std::string("app_restored")));
-    CHECK(parse_rename("a=b=c") == std::make_pair(std::string("a"), std::string("b=c")));
-    CHECK_FALSE(parse_rename("app"));
-    CHECK_FALSE(parse_rename("=x"));
-    CHECK_FALSE(parse_rename("x="));
+    CHECK(postgres::parse_rename("a=b=c") == std::make_pair(std::string("a"), std::string("b=c")));
+    CHECK_FALSE(postgres::parse_rename("app"));
+    CHECK_FALSE(postgres::parse_rename("=x"));
+    CHECK_FALSE(postgres::parse_rename("x="));
 }
 
 TEST_CASE("custom archive header and TOC", "[postgres][archive]") {
     SECTION("a complete head parses") {
         std::string bytes = sample_archive() + "data blocks follow";
-        auto a = parse_pg_archive(io::as_bytes(bytes), "t");
+        auto a = postgres::parse_pg_archive(io::as_bytes(bytes), "t");
         REQUIRE(a);
         CHECK(a->version() == "1.14.0");
         CHECK(a->format == 1);
@@ -122,7 +122,7 @@ TEST_CASE("custom archive header and TOC", "[postgres][archive]") {
         CHECK(a->toc_end == sample_archive().size());
     }
     SECTION("1.15 keeps the compression algorithm in one byte") {
-        auto a = parse_pg_archive(io::as_bytes(sample_archive(15)), "t");
+        auto a = postgres::parse_pg_archive(io::as_bytes(sample_archive(15)), "t");
         REQUIRE(a);
         CHECK(a->version() == "1.15.0");
         CHECK(a->toc.size() == 3);
@@ -130,19 +130,20 @@ TEST_CASE("custom archive header and TOC", "[postgres][archive]") {
     SECTION("every cut before the end of the TOC asks for more bytes") {
         std::string bytes = sample_archive();
         for (std::size_t n = 0; n < bytes.size(); n += 7)
-            CHECK_FALSE(parse_pg_archive(io::as_bytes(std::string_view(bytes).substr(0, n)), "t"));
+            CHECK_FALSE(postgres::parse_pg_archive(io::as_bytes(std::string_view(bytes).substr(0, n)), "t"));
     }
     SECTION("garbage is refused, naming the artifact") {
         REQUIRE_THROWS_MATCHES(
-            parse_pg_archive(io::as_bytes(std::string("PK\x03\x04 not a dump")), "artifact x/db.zst"), Error,
-            IsError(Kind::Verification, "artifact x/db.zst: not a readable pg_dump archive"));
+            postgres::parse_pg_archive(io::as_bytes(std::string("PK\x03\x04 not a dump")),
+                                       "artifact x/db.zst"),
+            Error, IsError(Kind::Verification, "artifact x/db.zst: not a readable pg_dump archive"));
         std::string future = sample_archive();
         future[6] = 40;  // 1.40
-        REQUIRE_THROWS_MATCHES(parse_pg_archive(io::as_bytes(future), "t"), Error,
+        REQUIRE_THROWS_MATCHES(postgres::parse_pg_archive(io::as_bytes(future), "t"), Error,
                                IsError(Kind::Verification, "unsupported archive version 1.40.0"));
         std::string dir_format = sample_archive();
         dir_format[10] = 3;
-        REQUIRE_THROWS_MATCHES(parse_pg_archive(io::as_bytes(dir_format), "t"), Error,
+        REQUIRE_THROWS_MATCHES(postgres::parse_pg_archive(io::as_bytes(dir_format), "t"), Error,
                                IsError(Kind::Verification, "is not the custom format"));
     }
 }
@@ -153,26 +154,27 @@ TEST_CASE("pg tools are chosen by server version", "[postgres][tools]") {
         test::write_file(root / (std::string(v) + "/bin/pg_dump"), "#!/bin/sh\n");
         ::chmod((root / (std::string(v) + "/bin/pg_dump")).c_str(), 0755);
     }
-    CHECK(find_pg_tool("pg_dump", 14, PgToolPick::OldestFitting, "", root.path()).major == 15);
-    CHECK(find_pg_tool("pg_dump", 15, PgToolPick::OldestFitting, "", root.path()).major == 15);
-    CHECK(find_pg_tool("pg_dump", 12, PgToolPick::Newest, "", root.path()).major == 16);
-    CHECK(find_pg_tool("pg_dump", 14, PgToolPick::OldestFitting, "", root.path()).path ==
+    CHECK(postgres::find_pg_tool("pg_dump", 14, postgres::PgToolPick::OldestFitting, "", root.path()).major ==
+          15);
+    CHECK(find_pg_tool("pg_dump", 15, postgres::PgToolPick::OldestFitting, "", root.path()).major == 15);
+    CHECK(find_pg_tool("pg_dump", 12, postgres::PgToolPick::Newest, "", root.path()).major == 16);
+    CHECK(find_pg_tool("pg_dump", 14, postgres::PgToolPick::OldestFitting, "", root.path()).path ==
           root / "15/bin/pg_dump");
-    REQUIRE_THROWS_MATCHES(find_pg_tool("pg_dump", 17, PgToolPick::OldestFitting, "", root.path()), Error,
-                           IsError(Kind::SourceUnavailable, "no pg_dump of version 17 or newer"));
-    REQUIRE_THROWS_MATCHES(find_pg_tool("pg_dump", 16, PgToolPick::OldestFitting, (root / "13/bin").string()),
-                           Error,
-                           IsError(Kind::SourceUnavailable, "is version 13, older than the server (16)"));
+    REQUIRE_THROWS_MATCHES(find_pg_tool("pg_dump", 17, postgres::PgToolPick::OldestFitting, "", root.path()),
+                           Error, IsError(Kind::SourceUnavailable, "no pg_dump of version 17 or newer"));
     REQUIRE_THROWS_MATCHES(
-        find_pg_tool("pg_restore", 15, PgToolPick::Newest, "", root.path(), Kind::Verification), Error,
-        IsError(Kind::Verification, "no pg_restore of version 15"));
+        find_pg_tool("pg_dump", 16, postgres::PgToolPick::OldestFitting, (root / "13/bin").string()), Error,
+        IsError(Kind::SourceUnavailable, "is version 13, older than the server (16)"));
+    REQUIRE_THROWS_MATCHES(
+        find_pg_tool("pg_restore", 15, postgres::PgToolPick::Newest, "", root.path(), Kind::Verification),
+        Error, IsError(Kind::Verification, "no pg_restore of version 15"));
 }
 
 TEST_CASE("argv for the dump tools never holds a password", "[postgres][tools]") {
     ::setenv("PGPASSWORD", "s3cret-in-env", 1);
-    PgTarget t{{"db1", 5433, "backup", "/etc/nightjar/pgpass"}, "it's a db", 10, "require"};
-    PgTool tool{"/usr/lib/postgresql/15/bin/pg_dump", 15};
-    auto argv = pg_dump_argv(tool, t, "00000003-00000185-1");
+    postgres::PgTarget t{{"db1", 5433, "backup", "/etc/nightjar/pgpass"}, "it's a db", 10, "require"};
+    postgres::PgTool tool{"/usr/lib/postgresql/15/bin/pg_dump", 15};
+    auto argv = postgres::pg_dump_argv(tool, t, "00000003-00000185-1");
     CHECK(argv == std::vector<std::string>{"/usr/lib/postgresql/15/bin/pg_dump", "--format=custom",
                                            "--compress=0", "--snapshot=00000003-00000185-1", "--host=db1",
                                            "--port=5433", "--username=backup", "--no-password",
@@ -180,21 +182,22 @@ TEST_CASE("argv for the dump tools never holds a password", "[postgres][tools]")
     auto env = t.child_env();
     CHECK(std::find(env.begin(), env.end(), "PGPASSFILE=/etc/nightjar/pgpass") != env.end());
     CHECK(std::find(env.begin(), env.end(), "PGSSLMODE=require") != env.end());
-    for (const auto& list :
-         {argv, env, pg_dumpall_globals_argv(tool, t, false), pg_restore_argv(tool, t, 2, "/tmp/x")})
+    for (const auto& list : {argv, env, postgres::pg_dumpall_globals_argv(tool, t, false),
+                             postgres::pg_restore_argv(tool, t, 2, "/tmp/x")})
         for (const auto& a : list) CHECK(a.find("s3cret") == std::string::npos);
     ::unsetenv("PGPASSWORD");
 
-    auto globals = pg_dumpall_globals_argv(tool, t, false);
+    auto globals = postgres::pg_dumpall_globals_argv(tool, t, false);
     CHECK(std::find(globals.begin(), globals.end(), "--no-role-passwords") != globals.end());
     auto super = pg_dumpall_globals_argv(tool, t, true);
     CHECK(std::find(super.begin(), super.end(), "--no-role-passwords") == super.end());
-    auto parallel = pg_restore_argv(tool, t, 4, "/tmp/spool");
+    auto parallel = postgres::pg_restore_argv(tool, t, 4, "/tmp/spool");
     CHECK(std::find(parallel.begin(), parallel.end(), "--jobs=4") != parallel.end());
     CHECK(parallel.back() == "/tmp/spool");
     auto piped = pg_restore_argv(tool, t, 4, "");  // from stdin: pg_restore cannot run jobs there
     CHECK(std::find(piped.begin(), piped.end(), "--jobs=4") == piped.end());
-    CHECK(pg_restore_check_argv(tool) == std::vector<std::string>{tool.path.string(), "--file=/dev/null"});
+    CHECK(postgres::pg_restore_check_argv(tool) ==
+          std::vector<std::string>{tool.path.string(), "--file=/dev/null"});
 }
 
 TEST_CASE("pg_restore's stderr is read for ignored errors", "[postgres][tools]") {
@@ -204,20 +207,20 @@ TEST_CASE("pg_restore's stderr is read for ignored errors", "[postgres][tools]")
         "Command was: ALTER TABLE public.t OWNER TO app;\n"
         "pg_restore: error: could not execute query: ERROR:  relation \"t\" already exists\n"
         "pg_restore: warning: errors ignored on restore: 2\n";
-    CHECK(pg_restore_ignored_errors(err) == 2);
-    CHECK(pg_restore_ignored_errors("pg_restore: error: could not open input file") == 0);
-    auto lines = pg_error_lines(err, 5);
+    CHECK(postgres::pg_restore_ignored_errors(err) == 2);
+    CHECK(postgres::pg_restore_ignored_errors("pg_restore: error: could not open input file") == 0);
+    auto lines = postgres::pg_error_lines(err, 5);
     REQUIRE(lines.size() == 2);
     CHECK_THAT(lines[0], Catch::Contains("role \"app\" does not exist"));
-    CHECK(pg_error_lines(err, 1).size() == 1);
+    CHECK(postgres::pg_error_lines(err, 1).size() == 1);
 }
 
 TEST_CASE("database names become distinct, safe file names", "[postgres]") {
-    CHECK(pg_file_name_part("app_db-1.v2") == "app_db-1.v2");
-    CHECK(pg_file_name_part("a b") == "a%20b");
-    CHECK(pg_file_name_part("a_b") != pg_file_name_part("a b"));
-    CHECK(pg_file_name_part("../etc") == "%2E.%2Fetc");  // no ".." and no "/" survive
-    CHECK(pg_file_name_part("Ünï") == "%C3%9Cn%C3%AF");
+    CHECK(postgres::pg_file_name_part("app_db-1.v2") == "app_db-1.v2");
+    CHECK(postgres::pg_file_name_part("a b") == "a%20b");
+    CHECK(postgres::pg_file_name_part("a_b") != postgres::pg_file_name_part("a b"));
+    CHECK(postgres::pg_file_name_part("../etc") == "%2E.%2Fetc");  // no ".." and no "/" survive
+    CHECK(postgres::pg_file_name_part("Ünï") == "%C3%9Cn%C3%AF");
 }
 
 namespace {
@@ -231,7 +234,7 @@ std::string archive_with_data() {
 }
 
 std::string walk(const std::string& bytes, std::size_t step) {
-    PgArchiveWalker w("artifact x/db.zst", 1 << 20);
+    postgres::PgArchiveWalker w("artifact x/db.zst", 1 << 20);
     for (std::size_t pos = 0; pos < bytes.size(); pos += step)
         w.feed(io::as_bytes(std::string_view(bytes).substr(pos, step)));
     return w.finish();
@@ -244,7 +247,7 @@ TEST_CASE("the archive walker frames every data block and finds its offset", "[p
     const std::size_t block = sample_archive().size();
     SECTION("whole, or a byte at a time, the walk is the same") {
         for (std::size_t step : {bytes.size(), std::size_t{1}, std::size_t{3}}) {
-            PgArchiveWalker w("t", 1 << 20);
+            postgres::PgArchiveWalker w("t", 1 << 20);
             for (std::size_t pos = 0; pos < bytes.size(); pos += step)
                 w.feed(io::as_bytes(std::string_view(bytes).substr(pos, step)));
             CHECK(w.finish() == "");
@@ -268,7 +271,7 @@ TEST_CASE("the archive walker frames every data block and finds its offset", "[p
         a.integer(0);
         a.integer(0);  // no more blobs
         CHECK(walk(a.b, 5) == "");
-        PgArchiveWalker w("t", 1 << 20);
+        postgres::PgArchiveWalker w("t", 1 << 20);
         w.feed(io::as_bytes(a.b));
         CHECK(w.block_offsets().at(3) == bytes.size());
     }

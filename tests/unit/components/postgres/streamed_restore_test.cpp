@@ -130,17 +130,17 @@ TEST_CASE("a streamed restore feeds every block to exactly one pg_restore, whole
     const Archive archive = make_archive({40, 1, 0, 2, 60, 3, 50});
     const int jobs = GENERATE(1, 2, 3);
     CAPTURE(jobs);
-    StreamedPgRestore how{.argv = {"/bin/sh", "-c", script, "pg_restore"},
-                          .spawn = {.env = {"OUT=" + out.string()}},
-                          .jobs = jobs,
-                          .what = "artifact x/db.zst",
-                          .head_limit = 1 << 20,
-                          .batch_bytes = 300,
-                          .reopen = [&] { return std::make_unique<AwkwardReader>(archive.bytes); },
-                          .on_head = nullptr,
-                          .after_batch = nullptr};
+    postgres::StreamedPgRestore how{.argv = {"/bin/sh", "-c", script, "pg_restore"},
+                                    .spawn = {.env = {"OUT=" + out.string()}},
+                                    .jobs = jobs,
+                                    .what = "artifact x/db.zst",
+                                    .head_limit = 1 << 20,
+                                    .batch_bytes = 300,
+                                    .reopen = [&] { return std::make_unique<AwkwardReader>(archive.bytes); },
+                                    .on_head = nullptr,
+                                    .after_batch = nullptr};
     bool head_seen = false;
-    how.on_head = [&](const PgArchive& a) {
+    how.on_head = [&](const postgres::PgArchive& a) {
         head_seen = true;
         CHECK(a.toc_end == archive.toc_end);
         CHECK(fs::is_empty(out));  // nothing has run yet
@@ -153,7 +153,7 @@ TEST_CASE("a streamed restore feeds every block to exactly one pg_restore, whole
     };
 
     AwkwardReader content(archive.bytes);
-    auto steps = streamed_pg_restore(content, how);
+    auto steps = postgres::streamed_pg_restore(content, how);
     CHECK(head_seen);
     REQUIRE(steps.size() >= 3);
     CHECK(steps.front().name == "pre-data");
@@ -208,17 +208,17 @@ TEST_CASE("a streamed restore of an archive cut inside a block fails naming the 
     test::TempDir dir;
     const Archive archive = make_archive({30, 30});
     const std::string cut = archive.bytes.substr(0, archive.bytes.size() - 50);
-    StreamedPgRestore how{.argv = {"/bin/sh", "-c", "cat > /dev/null", "pg_restore"},
-                          .spawn = {},
-                          .jobs = 2,
-                          .what = "artifact x/db.zst",
-                          .head_limit = 1 << 20,
-                          .batch_bytes = 300,
-                          .reopen = [&] { return std::make_unique<AwkwardReader>(cut); },
-                          .on_head = nullptr,
-                          .after_batch = nullptr};
+    postgres::StreamedPgRestore how{.argv = {"/bin/sh", "-c", "cat > /dev/null", "pg_restore"},
+                                    .spawn = {},
+                                    .jobs = 2,
+                                    .what = "artifact x/db.zst",
+                                    .head_limit = 1 << 20,
+                                    .batch_bytes = 300,
+                                    .reopen = [&] { return std::make_unique<AwkwardReader>(cut); },
+                                    .on_head = nullptr,
+                                    .after_batch = nullptr};
     AwkwardReader content(cut);
-    REQUIRE_THROWS_MATCHES(streamed_pg_restore(content, how), Error,
+    REQUIRE_THROWS_MATCHES(postgres::streamed_pg_restore(content, how), Error,
                            test::IsError(Kind::Verification,
                                          "artifact x/db.zst: not a readable pg_dump archive: "
                                          "the archive is cut short inside the data block"));

@@ -3,7 +3,7 @@
 #include <string>
 #include <vector>
 
-namespace nightjar {
+namespace nightjar::files {
 
 struct FilesConfig {
     std::vector<std::string> paths;      // files, directories (recursive) and globs; absolute
@@ -11,4 +11,4 @@ struct FilesConfig {
     std::string on_unreadable = "fail";  // "fail": an unreadable or vanished file fails the component; "warn"
 };
 
-}  // namespace nightjar
+}  // namespace nightjar::files

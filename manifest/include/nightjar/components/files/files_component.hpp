@@ -7,7 +7,7 @@
 #include "nightjar/components/files/config.hpp"
 #include "nightjar/components/files/restore_options.hpp"
 
-namespace nightjar {
+namespace nightjar::files {
 
 class FilesComponent final : public Component {
 public:
@@ -29,4 +29,4 @@ private:
 // Paths in the manifest are JSON strings: valid UTF-8 is stored as "path", anything else as "path_hex".
 bool is_valid_utf8(std::string_view s);
 
-}  // namespace nightjar
+}  // namespace nightjar::files

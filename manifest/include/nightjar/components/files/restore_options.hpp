@@ -3,7 +3,7 @@
 // the flags; a drill fills it itself). Where the files go is the RestoreContext's target root.
 #include <nlohmann/json.hpp>
 
-namespace nightjar {
+namespace nightjar::files {
 
 struct FilesRestoreOptions {
     bool allow_special = false;  // FIFOs, devices and sockets the manifest declares verify and restore
@@ -14,4 +14,4 @@ inline void to_json(nlohmann::json& j, const FilesRestoreOptions& o) {
     j = {{"allow_special", o.allow_special}};
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::files

@@ -8,7 +8,7 @@
 
 #include "nightjar/io/stream.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 struct PgTocEntry {
     int dump_id = 0;
@@ -41,4 +41,4 @@ struct PgArchive {
 // (read more and call again); Kind::Verification naming `what` when the bytes are not a readable archive.
 std::optional<PgArchive> parse_pg_archive(io::Bytes head, const std::string& what);
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

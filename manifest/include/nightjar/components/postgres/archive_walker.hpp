@@ -13,7 +13,7 @@
 #include "nightjar/components/postgres/archive.hpp"
 #include "nightjar/core/error.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 class PgArchiveWalker {
 public:
@@ -55,4 +55,4 @@ private:
     int int_have_ = 0;
 };
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -8,8 +8,10 @@
 #include <vector>
 
 namespace nightjar {
-
 class JsonFields;
+}  // namespace nightjar
+
+namespace nightjar::postgres {
 
 // Where one database lives. Empty fields fall back to libpq's own defaults and environment (PGHOST, ...).
 struct PgEndpoint {
@@ -43,4 +45,4 @@ PostgresConfig parse_postgres_config(const JsonFields& f);
 // "OLD=NEW" -> {OLD, NEW}; nullopt when malformed (no '=', an empty side).
 std::optional<std::pair<std::string, std::string>> parse_rename(const std::string& spec);
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -12,7 +12,7 @@
 struct pg_conn;
 struct pg_result;
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 // Where and as whom to connect: what libpq and the dump tools are given (never a password).
 struct PgTarget {
@@ -77,4 +77,4 @@ void check_passfile(const std::string& passfile, const std::string& what, Kind k
 // "15.18" from 150018 (and "9.6.24" from 90624).
 std::string pg_version_string(int version_num);
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

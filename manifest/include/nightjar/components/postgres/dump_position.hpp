@@ -16,7 +16,7 @@
 
 struct pg_conn;
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 struct DumpPositionOptions {
     std::chrono::milliseconds timeout{10000};  // slot creation (it waits for running transactions)
@@ -54,4 +54,4 @@ private:
     std::string snapshot_, lsn_, method_, slot_name_, fallback_reason_;
 };
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-namespace nightjar {
+namespace nightjar::postgres {
 class PgConnection;
 }
 

@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 enum class PgGlobalsKind {
     Session,           // SET client_encoding / standard_conforming_strings / default_transaction_read_only
@@ -39,4 +39,4 @@ inline constexpr std::size_t kPgGlobalsLimit = 64u << 20;  // a globals artifact
 // Kind::Verification "globals line N: …" for anything pg_dumpall --globals-only does not write.
 PgGlobalsScript parse_pg_globals(std::string_view text);
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -8,7 +8,7 @@
 #include "nightjar/components/postgres/config.hpp"
 #include "nightjar/components/postgres/restore_options.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 class PostgresComponent final : public Component {
 public:
@@ -44,4 +44,4 @@ void check_pg_renames(const Manifest& manifest, const PostgresRestoreOptions& op
 // The database a pg_dump artifact holds ("" for the globals artifact).
 std::string pg_artifact_database(const Artifact& artifact);
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

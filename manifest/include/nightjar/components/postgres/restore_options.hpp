@@ -6,7 +6,7 @@
 #include <string>
 #include <vector>
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 // Roles and tablespaces (the globals artifact).
 enum class PgGlobals {
@@ -38,4 +38,4 @@ inline void to_json(nlohmann::json& j, const PostgresRestoreOptions& o) {
 // --db-name OLD=NEW specs as a rename map; Kind::Usage naming the first that is not OLD=NEW.
 std::map<std::string, std::string> parse_db_renames(const std::vector<std::string>& specs);
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

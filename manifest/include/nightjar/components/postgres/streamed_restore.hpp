@@ -18,7 +18,7 @@
 #include "nightjar/io/process.hpp"
 #include "nightjar/io/stream.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 struct PgRestoreStep {
     std::string name;  // "pre-data", "data (3 entries)", "post-data"
@@ -50,4 +50,4 @@ struct StreamedPgRestore {
 // processes and throws; what was applied before then stays (the caller decides what to undo).
 std::vector<PgRestoreStep> streamed_pg_restore(io::Reader& content, const StreamedPgRestore& how);
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -7,7 +7,7 @@
 
 #include "nightjar/components/postgres/connection.hpp"
 
-namespace nightjar {
+namespace nightjar::postgres {
 
 struct PgTool {
     std::filesystem::path path;  // /usr/lib/postgresql/15/bin/pg_dump
@@ -47,4 +47,4 @@ int pg_restore_ignored_errors(const std::string& stderr_text);
 // The "error:" lines of a pg_restore/psql stderr, at most `limit` of them.
 std::vector<std::string> pg_error_lines(const std::string& stderr_text, std::size_t limit);
 
-}  // namespace nightjar
+}  // namespace nightjar::postgres

@@ -6,7 +6,9 @@
 
 namespace nightjar {
 class JsonFields;
-}
+}  // namespace nightjar
+
+namespace nightjar::redis {}
 
 namespace nightjar::redis {
 

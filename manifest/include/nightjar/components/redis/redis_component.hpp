@@ -8,7 +8,7 @@
 #include "nightjar/components/redis/config.hpp"
 #include "nightjar/components/redis/restore_options.hpp"
 
-namespace nightjar {
+namespace nightjar::redis {
 
 class RedisComponent final : public Component {
 public:
@@ -29,4 +29,4 @@ private:
     RedisRestoreOptions restore_options_;
 };
 
-}  // namespace nightjar
+}  // namespace nightjar::redis

@@ -8,7 +8,7 @@
 
 #include "nightjar/components/redis/config.hpp"
 
-namespace nightjar {
+namespace nightjar::redis {
 
 enum class RedisRestoreMode {
     Live,  // into a running server, through a temporary redis-server (the default)
@@ -48,4 +48,4 @@ inline void to_json(nlohmann::json& j, const RedisRestoreOptions& o) {
          {"host", o.host},   {"port", o.port}};
 }
 
-}  // namespace nightjar
+}  // namespace nightjar::redis
