@@ -19,6 +19,7 @@
 #include "nightjar/io/process.hpp"
 #include "support/commands.hpp"
 #include "support/kafka_connect_emulator.hpp"
+#include "support/listener.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -47,23 +48,6 @@ struct Preflight {
     test::Outcome dry_run(std::vector<std::string> env = {}) const {
         return backup({"--dry-run", "--json"}, env);
     }
-};
-
-// A child python HTTP listener that records requests.
-struct Recorder {
-    test::TempDir dir;
-    Subprocess proc;
-    int port = 0;
-    Recorder()
-        : proc(Subprocess::spawn({"python3", (test::source_dir() / "tests/support/http_recorder.py").string(),
-                                  "--port-file", (dir / "port").string(), "--log", (dir / "log").string()})) {
-        for (int i = 0; i < 200 && !fs::exists(dir / "port"); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(25));
-        REQUIRE(fs::exists(dir / "port"));
-        port = std::stoi(test::read_file(dir / "port"));
-    }
-    ~Recorder() { proc.kill(SIGTERM); }
-    std::string log() const { return fs::exists(dir / "log") ? test::read_file(dir / "log") : ""; }
 };
 
 std::string unique_name(const std::string& prefix) {
@@ -217,7 +201,7 @@ TEST_CASE("backup dry run: large objects the role cannot read fail it as pg_dump
 
 TEST_CASE("backup dry run: a missing metrics directory fails it and the ping is reported but never sent",
           "[integration][preflight][monitoring]") {
-    Recorder recorder;
+    test::HttpRecorder recorder;
     const std::string url = "http://127.0.0.1:" + std::to_string(recorder.port) + "/ping/abc";
     SECTION("metrics directory missing") {
         test::TempDir d;
@@ -256,7 +240,7 @@ TEST_CASE("backup dry run: a missing metrics directory fails it and the ping is 
 TEST_CASE(
     "the --json summary and the /fail ping carry the error text of each failed component and of the run",
     "[integration][operator][monitoring]") {
-    Recorder recorder;
+    test::HttpRecorder recorder;
     const std::string url = "http://127.0.0.1:" + std::to_string(recorder.port) + "/ping/abc";
     SECTION("partial: one component fails") {
         // Nothing listens on port 1: the Redis component fails, the files component succeeds.

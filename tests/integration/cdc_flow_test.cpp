@@ -6,10 +6,7 @@
 #include <catch2/catch.hpp>
 #include <thread>
 
-#include "nightjar/cdc/state_file.hpp"
-#include "support/commands.hpp"
-#include "support/kafka_connect_emulator.hpp"
-#include "support/temp_dir.hpp"
+#include "support/cdc_rig.hpp"
 
 using namespace nightjar;
 namespace fs = std::filesystem;
@@ -17,43 +14,14 @@ using nlohmann::json;
 
 namespace {
 
-const std::string kA = "inventory-connector";
-const std::string kB = "orders-connector";
+const std::string& kA = test::kConnectorA;
+const std::string& kB = test::kConnectorB;
 
-struct CdcFlow {
-    test::TempDir dir;
-    fs::path src = dir / "etc-app";
-    fs::path backups = dir / "backups";
-    fs::path state_dir = dir / "cdc-state";  // the host-wide journal's dir (cdc.state_dir): never /var/lib
-    fs::path config = dir / "nightjar.json";
+struct CdcFlow : test::CdcRig {
     fs::path hook_log = dir / "hooks.log";
-    test::KafkaConnectEmulator emu;
-    json cfg;
 
-    explicit CdcFlow(test::EmulatorOptions options = {.connectors = {kA, kB},
-                                                      .tasks = 2,
-                                                      .transition_delay_s = 0.1})
-        : emu(std::move(options)) {
-        test::write_file(src / "app.conf", "listen = 8080\n");
-        cfg = json{
-            {"backup_dir", backups.string()},
-            {"files", {{"paths", {src.string()}}}},
-            {"cdc",
-             {{"kafka_connect", {{"url", emu.url()}, {"connectors", {kA, kB}}, {"request_timeout_s", 2}}},
-              {"pause_timeout_s", 5},
-              {"resume_timeout_s", 5},
-              {"retry", {{"initial_backoff_s", 0.05}, {"max_backoff_s", 0.2}}},
-              {"state_dir", state_dir.string()}}}};
-    }
-    test::Outcome backup(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
-        test::write_file(config, cfg.dump(2));
-        std::vector<std::string> args{"--config", config.string()};
-        args.insert(args.end(), extra.begin(), extra.end());
-        return test::backup(args, env);
-    }
-    std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
-    json manifest() const { return json::parse(test::read_file(manifests().at(manifests().size() - 1))); }
-    fs::path state_file() const { return cdc::cdc_journal_path(state_dir, {{emu.url()}}); }
+    explicit CdcFlow(test::EmulatorOptions options = two_connectors(2)) : CdcRig(std::move(options)) {}
+    fs::path state_file() const { return journal(); }
     // A hook that appends "<tag> <status> <id> <dir> <manifest> <connector state>" to hooks.log.
     json hook(const std::string& tag, int exit_code = 0) const {
         std::string script =

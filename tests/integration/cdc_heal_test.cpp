@@ -7,13 +7,10 @@
 #include <iostream>
 #include <thread>
 
-#include "nightjar/cdc/state_file.hpp"
 #include "nightjar/core/http.hpp"
 #include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/repository.hpp"
-#include "support/commands.hpp"
-#include "support/kafka_connect_emulator.hpp"
-#include "support/temp_dir.hpp"
+#include "support/cdc_rig.hpp"
 
 using namespace nightjar;
 namespace fs = std::filesystem;
@@ -22,55 +19,17 @@ using namespace std::chrono_literals;
 
 namespace {
 
-const std::string kA = "inventory-connector";
-const std::string kB = "orders-connector";
+const std::string& kA = test::kConnectorA;
+const std::string& kB = test::kConnectorB;
 
-struct Heal {
-    test::TempDir dir;
-    fs::path src = dir / "etc-app";
-    fs::path backups = dir / "backups";
-    fs::path state_dir = dir / "cdc-state";
-    fs::path config = dir / "nightjar.json";
-    test::KafkaConnectEmulator emu;
-    json cfg;
-
-    explicit Heal(test::EmulatorOptions options = {.connectors = {kA, kB},
-                                                   .tasks = 1,
-                                                   .transition_delay_s = 0.1})
-        : emu(std::move(options)) {
-        test::write_file(src / "app.conf", "listen = 8080\n");
-        cfg = json{
-            {"backup_dir", backups.string()},
-            {"files", {{"paths", {src.string()}}}},
-            {"cdc",
-             {{"kafka_connect", {{"url", emu.url()}, {"connectors", {kA, kB}}, {"request_timeout_s", 2}}},
-              {"pause_timeout_s", 5},
-              {"resume_timeout_s", 5},
-              {"retry", {{"initial_backoff_s", 0.05}, {"max_backoff_s", 0.2}}},
-              {"state_dir", state_dir.string()}}}};
-    }
-    void write_config() const { test::write_file(config, cfg.dump(2)); }
-    test::Outcome backup(std::vector<std::string> extra = {}, std::vector<std::string> env = {}) const {
-        write_config();
-        std::vector<std::string> args{"--config", config.string()};
-        args.insert(args.end(), extra.begin(), extra.end());
-        return test::backup(args, env);
-    }
-    test::Outcome cdc(std::vector<std::string> args, std::vector<std::string> env = {}) const {
-        write_config();
-        args.insert(args.begin(), "cdc");
-        args.insert(args.end(), {"--config", config.string()});
-        return test::backup(args, env);
-    }
+struct Heal : test::CdcRig {
+    explicit Heal(test::EmulatorOptions options = two_connectors(1)) : CdcRig(std::move(options)) {}
     // Resumed by nightjar (target STARTED) and settled RUNNING, connector and tasks.
     bool running(const std::string& name) const {
         json state = emu.control("GET", "state")["connectors"][name];
         UNSCOPED_INFO(name << ": " << state.dump());
         return state["target_state"] == "STARTED" && emu.wait_settled(name, "RUNNING", 2s);
     }
-    fs::path journal() const { return cdc::cdc_journal_path(state_dir, {{emu.url()}}); }
-    std::vector<fs::path> manifests() const { return test::published_manifests(backups); }
-    json manifest() const { return json::parse(test::read_file(manifests().back())); }
     std::string target(const std::string& name) const {
         return emu.control("GET", "state")["connectors"][name]["target_state"].get<std::string>();
     }

@@ -15,6 +15,7 @@
 #include "nightjar/repo/repository.hpp"
 #include "support/commands.hpp"
 #include "support/kafka_connect_emulator.hpp"
+#include "support/listener.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -27,26 +28,6 @@ namespace {
 const std::string kA = "inventory-connector";
 const std::string kB = "orders-connector";
 
-// A child python helper that writes its port to a file once it listens.
-struct Helper {
-    test::TempDir dir;
-    std::optional<Subprocess> proc;
-    int port = 0;
-    explicit Helper(std::vector<std::string> argv) {
-        argv.insert(argv.end(), {"--port-file", (dir / "port").string()});
-        SpawnOptions o;
-        o.capture_stderr = true;
-        proc.emplace(Subprocess::spawn(argv, o));
-        for (int i = 0; i < 400 && !fs::exists(dir / "port"); ++i) std::this_thread::sleep_for(25ms);
-        REQUIRE(fs::exists(dir / "port"));
-        port = std::stoi(test::read_file(dir / "port"));
-    }
-    ~Helper() {
-        proc->kill(SIGTERM);
-        proc->wait();
-    }
-};
-
 struct WatchFlow {
     test::TempDir dir;
     fs::path backups = dir / "backups";
@@ -56,8 +37,8 @@ struct WatchFlow {
     fs::path log = dir / "watch.log";
     fs::path down = dir / "source-down";
     test::KafkaConnectEmulator emu;
-    Helper gate;
-    Helper pings;
+    test::Listener gate;
+    test::Listener pings;
     json cfg;
 
     explicit WatchFlow(test::EmulatorOptions options = {.connectors = {kA, kB},
@@ -66,9 +47,11 @@ struct WatchFlow {
         : emu(std::move(options)),
           gate({"python3", (test::source_dir() / "tests/support/tcp_gate.py").string(), "--target",
                 test::required_env("NIGHTJAR_TEST_PGHOST") + ":" + test::required_env("NIGHTJAR_TEST_PGPORT"),
-                "--down-file", (dir / "source-down").string()}),
+                "--down-file", (dir / "source-down").string()},
+               true),
           pings({"python3", (test::source_dir() / "tests/support/http_recorder.py").string(), "--log",
-                 (dir / "pings.jsonl").string()}) {
+                 (dir / "pings.jsonl").string()},
+                true) {
         fs::path passfile = dir / "pgpass";
         test::write_file(passfile, "*:*:*:*:" + test::required_env("NIGHTJAR_TEST_PGPASSWORD") + "\n");
         ::chmod(passfile.c_str(), 0600);
@@ -153,16 +136,8 @@ struct WatchFlow {
         while (!text.empty() && text.back() == '\n') text.pop_back();
         return text.substr(text.rfind('\n') + 1);
     }
-    std::vector<json> jsonl(const fs::path& file) const {
-        std::vector<json> out;
-        if (!fs::exists(file)) return out;
-        std::istringstream in(test::read_file(file));
-        for (std::string line; std::getline(in, line);)
-            if (!line.empty()) out.push_back(json::parse(line));
-        return out;
-    }
-    std::vector<json> alerts() const { return jsonl(hook_log); }
-    std::vector<json> ping_requests() const { return jsonl(dir / "pings.jsonl"); }
+    std::vector<json> alerts() const { return test::read_jsonl(hook_log); }
+    std::vector<json> ping_requests() const { return test::read_jsonl(dir / "pings.jsonl"); }
     std::string target(const std::string& name) const {
         return emu.control("GET", "state")["connectors"][name]["target_state"].get<std::string>();
     }

@@ -15,6 +15,7 @@
 #include "nightjar/repo/manifest.hpp"
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
+#include "support/listener.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -73,34 +74,6 @@ std::vector<std::string> make_history(const Setup& s, int n, int days_ago_newest
     }
     return ids;
 }
-
-// A child python HTTP listener that records requests.
-struct Recorder {
-    test::TempDir dir;
-    Subprocess proc;
-    int port = 0;
-    Recorder()
-        : proc(Subprocess::spawn({"python3", (test::source_dir() / "tests/support/http_recorder.py").string(),
-                                  "--port-file", (dir / "port").string(), "--log", (dir / "log").string()})) {
-        for (int i = 0; i < 200 && !fs::exists(dir / "port"); ++i)
-            std::this_thread::sleep_for(std::chrono::milliseconds(25));
-        REQUIRE(fs::exists(dir / "port"));
-        port = std::stoi(test::read_file(dir / "port"));
-    }
-    ~Recorder() { proc.kill(SIGTERM); }
-    std::vector<json> requests() const {
-        std::vector<json> out;
-        if (!fs::exists(dir / "log")) return out;
-        std::string text = test::read_file(dir / "log");
-        std::size_t pos = 0;
-        while (pos < text.size()) {
-            std::size_t nl = text.find('\n', pos);
-            out.push_back(json::parse(text.substr(pos, nl - pos)));
-            pos = nl + 1;
-        }
-        return out;
-    }
-};
 
 }  // namespace
 
@@ -206,7 +179,7 @@ TEST_CASE("metrics file is valid Prometheus text and keeps the last success acro
 
 TEST_CASE("the ping URL hears start, success and failure, and a dead one never fails the backup",
           "[integration][operations]") {
-    Recorder rec;
+    test::HttpRecorder rec;
     std::string url = "http://127.0.0.1:" + std::to_string(rec.port) + "/ping/abc";
     Setup s(json{{"monitoring", {{"ping_url", url}}}});
     REQUIRE(s.backup().code == 0);
