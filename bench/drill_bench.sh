@@ -94,6 +94,8 @@ measure() {
 for i in $(seq "$repeat"); do  # interleaved, so a busy spell on the machine hits both sides
   "$pgbin/dropdb" --if-exists bench_nj
   measure nightjar_restore "$work/bin/nightjar-restore" latest --backup-dir "$out/backups" --db-name bench=bench_nj
+  # Dropped at once: autovacuum of 3.5M freshly loaded rows would otherwise run during the drill beside it.
+  "$pgbin/dropdb" bench_nj
   measure nightjar_drill "$work/bin/nightjar-restore" drill latest --backup-dir "$out/backups" --json
 done
 python3 - "$work/best.nightjar_drill" > "$work/drill_summary" <<'PY'
