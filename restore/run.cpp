@@ -42,6 +42,7 @@ int run_drill_command(const RestoreCliOptions& o) {
         Config c = load_config(config);
         request.backup_dir = c.backup_dir;
         request.monitoring = c.monitoring;
+        if (c.drill) request.random_skip_days = c.drill->random_skip_days;
     }
     if (!o.backup_dir.empty()) request.backup_dir = fs::absolute(o.backup_dir);
     if (request.backup_dir.empty())

@@ -85,4 +85,8 @@ diff <(counts shop) <(counts shop_restored)
 counts shop_restored | sed 's/^/postgres: shop_restored /'
 echo "postgres: every table of shop_restored has the row count of shop"
 
+step "restore drill: restore the backup into throwaway servers it starts, compare with the expectations recorded at capture, keep the evidence"
+"$bin/restore/nightjar-restore" drill latest --backup-dir "$work/backups"
+"$bin/restore/nightjar-restore" --list --backup-dir "$work/backups"
+
 step "demo complete"

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
+#include <chrono>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -12,10 +13,12 @@
 #include <regex>
 #include <set>
 #include <sstream>
+#include <thread>
 
 #include "nightjar/components/redis/rdb_check.hpp"
 #include "nightjar/core/clock.hpp"
 #include "nightjar/io/crc64.hpp"
+#include "nightjar/io/process.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/drill_record.hpp"
 #include "nightjar/repo/manifest.hpp"
@@ -73,6 +76,32 @@ void redis_cmd(const std::string& port, const std::vector<std::string>& args) {
     REQUIRE(r.code == 0);
     REQUIRE(r.out.find("ERR") == std::string::npos);
 }
+
+// A child python HTTP listener that records requests (the monitoring pings).
+struct Recorder {
+    test::TempDir dir;
+    Subprocess proc;
+    int port = 0;
+    Recorder()
+        : proc(Subprocess::spawn({"python3", (test::source_dir() / "tests/support/http_recorder.py").string(),
+                                  "--port-file", (dir / "port").string(), "--log", (dir / "log").string()})) {
+        for (int i = 0; i < 200 && !fs::exists(dir / "port"); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(25));
+        REQUIRE(fs::exists(dir / "port"));
+        port = std::stoi(test::read_file(dir / "port"));
+    }
+    ~Recorder() { proc.kill(SIGTERM); }
+    // The request paths, in order.
+    std::vector<std::string> paths() const {
+        std::vector<std::string> out;
+        if (!fs::exists(dir / "log")) return out;
+        std::istringstream in(test::read_file(dir / "log"));
+        std::string line;
+        while (std::getline(in, line)) out.push_back(json::parse(line)["path"]);
+        return out;
+    }
+    std::string log() const { return fs::exists(dir / "log") ? test::read_file(dir / "log") : ""; }
+};
 
 // A state dir directly under /tmp, so the postgres service user can reach it when the tests run as root.
 struct StateDir {
@@ -184,17 +213,31 @@ void check_metrics_format(const std::string& text) {
         R"(^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*"(,[a-zA-Z_][a-zA-Z0-9_]*="[^"\\\n]*")*\})? (-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?)$)");
     const std::regex type_line(R"(^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (gauge|counter|untyped)$)");
     const std::regex help_line(R"(^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$)");
-    std::set<std::string> typed, series;
+    // promtool's rules: one TYPE (and HELP) per family, before its samples; a family's lines together (a
+    // family seen again after another one is "second TYPE line" / "out of order"); no series twice.
+    std::set<std::string> typed, helped, series, finished;
+    std::string current;  // the family whose lines are being read
+    auto enter = [&](const std::string& family) {
+        if (family == current) return;
+        CHECK_FALSE(finished.count(family));
+        if (!current.empty()) finished.insert(current);
+        current = family;
+    };
     std::istringstream in(text);
     std::string line;
     while (std::getline(in, line)) {
         INFO("metrics line: " << line);
         std::smatch m;
         if (std::regex_match(line, m, type_line)) {
+            enter(m[1]);
             CHECK(typed.insert(m[1]).second);
         } else if (std::regex_match(line, m, help_line)) {
+            enter(m[1]);
+            CHECK_FALSE(typed.count(m[1]));  // HELP before TYPE, as nightjar writes them
+            CHECK(helped.insert(m[1]).second);
         } else {
             REQUIRE(std::regex_match(line, m, sample));
+            enter(m[1]);
             CHECK(typed.count(m[1]));
             CHECK(series.insert(m[1].str() + m[2].str()).second);
         }
@@ -497,4 +540,132 @@ TEST_CASE("random drills a complete backup not drilled recently", "[integration]
     REQUIRE(run_drill(f.request(second)).ok);
     CHECK(select_drill_backup(repo, "random", 7, unix_now(), 3) == first);
     CHECK(select_drill_backup(repo, "latest", 7, unix_now(), 3) == second);
+}
+
+namespace {
+
+// The fixture's config with drill.after_backup, monitoring (metrics and pings) and `extra` merged in.
+void after_backup_config(const Fixture& f, const std::string& ping_url, const json& extra = json::object()) {
+    json cfg = json::parse(test::read_file(f.config));
+    cfg["drill"] = {{"after_backup", true}};
+    cfg["monitoring"] = {{"metrics_file", (f.dir / "metrics.prom").string()}, {"ping_url", ping_url}};
+    cfg.merge_patch(extra);
+    test::write_file(f.config, cfg.dump(2));
+}
+
+test::Outcome backup_with_drill(const Fixture& f) {
+    std::vector<std::string> env = f.pg.env();
+    env.push_back("NIGHTJAR_DRILL_DIR=" + f.state.path.string());
+    return test::backup({"--config", f.config.string(), "--json"}, env);
+}
+
+}  // namespace
+
+TEST_CASE("drill.after_backup: the nightly run reports backed up and proven", "[integration][drill]") {
+    Fixture f;
+    Recorder recorder;
+    after_backup_config(f, "http://127.0.0.1:" + std::to_string(recorder.port) + "/ping/abc");
+    auto r = backup_with_drill(f);
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    CHECK_THAT(r.err, Catch::Contains("backed up and proven: backup "));
+    json out = json::parse(r.out);
+    const std::string id = out["id"];
+    CHECK(out["exit_code"] == 0);
+    REQUIRE(out.contains("drill"));
+    CHECK(out["drill"]["ok"] == true);
+    CHECK(out["drill"]["backup_id"] == id);
+    CHECK(out["drill"]["components"].size() == 3);
+    CHECK_FALSE(out.contains("error"));
+    // The evidence beside the backup, and retention sees it.
+    PosixStorage storage(f.backups);
+    auto last = last_drill(storage, id);
+    REQUIRE(last);
+    CHECK(last->passed);
+    CHECK(out["drill"]["record"] == last->file);
+    CHECK(f.state.drills().empty());
+    // One textfile with the backup's lines and the drill's.
+    const std::string metrics = test::read_file(f.dir / "metrics.prom");
+    CHECK_THAT(metrics, Catch::Contains("nightjar_last_run_status 0"));
+    CHECK_THAT(metrics, Catch::Contains("nightjar_drill_status 0"));
+    CHECK_THAT(metrics, Catch::Contains("nightjar_drill_last_success_timestamp_seconds " +
+                                        std::to_string(last->time)));
+    check_metrics_format(metrics);
+    // The run pings start and success once each; the drill does not ping on its own.
+    const auto paths = recorder.paths();
+    CHECK(paths == std::vector<std::string>{"/ping/abc/start", "/ping/abc"});
+    CHECK_THAT(recorder.log(), Catch::Contains("\\\"drill\\\""));
+}
+
+TEST_CASE("drill.after_backup: a backup that does not restore exits 7, stays published, and pings /fail",
+          "[integration][drill]") {
+    Fixture f;
+    Recorder recorder;
+    // Sound bytes that pg_restore rejects (as in "a dump that verifies but does not restore").
+    f.pg.psql(f.db.name,
+              "CREATE TABLE z_allowed (v int PRIMARY KEY); INSERT INTO z_allowed VALUES (1), (2);"
+              "CREATE FUNCTION is_allowed(x int) RETURNS bool LANGUAGE sql STABLE AS "
+              "'SELECT EXISTS (SELECT 1 FROM public.z_allowed WHERE v = x)';"
+              "CREATE TABLE a_checked (x int PRIMARY KEY CHECK (public.is_allowed(x)));"
+              "INSERT INTO a_checked VALUES (1), (2);");
+    // An older backup that retention would delete: a failed drill leaves the prune out.
+    const std::string older = f.backup();
+    ::sleep(1);
+    after_backup_config(f, "http://127.0.0.1:" + std::to_string(recorder.port) + "/ping/abc",
+                        json{{"retention", {{"keep_last", 1}}}});
+    auto r = backup_with_drill(f);
+    INFO(r.err);
+    CHECK(r.code == 7);
+    json out = json::parse(r.out);
+    const std::string id = out["id"];
+    CHECK(out["exit_code"] == 7);
+    CHECK(out["status"] == "complete");
+    REQUIRE(out.contains("drill"));
+    CHECK(out["drill"]["ok"] == false);
+    CHECK(out["drill"]["exit_code"] == 7);
+    CHECK_THAT(out["drill"]["reason"].get<std::string>(), Catch::Contains("postgres: restore failed"));
+    CHECK_THAT(out["error"].get<std::string>(),
+               Catch::Contains("backup " + id + " is published, but its restore drill FAILED") &&
+                   Catch::Contains("postgres: restore failed"));
+    CHECK_THAT(r.err, Catch::Contains("restore drill FAILED"));
+    // Published, with the failed drill as its evidence; the older backup is not pruned.
+    CHECK(json::parse(test::read_file(f.manifest_of(id)))["status"] == "complete");
+    CHECK(fs::exists(f.manifest_of(older)));
+    CHECK_THAT(r.err, Catch::Contains("prune: skipped"));
+    PosixStorage storage(f.backups);
+    auto last = last_drill(storage, id);
+    REQUIRE(last);
+    CHECK_FALSE(last->passed);
+    const std::string metrics = test::read_file(f.dir / "metrics.prom");
+    CHECK_THAT(metrics, Catch::Contains("nightjar_last_run_status 7"));
+    CHECK_THAT(metrics, Catch::Contains("nightjar_drill_status 7"));
+    check_metrics_format(metrics);
+    const auto paths = recorder.paths();
+    CHECK(paths == std::vector<std::string>{"/ping/abc/start", "/ping/abc/fail"});
+    CHECK_THAT(recorder.log(), Catch::Contains("restore drill FAILED"));
+    CHECK(f.state.drills().empty());
+}
+
+TEST_CASE("a drill as root without the service user refuses with a clear message", "[integration][drill]") {
+    Fixture f;
+    const std::string id = f.backup();
+    DrillRequest req = f.request(id);
+    req.servers.pg_user = "nightjar-no-such-user";
+    DrillReport r = run_drill(req);
+    INFO(all_checks(r));
+    if (::geteuid() == 0) {
+        // initdb and postgres refuse to run as root: the drill names the user it would drop to.
+        CHECK_FALSE(r.ok);
+        CHECK(r.exit_code == 2);
+        CHECK_THAT(r.reason,
+                   Catch::Contains("running as root, and there is no \"nightjar-no-such-user\" user") &&
+                       Catch::Contains("run the drill as an unprivileged user"));
+        CHECK(f.state.drills().empty());
+        auto last = last_drill(PosixStorage(f.backups), id);
+        REQUIRE(last);
+        CHECK_FALSE(last->passed);
+    } else {
+        // Not root: the servers run as us, the service user is never needed.
+        CHECK(r.ok);
+    }
 }

@@ -20,7 +20,7 @@ struct Described {
     std::optional<Manifest> manifest;
 };
 
-std::vector<Described> describe(const RepositoryReader& repo) {
+std::vector<Described> describe(const RepositoryReader& repo, const io::TrustedSigners* drill_signers) {
     std::vector<Described> out;
     for (const auto& ref : repo.list()) {
         Described d{{ref.id, parse_backup_id_time(ref.id), "damaged", false, "", ""}, std::nullopt};
@@ -28,7 +28,8 @@ std::vector<Described> describe(const RepositoryReader& repo) {
             d.manifest = repo.load(ref);
             d.info.status = d.manifest->status;
             // Retention never deletes the newest backup whose last drill passed (repo/retention.cpp).
-            auto drill = last_drill(repo.storage(), ref.id);
+            // With signers pinned, only a record signed by one of them counts (repo/drill_record.hpp).
+            auto drill = last_drill(repo.storage(), ref.id, drill_signers);
             d.info.drill_passed = drill && drill->passed;
             d.info.verified = true;
             for (const auto& a : d.manifest->artifacts) {
@@ -88,9 +89,10 @@ void confirm_newest(const RepositoryWriter& repo, std::vector<Described>& backup
 
 }  // namespace
 
-std::vector<BackupInfo> describe_backups(const RepositoryReader& repo) {
+std::vector<BackupInfo> describe_backups(const RepositoryReader& repo,
+                                         const io::TrustedSigners* drill_signers) {
     std::vector<BackupInfo> out;
-    for (auto& d : describe(repo)) out.push_back(std::move(d.info));
+    for (auto& d : describe(repo, drill_signers)) out.push_back(std::move(d.info));
     return out;
 }
 
@@ -133,7 +135,7 @@ void clear_leftovers(RepositoryWriter& repo, std::int64_t now, bool dry_run, std
 PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::int64_t now, bool dry_run,
                   std::int64_t grace_s, const PruneOptions& options) {
     PruneResult result;
-    auto described = describe(repo);
+    auto described = describe(repo, options.drill_signers);
     if (!policy.empty()) confirm_newest(repo, described, dry_run ? nullptr : &repo.storage());
     std::vector<BackupInfo> backups;
     for (auto& d : described) {

@@ -20,6 +20,7 @@
 #include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/prune.hpp"
 #include "nightjar/repo/repository.hpp"
+#include "nightjar/run/drill.hpp"
 #include "nightjar/run/hooks.hpp"
 #include "nightjar/run/monitoring.hpp"
 
@@ -147,6 +148,7 @@ int BackupRun::run() {
     after_hooks();
     publish();  // rethrows the failure: nothing is published
     after_publish();
+    const int drill_code = drill_after_backup();  // 0, or 7: the published backup's drill failed
     int code = 0;
     if (s_->cdc_error) throw *s_->cdc_error;
     if (!s_->hook_failure.empty()) {
@@ -156,6 +158,7 @@ int BackupRun::run() {
     } else if (s_->failed > 0) {
         code = exit_code(Kind::Partial);
     }
+    if (drill_code != 0) code = drill_code;
     if (code == 0 || request_.prune_on_failure)
         prune();
     else if (!request_.retention.empty())
@@ -373,6 +376,42 @@ void BackupRun::after_publish() {
                              ": backup " + s.manifest.id +
                              " is published and stays; see the hook's output above";
     if (!hooks.after_publish.empty()) report_.hooks = s.hook_runs;
+}
+
+// ---- drill: drill.after_backup proves the backup just published restores (run/drill), before the prune ----
+// A failed drill never unpublishes: the run exits 7 and its end ping goes to /fail with the reason.
+int BackupRun::drill_after_backup() {
+    State& s = *s_;
+    const Config& config = request_.config;
+    if (!config.drill || !config.drill->after_backup) return 0;
+    DrillRequest d;
+    d.backup_dir = s.backup_dir;
+    d.which = s.manifest.id;
+    d.random_skip_days = config.drill->random_skip_days;
+    d.monitoring = config.monitoring;  // the drill's metric lines; the ping is this run's own, at its end
+    d.ping = false;
+    log::info("drill: proving backup ", s.manifest.id, " restores (drill.after_backup)");
+    std::string failure;
+    try {
+        DrillReport r = run_drill(d);
+        report_.drill = r.to_json();
+        if (r.ok)
+            log::info("backed up and proven: backup ", s.manifest.id, " restored into throwaway servers in ",
+                      log::seconds(r.seconds), " s (RTO), every check passed; evidence ", r.record);
+        else
+            failure = "drill: backup " + s.manifest.id +
+                      " is published, but its restore drill FAILED (exit " + std::to_string(r.exit_code) +
+                      "): " + r.reason + ": the backup stays; see nightjar-restore drill " + s.manifest.id;
+    } catch (const Error& e) {
+        if (e.kind() == Kind::Interrupted) throw;
+        report_.drill = nlohmann::json{{"backup_id", s.manifest.id}, {"ok", false}, {"reason", e.what()}};
+        failure = "drill: backup " + s.manifest.id +
+                  " is published, but its restore drill could not run: " + e.what();
+    }
+    if (failure.empty()) return 0;
+    log::error(failure);
+    report_.add_error(failure);
+    return exit_code(Kind::RestoreFailed);
 }
 
 // ---- prune: retention, never the backup this run has just published ----

@@ -229,24 +229,26 @@ json DrillReport::to_json() const {
                          {"stored_bytes", c.stored_bytes},
                          {"checks", checks}});
     }
-    return {{"backup_id", backup_id},
-            {"ok", ok},
-            {"reason", reason},
-            {"exit_code", exit_code},
-            {"started_at", started_at},
-            {"finished_at", finished_at},
-            {"rto_seconds", log::round_seconds(seconds)},
-            {"wall_seconds", log::round_seconds(wall_seconds)},
-            {"bytes", bytes},
-            {"components", comps},
-            {"tools", tools},
-            {"host", host},
-            {"record", record},
-            {"cleaned", cleaned}};
+    json j{{"backup_id", backup_id},
+           {"ok", ok},
+           {"reason", reason},
+           {"exit_code", exit_code},
+           {"started_at", started_at},
+           {"finished_at", finished_at},
+           {"rto_seconds", log::round_seconds(seconds)},
+           {"wall_seconds", log::round_seconds(wall_seconds)},
+           {"bytes", bytes},
+           {"components", comps},
+           {"tools", tools},
+           {"host", host},
+           {"record", record},
+           {"cleaned", cleaned}};
+    if (!signer.empty()) j["signer"] = signer;
+    return j;
 }
 
 std::string select_drill_backup(const RepositoryReader& repo, const std::string& which, int skip_days,
-                                std::int64_t now, std::uint64_t seed) {
+                                std::int64_t now, std::uint64_t seed, const io::TrustedSigners* trusted) {
     if (which != "latest" && which != "random") return repo.find(which).id;
     std::vector<std::string> complete;
     for (const auto& ref : repo.list()) {
@@ -264,8 +266,8 @@ std::string select_drill_backup(const RepositoryReader& repo, const std::string&
     std::string oldest_drilled;
     std::int64_t oldest_time = INT64_MAX;
     for (const auto& id : complete) {
-        auto last = last_drill(repo.storage(), id);
-        if (!last || last->time < now - std::int64_t{skip_days} * 86400)
+        auto last = last_drill(repo.storage(), id, trusted);
+        if (!last || !last->counts || last->time < now - std::int64_t{skip_days} * 86400)
             candidates.push_back(id);
         else if (last->time < oldest_time) {
             oldest_time = last->time;
@@ -294,8 +296,8 @@ DrillReport run_drill(const DrillRequest& request) {
     report.tools["nightjar"] = NIGHTJAR_VERSION;
     PosixStorage storage(request.backup_dir);
     RepositoryReader repo(storage);
-    report.backup_id =
-        select_drill_backup(repo, request.which, request.random_skip_days, unix_now(), request.random_seed);
+    report.backup_id = select_drill_backup(repo, request.which, request.random_skip_days, unix_now(),
+                                           request.random_seed, request.trusted_signers);
     log::info("drill: backup ", report.backup_id);
 
     auto fail = [&](int code, const std::string& reason) {
@@ -395,8 +397,12 @@ DrillReport run_drill(const DrillRequest& request) {
     report.wall_seconds = since(wall);
     if (request.write_record && is_backup_id(report.backup_id)) {
         try {
-            report.record =
-                write_drill_record(storage, report.backup_id, report.finished_unix, report.to_json());
+            json record = report.to_json();
+            if (request.signing_key) {
+                sign_drill_record(record, *request.signing_key);
+                report.signer = record["signer"];
+            }
+            report.record = write_drill_record(storage, report.backup_id, report.finished_unix, record);
         } catch (const Error& e) {
             log::warn("drill: cannot write the drill record: ", e.what());
             if (report.ok) fail(9, std::string("drill record: ") + e.what());
@@ -409,11 +415,13 @@ DrillReport run_drill(const DrillRequest& request) {
             log::warn("drill: cannot write the metrics: ", e.what());
         }
     }
-    Pinger pinger(request.monitoring);
-    if (report.ok)
-        pinger.success(report.to_json().dump());
-    else
-        pinger.failure(report.to_json().dump());
+    if (request.ping) {
+        Pinger pinger(request.monitoring);
+        if (report.ok)
+            pinger.success(report.to_json().dump());
+        else
+            pinger.failure(report.to_json().dump());
+    }
     const std::string verdict = "drill: backup " + report.backup_id + (report.ok ? " PASSED" : " FAILED") +
                                 " in " + log::seconds(report.seconds) + " (RTO), " +
                                 log::human_bytes(report.bytes) + (report.ok ? "" : ": " + report.reason);

@@ -252,13 +252,18 @@ void DrillServers::start_postgres() {
         throw Error(Kind::RestoreFailed, "drill: initdb (PostgreSQL " + pg_version_ + ") failed (exit " +
                                              std::to_string(init.status) +
                                              "): " + first_line(init.err + init.out));
-    // Unix socket only (listen_addresses empty), no fsync: the cluster is thrown away.
+    // Unix socket only (listen_addresses empty), no fsync: the cluster is thrown away. Tuned for one bulk
+    // load on a small machine: minimal WAL and few checkpoints, no autovacuum competing with pg_restore for
+    // the cores, and no JIT (the check queries are simple scans, and under systemd's MemoryDenyWriteExecute=
+    // LLVM could not map its code anyway).
     RunResult start = run_capture(
         as_service_user({(pg_bindir_ / "pg_ctl").string(), "-D", data.string(), "-w", "-t",
                          std::to_string(options_.start_timeout_s), "-l", log.string(), "-o",
                          "-c listen_addresses='' -c port=5432 -c unix_socket_directories=" + sock.string() +
                              " -c unix_socket_permissions=0700 -c fsync=off -c full_page_writes=off -c "
-                             "synchronous_commit=off",
+                             "synchronous_commit=off -c wal_level=minimal -c max_wal_senders=0 -c "
+                             "max_wal_size=4GB -c checkpoint_timeout=1h -c autovacuum=off -c jit=off -c "
+                             "maintenance_work_mem=128MB",
                          "start"}));
     pg_running_ = true;  // pg_ctl may have started it even when it reports a failure
     if (start.status != 0) {

@@ -24,6 +24,7 @@ void to_json(json& j, const RunReport& r) {
     if (r.stored_bytes) j["stored_bytes"] = *r.stored_bytes;
     if (!r.manifest.empty()) j["manifest"] = r.manifest;
     if (r.pruned) j["pruned"] = *r.pruned;
+    if (r.drill) j["drill"] = *r.drill;
     if (!r.error.empty()) j["error"] = r.error;
     if (r.exit_code) j["exit_code"] = *r.exit_code;
 }

@@ -3,6 +3,7 @@
 #include <string>
 #include <vector>
 
+#include "nightjar/io/signing.hpp"
 #include "nightjar/repo/repository.hpp"
 #include "nightjar/repo/retention.hpp"
 
@@ -20,6 +21,9 @@ struct PruneOptions {
     // before it gives up with Kind::LockHeld, having deleted nothing. NIGHTJAR_PRUNE_READER_WAIT_S
     // overrides it.
     int reader_wait_s = 300;
+    // Pinned signing keys: a drill record counts for the drill rule only when signed by one of them
+    // (repo/drill_record.hpp); nullptr or empty = any record counts.
+    const io::TrustedSigners* drill_signers = nullptr;
 };
 
 // Applies the policy to the published backups (the caller holds the lock unless dry_run). With dry_run it
@@ -33,6 +37,8 @@ PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::in
 
 // What the retention planner needs to know of each published backup. Never throws for one backup's
 // manifest: an invalid one is "damaged", one that cannot be read is "unreadable", both with the reason.
-std::vector<BackupInfo> describe_backups(const RepositoryReader& repo);
+// `drill_signers` as in PruneOptions.
+std::vector<BackupInfo> describe_backups(const RepositoryReader& repo,
+                                         const io::TrustedSigners* drill_signers = nullptr);
 
 }  // namespace nightjar

@@ -13,9 +13,12 @@
 //   publish         only when nothing above failed: status "complete", or "partial" when some components
 //                   failed but others have artifacts; every component failed -> nothing published
 //   after_publish   after_publish hooks: a failure makes the exit 6 but never unpublishes
+//   drill           with drill.after_backup: a restore drill of the backup just published (run/drill),
+//                   into throwaway servers; "backed up and proven", or exit 7 (the backup stays published)
 //   prune           retention, after a fully successful run (or --prune-on-failure); never this backup
-// Exit codes: 0 complete; 6 partial (or an after_publish hook failed); 8 CDC could not be resumed (the
-// backup is still published when everything else worked); otherwise the failure's own code.
+// Exit codes: 0 complete; 6 partial (or an after_publish hook failed); 7 the drill after the backup failed
+// (drill.after_backup; it takes precedence over 6); 8 CDC could not be resumed (the backup is still
+// published when everything else worked); otherwise the failure's own code.
 #include <filesystem>
 #include <functional>
 #include <memory>
@@ -71,6 +74,7 @@ private:
     void after_hooks();
     void publish();
     void after_publish();
+    int drill_after_backup();  // 0, or the exit code of a failed drill (7)
     void prune();
 
     const BackupRequest& request_;

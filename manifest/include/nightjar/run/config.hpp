@@ -12,6 +12,7 @@
 #include "nightjar/components/registry.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/repo/retention.hpp"
+#include "nightjar/run/drill_config.hpp"
 #include "nightjar/run/hooks.hpp"
 
 namespace nightjar {
@@ -38,6 +39,7 @@ struct Config {
     std::optional<redis::RedisConfig> redis;  // the Redis component, when configured
     std::optional<postgres::PostgresConfig> postgres;  // the PostgreSQL component, when configured
     RepositoryConfig repository;                       // permission modes of what is created in backup_dir
+    std::optional<DrillConfig> drill;                  // restore drills (after_backup, random_skip_days)
 };
 
 // The component sections, for make_components (components/registry.hpp).

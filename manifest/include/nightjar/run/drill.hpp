@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "nightjar/io/signing.hpp"
 #include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/repository.hpp"
 #include "nightjar/run/config.hpp"
@@ -27,6 +28,10 @@ struct DrillRequest {
         {};  // state dir, PostgreSQL root, redis-server (what to start is decided here)
     MonitoringConfig monitoring = {};  // metrics textfile and ping URL ("" = off)
     bool write_record = true;          // write drills/<id>/<utc>.json
+    bool ping = true;                  // ping the monitoring URL (a backup run's own end ping reports it)
+    const io::SigningKey* signing_key = nullptr;  // signs the record (the host's key); nullptr = unsigned
+    const io::TrustedSigners* trusted_signers =
+        nullptr;  // `random`: only records signed by these count as drills (nullptr or empty = any record)
 };
 
 struct DrillCheck {
@@ -60,6 +65,7 @@ struct DrillReport {
         nlohmann::json::object();  // versions: nightjar, postgres, redis-server, pg_restore
     std::string host;
     std::string record;                // drills/<id>/<utc>.json, when written
+    std::string signer;                // the record's signer ("ed25519:..."), "" when unsigned
     std::vector<std::string> cleaned;  // leftovers of earlier drills removed
     nlohmann::json to_json() const;
 };
@@ -67,8 +73,10 @@ struct DrillReport {
 // Picks the backup: an id, "latest" (newest complete) or "random" (uniform among complete backups not
 // drilled in the last `skip_days` days; when every one was, the least recently drilled). Kind::Usage when
 // nothing matches.
+// `trusted` (when pinned): only records signed by them count as drills (repo/drill_record.hpp).
 std::string select_drill_backup(const RepositoryReader& repo, const std::string& which, int skip_days,
-                                std::int64_t now, std::uint64_t seed);
+                                std::int64_t now, std::uint64_t seed,
+                                const io::TrustedSigners* trusted = nullptr);
 
 // The whole drill. Never throws for a failing backup: the report says why (exit_code). Throws for a drill
 // that cannot run at all (no backup dir, bad request).

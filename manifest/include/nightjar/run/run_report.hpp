@@ -30,6 +30,7 @@ struct RunReport {
     std::optional<std::uint64_t> stored_bytes = std::nullopt;  // the published backup's size
     std::string manifest = "";                                 // the published manifest's path
     std::optional<int> pruned = std::nullopt;                  // backups deleted by the prune after it
+    std::optional<nlohmann::json> drill = std::nullopt;        // drill.after_backup: the drill report
     std::string error = "";                                    // what went wrong ("" = nothing)
     std::optional<int> exit_code = std::nullopt;               // the process exit code, once known
 
