@@ -471,9 +471,11 @@ void CdcRestoreHold::hold() {
 void CdcRestoreHold::release_all_held(const std::string& why) {
     std::vector<PausedConnector> list;
     std::vector<std::size_t> index;
+    released_.resize(entries_.size(), 0);
     for (std::size_t i = 0; i < entries_.size(); ++i) {
         auto& e = entries_[i];
-        if (e.action != "held" || e.calls.empty()) continue;
+        if (e.action != "held" || e.calls.empty() || released_[i]) continue;
+        released_[i] = 1;
         Cluster* cluster = cluster_for(e.cluster);
         PausedConnector p;
         p.urls = cluster->config.urls;
@@ -608,9 +610,10 @@ void CdcRestoreHold::say_out_of_step(CdcRestoreEntry& e) const {
 void CdcRestoreHold::bring_back(bool restored) {
     plan();
     if (!journal_) return;  // hold() was never called
+    released_.resize(entries_.size(), 0);
     for (std::size_t i = 0; i < entries_.size(); ++i) {
         auto& e = entries_[i];
-        if (e.action != "held" || e.calls.empty()) continue;
+        if (e.action != "held" || e.calls.empty() || released_[i]) continue;
         Cluster* cluster = cluster_for(e.cluster);
         if (!restored) {
             e.warnings.push_back("the restore did not complete: resumed without changing its offsets");
@@ -629,6 +632,21 @@ void CdcRestoreHold::bring_back(bool restored) {
         if (!e.final_status.is_null() && e.final_status.is_object())
             log::info("cdc: ", label(e.name, e.cluster), " ", e.mode, ": final state ",
                       e.final_status.value("state", "?"));
+    }
+}
+
+void CdcRestoreHold::leave_alone() {
+    plan();
+    for (auto& e : entries_) {
+        if (e.action != "held") continue;
+        e.action = "left-alone";
+        e.hold_with.clear();
+        e.needs_attention = false;
+        e.manual_steps.clear();
+        e.warnings.push_back(
+            "--cdc=none: neither stopped nor resumed; it kept running while the restore wrote");
+        say_out_of_step(e);
+        for (const auto& w : e.warnings) log::warn("cdc: ", label(e.name, e.cluster), ": ", w);
     }
 }
 
