@@ -221,6 +221,7 @@ TEST_CASE("cdc restore: a restore killed between the stop and the resume is heal
         CHECK_FALSE(fs::exists(journal(f)));
     }
     SECTION("the next backup resumes it before it holds it again") {
+        f.pg.psql("postgres", "CREATE DATABASE " + f.pg.name);  // something to back up
         f.emu.control("DELETE", "requests");
         auto r = f.backup();
         INFO(r.err);
@@ -238,6 +239,11 @@ TEST_CASE("cdc restore: a restore killed between the stop and the resume is heal
         INFO(r.err);
         CHECK(r.code == 0);
         CHECK_THAT(r.err, Catch::Contains("a previous run (restore"));
+        json out = json::parse(r.out);
+        INFO(out["cdc"].dump(2));
+        CHECK(out["cdc"]["resumed_from_previous_run"].size() == 1);
+        CHECK(out["cdc"]["connectors"][0]["action"] == "held");  // held again once resumed
+        CHECK(out["cdc"]["connectors"][0]["offsets_after"][0]["offset"]["kafka_offset"] == N);
         REQUIRE(f.wait_committed(M));
         for (int i = 0; i < 100 && f.rows() != present; ++i) std::this_thread::sleep_for(50ms);
         CHECK(f.rows() == present);

@@ -163,7 +163,7 @@ struct SinkFixture {
         write_config();
         std::vector<std::string> args{"latest", "--config", config.string(), "--db", pg.name, "--json"};
         args.insert(args.end(), extra.begin(), extra.end());
-        env.insert(env.end(), pg.env().begin(), pg.env().end());
+        for (const auto& e : pg.env()) env.push_back(e);
         return test::restore(args, env);
     }
     nlohmann::json last_manifest() const {
