@@ -283,7 +283,7 @@ TEST_CASE("cdc restore: a SIGTERM while the sink is held brings it back unchange
     CHECK_FALSE(fs::exists(journal(f)));
 }
 
-TEST_CASE("cdc restore: --cdc=reanchor resets a source's offsets and resumes it; a sink is left as it was",
+TEST_CASE("cdc restore: --cdc=reanchor resets a source's offsets and resumes it, a sink is left as it was",
           "[integration][cdc][restore]") {
     test::SinkFixture f("nj_cdcre");
     const std::string source = "pg-src";
