@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "nightjar/run/config.hpp"
 #include "nightjar/run/restore_run.hpp"
 
 namespace nightjar {
@@ -29,8 +30,8 @@ void RestoreCliOptions::add_to(CLI::App& app) {
                    "newest of any status)");
     app.add_option("--backup-dir", backup_dir, "Backup directory (default: the manifest's own directory)");
     app.add_option("-c,--config", config,
-                   "Config file, read for backup_dir and Redis credentials (default: $NIGHTJAR_CONFIG, else "
-                   "/etc/nightjar/nightjar.json when it exists)")
+                   "Config file, read for backup_dir, Redis credentials and the cdc section (default: "
+                   "$NIGHTJAR_CONFIG, else /etc/nightjar/nightjar.json when it exists)")
         ->envname("NIGHTJAR_CONFIG");
     app.add_flag("-l,--list", list, "List published backups and exit");
     app.add_flag("-n,--dry-run", dry_run,
@@ -78,6 +79,17 @@ void RestoreCliOptions::add_to(CLI::App& app) {
                    "Redis live mode: the target server's host (default: the one recorded in the manifest)");
     app.add_option("--redis-port", redis_port, "Redis live mode: the target server's port")
         ->check(CLI::Range(1, 65535));
+    // cdc (issue 18) {
+    app.add_option("--cdc", cdc,
+                   "Kafka Connect connectors of the restored databases (the config's cdc section), held "
+                   "(stop, else pause) while the restore writes: replay (sinks: set the offsets recorded in "
+                   "the backup, resume: they replay every change since), reanchor (sources: reset offsets "
+                   "or signal a snapshot, resume), none (touch no connector; say what is out of step). "
+                   "Default: cdc.restore, else replay for sinks writing into the restored database and "
+                   "resume sources as they were; with --db-name no connector unless --cdc is given")
+        ->check(CLI::IsMember({"auto", "replay", "reanchor", "none"}))
+        ->capture_default_str();
+    // } cdc
     app.add_option("--log-file", log_file, "Also append log lines to this file");
     app.add_option("--log-format", log_format, "Log line format")
         ->check(CLI::IsMember({"text", "json"}))
@@ -143,6 +155,10 @@ RestoreRequest RestoreCliOptions::to_request(const std::filesystem::path& backup
         .config_file = config_file(),
         .explain_skipped_globals = !skip_globals,
     };
+    // cdc (issue 18): the config's cdc section, when there is a config (a drill or a restore without one
+    // touches no connector).
+    r.cdc_mode = cdc;
+    if (!r.config_file.empty()) r.cdc = load_config(r.config_file).cdc;
     return r;
 }
 

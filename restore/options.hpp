@@ -40,6 +40,7 @@ struct RestoreCliOptions {
     std::string redis_rdb_path;  // redis file mode: where to write the RDB
     std::string redis_host;      // redis live mode target (default: the endpoint recorded in the manifest)
     int redis_port = 0;          // redis live mode target port when > 0
+    std::string cdc = "auto";    // cdc (issue 18): --cdc=replay|reanchor|none; auto: cdc.restore and defaults
 
     std::string log_file;             // also append log lines here
     std::string log_format = "text";  // "text" or "json" (one object per line)

@@ -76,8 +76,9 @@ std::string KafkaConnectEmulator::connector_state(const std::string& name) const
 
 std::vector<std::string> KafkaConnectEmulator::task_states(const std::string& name) const {
     std::vector<std::string> out;
-    for (const auto& t : control("GET", "state")["connectors"][name]["tasks"])
-        out.push_back(t["state"].get<std::string>());
+    // The state is kept in a local: a range-for over a member of the temporary would dangle.
+    const nlohmann::json state = control("GET", "state");
+    for (const auto& t : state["connectors"][name]["tasks"]) out.push_back(t["state"].get<std::string>());
     return out;
 }
 

@@ -73,7 +73,8 @@ with the psql error as trace.
     POST   /_emulator/fail        {"connector": n, "task"?: int, "trace"?: str, "after_resume"?: bool}
                                   after_resume: the task does not fail now but at its first
                                   transition to RUNNING after a resume (the deferred Debezium
-                                  error of spec §0.5; a relapse)
+                                  error of spec §0.5; a relapse), also when a stop in between
+                                  regenerated the tasks
                                   on_pause: the task fails instead of its next transition to
                                   PAUSED (a connector turning FAILED while being paused)
     POST   /_emulator/offsets     {"connector": n, "offsets": [{"partition", "offset"}, ...],
@@ -282,6 +283,9 @@ class Connector:
         self.target_sequence = 0  # arrival number of the target-state write that holds
         self.pending_offsets: list | None = None  # committed at the next flush (control /offsets delay_s)
         self.offsets_reset = False  # DELETE .../offsets: a source snapshots afresh at its next start
+        # Deferred task failures (/_emulator/fail after_resume) kept across a stop, which empties the
+        # tasks: the regenerated tasks of the next resume fail as the old ones would have.
+        self.fail_on_resume_after_stop: dict[int, str] = {}
 
     def regenerate_tasks(self, state: str) -> None:
         self.tasks = [Task(i, state, self.worker_id) for i in range(self.task_count)]
@@ -639,6 +643,8 @@ class Emulator:
             # Resuming a STOPPED connector regenerates its tasks; they come up
             # UNASSIGNED and converge to RUNNING with the normal task delay.
             c.regenerate_tasks("UNASSIGNED")
+            for t in c.tasks:
+                t.fail_on_resume = c.fail_on_resume_after_stop.pop(t.id, "")
         self._start_transition(c)
         return 202, None
 
@@ -649,6 +655,9 @@ class Emulator:
         if self._superseded(c, sequence):
             return 204, None
         c.target = "STOPPED"
+        for t in c.tasks:
+            if t.fail_on_resume:
+                c.fail_on_resume_after_stop[t.id] = t.fail_on_resume
         c.tasks = []  # the task configs are emptied first; statuses disappear
         if c.type == "sink":
             c.commit()  # the tasks shut down with a final offset commit (spec §4)

@@ -249,6 +249,16 @@ class KafkaConnectEmulatorTest(unittest.TestCase):
         self.call("POST", "/connectors/relapse/tasks/1/restart")
         self.wait_for(lambda: self.states("relapse") == ("RUNNING", ["RUNNING", "RUNNING"]))
 
+    def test_failure_after_resume_survives_a_stop(self):
+        self.add("relapse-stop", tasks=1, state="RUNNING")
+        self.call("POST", "/_emulator/fail", {"connector": "relapse-stop", "task": 0, "trace": "late",
+                                              "after_resume": True})
+        self.assertEqual(self.call("PUT", "/connectors/relapse-stop/stop")[0], 204)
+        self.wait_for(lambda: self.states("relapse-stop") == ("STOPPED", []))
+        self.assertEqual(self.call("PUT", "/connectors/relapse-stop/resume")[0], 202)
+        self.wait_for(lambda: self.states("relapse-stop") == ("RUNNING", ["FAILED"]))
+        self.assertEqual(self.status("relapse-stop")["tasks"][0]["trace"], "late")
+
     def test_restart_only_failed_task_of_paused_connector_comes_up_paused(self):
         self.add("revive", tasks=2, state="PAUSED")
         self.call("POST", "/_emulator/fail", {"connector": "revive", "task": 1, "trace": "boom"})

@@ -376,6 +376,13 @@ void CdcRestoreHold::hold() {
     info.owner = "restore";
     journal_ = std::make_unique<CdcCoordinator>(cdc_, info);
     journal_->heal_previous();  // a previous restore or backup killed while holding connectors
+    // What it resumed was STOPPED or PAUSED when plan() looked: plan again, so that it is held now.
+    if (journal_->record().contains("resumed_from_previous_run")) {
+        entries_.clear();
+        specs_.clear();
+        planned_ = false;
+        plan();
+    }
     std::vector<std::size_t> held;
     std::string failure;
     for (std::size_t i = 0; i < entries_.size() && failure.empty(); ++i) {
@@ -471,9 +478,11 @@ void CdcRestoreHold::hold() {
 void CdcRestoreHold::release_all_held(const std::string& why) {
     std::vector<PausedConnector> list;
     std::vector<std::size_t> index;
+    released_.resize(entries_.size(), 0);
     for (std::size_t i = 0; i < entries_.size(); ++i) {
         auto& e = entries_[i];
-        if (e.action != "held" || e.calls.empty()) continue;
+        if (e.action != "held" || e.calls.empty() || released_[i]) continue;
+        released_[i] = 1;
         Cluster* cluster = cluster_for(e.cluster);
         PausedConnector p;
         p.urls = cluster->config.urls;
@@ -608,9 +617,10 @@ void CdcRestoreHold::say_out_of_step(CdcRestoreEntry& e) const {
 void CdcRestoreHold::bring_back(bool restored) {
     plan();
     if (!journal_) return;  // hold() was never called
+    released_.resize(entries_.size(), 0);
     for (std::size_t i = 0; i < entries_.size(); ++i) {
         auto& e = entries_[i];
-        if (e.action != "held" || e.calls.empty()) continue;
+        if (e.action != "held" || e.calls.empty() || released_[i]) continue;
         Cluster* cluster = cluster_for(e.cluster);
         if (!restored) {
             e.warnings.push_back("the restore did not complete: resumed without changing its offsets");
@@ -632,8 +642,24 @@ void CdcRestoreHold::bring_back(bool restored) {
     }
 }
 
+void CdcRestoreHold::leave_alone() {
+    plan();
+    for (auto& e : entries_) {
+        if (e.action != "held") continue;
+        e.action = "left-alone";
+        e.hold_with.clear();
+        e.needs_attention = false;
+        e.manual_steps.clear();
+        e.warnings.push_back(
+            "--cdc=none: neither stopped nor resumed; it kept running while the restore wrote");
+        say_out_of_step(e);
+        for (const auto& w : e.warnings) log::warn("cdc: ", label(e.name, e.cluster), ": ", w);
+    }
+}
+
 int CdcRestoreHold::exit_code() const {
-    if (!resume_failures_.empty()) return nightjar::exit_code(Kind::CdcResume);
+    if (!resume_failures_.empty() || (journal_ && !journal_->resume_failures().empty()))
+        return nightjar::exit_code(Kind::CdcResume);
     for (const auto& e : entries_)
         if (e.needs_attention && e.action == "held") return nightjar::exit_code(Kind::Partial);
     return 0;
@@ -642,6 +668,14 @@ int CdcRestoreHold::exit_code() const {
 json CdcRestoreHold::report() const {
     json j{{"connectors", json::array()}, {"resume_failures", resume_failures_}};
     for (const auto& e : entries_) j["connectors"].push_back(e.to_json());
+    if (journal_) {  // what a previous run had left held, resumed by hold() first
+        json previous = journal_->record();
+        if (previous.contains("resumed_from_previous_run"))
+            j["resumed_from_previous_run"] = previous["resumed_from_previous_run"];
+        for (const auto& f : journal_->resume_failures())  // the healing's (its own are in both lists)
+            if (std::find(resume_failures_.begin(), resume_failures_.end(), f) == resume_failures_.end())
+                j["resume_failures"].push_back(f);
+    }
     return j;
 }
 

@@ -152,6 +152,8 @@ RestoreStep restore_into(const DrillRequest& request, const Manifest& manifest, 
     RestoreRequest r;
     r.backup_dir = request.backup_dir;
     r.backup = manifest.id;
+    r.cdc = std::nullopt;  // throwaway servers: no Kafka Connect connector is ever held, resumed or replayed
+    r.cdc_mode = "auto";
     for (const std::string k : {"files", "postgres", "redis"})
         if (k != kind) r.skip.push_back(k);
     r.target_root = servers.files_dir();

@@ -5,6 +5,8 @@
 #include <memory>
 #include <ostream>
 
+#include "nightjar/cdc/restore_hold.hpp"
+#include "nightjar/components/postgres/connection.hpp"
 #include "nightjar/components/postgres/postgres_component.hpp"
 #include "nightjar/core/clock.hpp"
 #include "nightjar/core/failpoint.hpp"
@@ -138,7 +140,9 @@ public:
                            .on_wait = [] { log::warn("waiting for a prune to finish deleting"); }}));
         failpoint("restore:locked");
         select();
-        if (prove() && plan() && apply()) check();
+        plan_cdc();
+        if (prove() && plan()) apply_and_check();
+        report_cdc();
         return std::move(result_);
     }
 
@@ -383,6 +387,137 @@ private:
     }
 
     std::optional<Error> first_failure_;  // the first artifact's failure, for the exit code
+
+    // ---- cdc (issue 18): the connectors of the restored databases held still while it writes ----
+    std::unique_ptr<cdc::CdcRestoreHold> cdc_;  // set when the config has a cdc section and a db is restored
+
+    // After select: which connectors, their roles and modes, the worker's features (GETs and the PATCH {}
+    // probe only). A dry run logs the calls it would make; --cdc=none says what will be out of step.
+    void plan_cdc() {
+        const std::string& mode = request_.cdc_mode;
+        if (mode != "auto" && mode != "replay" && mode != "reanchor" && mode != "none")
+            throw Error(Kind::Usage, "--cdc=" + mode + ": expected replay, reanchor or none");
+        if (!request_.cdc || request_.cdc->clusters.empty()) {
+            if (mode != "auto")
+                throw Error(Kind::Usage, "--cdc=" + mode +
+                                             ": the config has no cdc section (cdc.kafka_connect): pass "
+                                             "--config FILE with one, or leave --cdc out");
+            return;
+        }
+        cdc::CdcRestoreRequest r;
+        r.backup_id = manifest_.id;
+        r.backup_time = parse_backup_id_time(manifest_.id);
+        r.manifest_cdc = manifest_.cdc;
+        if (mode != "auto") r.cdc = mode;
+        const postgres::PostgresRestoreOptions& pg = options_.postgres;
+        const Artifact* pg_artifact = nullptr;
+        for (const Artifact* a : selected_) {
+            if (a->component != "postgres" || a->format != postgres::kPgDumpFormat) continue;
+            const std::string db = postgres::pg_artifact_database(*a);
+            r.databases.push_back(db);
+            r.renamed = r.renamed || pg.rename.count(db) > 0;
+            pg_artifact = a;
+        }
+        if (r.databases.empty()) {
+            log::info("cdc: no PostgreSQL database is restored: no connector is held");
+            return;
+        }
+        if (pg_artifact) {
+            // reanchor's SQL (drop a leftover slot, execute-snapshot signals) goes to the restored database
+            // on the restore's target: the recorded server unless --db-host/--db-port/--db-user say
+            // otherwise.
+            const json src = pg_artifact->source.is_object() ? pg_artifact->source : json::object();
+            postgres::PgTarget base;
+            base.endpoint.host = pg.host.empty() ? src.value("host", "") : pg.host;
+            base.endpoint.port = pg.port ? pg.port : src.value("port", 0);
+            base.endpoint.user = pg.user.empty() ? src.value("user", "") : pg.user;
+            base.endpoint.passfile = src.value("passfile", "");
+            std::error_code ec;
+            if (!base.endpoint.passfile.empty() && !fs::exists(base.endpoint.passfile, ec))
+                base.endpoint.passfile.clear();
+            auto rename = pg.rename;
+            r.connect = [base, rename](const std::string& database) {
+                postgres::PgTarget t = base;
+                auto it = rename.find(database);
+                t.database = it == rename.end() ? database : it->second;
+                return std::make_unique<postgres::PgConnection>(t);
+            };
+        }
+        cdc_ = std::make_unique<cdc::CdcRestoreHold>(*request_.cdc, request_.cdc->restore, std::move(r));
+        if (mode == "none") cdc_->leave_alone();
+        if (request_.dry_run) {
+            for (const auto& line : cdc_->describe()) log::info("would: ", line);
+        } else {
+            cdc_->plan();
+        }
+    }
+
+    // apply and check with the connectors held: hold() after every proof and plan (never before), and
+    // bring_back() on every way out: success, a failed restore, an exception, a signal (SIGTERM is a flag
+    // that apply polls, so the run gets here and brings them back before it exits 128 + signal).
+    void apply_and_check() {
+        install_interrupt_handlers();
+        if (cdc_ && request_.cdc_mode != "none") {
+            // Every proof first, the stored bytes of a streamed artifact included: a damaged backup never
+            // touches a connector.
+            if (!gate_.settle()) {
+                unproven();
+                return;
+            }
+            try {
+                cdc_->hold();
+            } catch (const Error& e) {
+                cdc_->bring_back(false);  // what was held before a journal or lock failure
+                if (e.kind() == Kind::Internal) throw;
+                log::error(e.what());
+                result_.ok = false;
+                result_.error = e;
+                return;
+            }
+            failpoint("restore:cdc-held");
+        }
+        bool applied = false;
+        try {
+            applied = apply();
+            if (applied) check();
+        } catch (...) {
+            if (cdc_) cdc_->bring_back(false);
+            throw;
+        }
+        if (cdc_) cdc_->bring_back(applied && databases_restored());
+    }
+
+    // Every selected PostgreSQL database came back without an error: a replay or reanchor makes sense;
+    // otherwise the connectors are resumed as they were held.
+    bool databases_restored() const {
+        for (std::size_t i = 0; i < selected_.size(); ++i) {
+            if (selected_[i]->component != "postgres") continue;
+            const ArtifactRestore& out = result_.artifacts[i];
+            if (out.error || !out.restore || !out.restore->problems.empty()) return false;
+        }
+        return true;
+    }
+
+    // The report's "cdc" field, and the exit code: the hold's 8 (a connector may still be held, or came back
+    // FAILED) or 6 (a replay or reanchor could not be done) when the restore's own is 0.
+    void report_cdc() {
+        if (!cdc_) return;
+        result_.cdc = cdc_->report();
+        if (request_.dry_run) {
+            result_.cdc["plan"] = cdc_->describe();
+            return;
+        }
+        const int code = cdc_->exit_code();
+        if (code != 0 && !result_.error && result_.exit_code == 0) {
+            result_.exit_code = code;
+            log::error(code == exit_code(Kind::CdcResume)
+                           ? "cdc: connectors may still be held or came back FAILED after the restore: see "
+                             "above; nightjar-backup --resume-cdc (or the next backup) resumes what is "
+                             "still journalled"
+                           : "cdc: the restore is complete but CDC is not back in step: see the warnings "
+                             "and manual steps above");
+        }
+    }
 };
 
 }  // namespace
@@ -408,6 +543,7 @@ void to_json(json& j, const RestoreResult& r) {
         j["artifacts"].push_back(std::move(o));
     }
     if (r.refusals) j["refusals"] = *r.refusals;
+    if (!r.cdc.is_null()) j["cdc"] = r.cdc;
 }
 
 RestoreResult run_restore(const RestoreRequest& request) {

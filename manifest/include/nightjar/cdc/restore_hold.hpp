@@ -8,7 +8,7 @@
 //                     Debezium execute-snapshot signals, resume, watch;
 //   none              resume as it was and say what is now out of step.
 // The restore run calls: plan() (or describe() for a dry run), hold() before it writes, bring_back() after,
-// then exit_code() and report().
+// then exit_code() and report(); with --cdc=none leave_alone() instead of hold().
 #include <functional>
 #include <map>
 #include <memory>
@@ -88,6 +88,9 @@ public:
     // After the restore (`restored`: it succeeded; false: resume as held, no offsets changed): replay,
     // reanchor or none per connector, resume and watch until RUNNING. Never throws for Kafka Connect errors.
     void bring_back(bool restored);
+    // --cdc=none: holds nothing (plan()'s GETs only) and says, for each connector a restore would hold, what
+    // is out of step once the restore has written. Call before describe() for a dry run's lines.
+    void leave_alone();
 
     // 8: a connector may still be held or came back FAILED; 6: a replay or reanchor could not be done
     // (worker < 3.6, offsets missing from the manifest); 0 otherwise.
@@ -113,6 +116,7 @@ private:
     std::vector<CdcRestoreConnector> specs_;  // one per entry
     std::unique_ptr<CdcCoordinator> journal_;
     std::vector<std::string> resume_failures_;
+    std::vector<char> released_;  // per entry: its resume was sent (release_all_held() is idempotent)
     bool planned_ = false;
 };
 

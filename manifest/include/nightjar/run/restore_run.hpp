@@ -18,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "nightjar/cdc/cdc_config.hpp"
 #include "nightjar/components/component.hpp"
 #include "nightjar/components/registry.hpp"
 #include "nightjar/core/error.hpp"
@@ -41,6 +42,13 @@ struct RestoreRequest {
     // partial or side-by-side restore (not because the operator asked: --skip-globals).
     bool explain_skipped_globals = false;
     int lock_wait_s = 60;  // how long to wait for a prune that is deleting backups
+    // CDC (issue 18): the config's cdc section (clusters, crash journal, cdc.restore). The connectors of the
+    // restored databases are held (stop, else pause) while the restore writes and brought back after it;
+    // nullopt: no connector is touched (a drill, a config without cdc).
+    std::optional<cdc::CdcConfig> cdc = std::nullopt;
+    // --cdc: "auto" (cdc.restore and the defaults: replay for sinks of the restored database), "replay",
+    // "reanchor", or "none" (touch no connector; say what is out of step)
+    std::string cdc_mode = "auto";
 };
 
 // One selected artifact, as far as the run got with it.
@@ -65,6 +73,9 @@ struct RestoreResult {
     std::optional<std::vector<std::string>> refusals;  // a restore refused before anything was written
     int exit_code = 0;                                 // what the binary returns (when `error` is empty)
     std::optional<Error> error = std::nullopt;         // the failure, raised once the report is out
+    // What was done with the connectors (cdc/restore_hold.hpp report(): per connector role, action, offsets
+    // before and after, final state; a dry run adds "plan", the REST calls it would make); null: none.
+    nlohmann::json cdc = nullptr;
 };
 void to_json(nlohmann::json& j, const RestoreResult& r);
 
