@@ -2,7 +2,10 @@
 # Redis capture and restore, nightjar against the standard tools, on ~1,000,000 mixed keys in one run:
 #   capture: nightjar-backup (SYNC + CRC64 check + sha256 + zstd)  vs  redis-cli --rdb alone,
 #            and redis-cli --rdb + zstd + sha256sum (the same job done with the standard tools)
-#   restore: nightjar-restore --redis-mode live into an empty server  vs  a fresh redis-server started on the file
+#   restore: nightjar-restore --redis-mode live into an empty server (DUMP/RESTORE), with --redis-flush into a
+#            server holding keys (by replication), and with --redis-merge into a server holding other keys
+#            (DUMP/RESTORE, pipelined)  vs  a fresh redis-server started on the file
+# Goals (issue 19): --redis-flush <= 1.5x the fresh server, merge <= 4x.
 # Prints wall times, ratios and peak RSS (/usr/bin/time -v). Everything lives in a temp dir removed at the end.
 # Usage: bench/redis_bench.sh [keys]     (needs a build in build/ or $NIGHTJAR_BUILD_DIR)
 set -euo pipefail
@@ -89,6 +92,30 @@ t1=$(now)
 nj_restore=$(python3 -c "print($t1-$t0)")
 [ "$(redis-cli -p "$src" debug digest)" = "$(redis-cli -p "$tgt" debug digest)" ] && echo "digest: target equals source"
 
+# live_restore NAME FLAG: a target holding 10,000 keys of its own, restored into with FLAG
+live_restore() {
+  local name=$1 flag=$2 port
+  port=$(free_port)
+  start_server "$name" "$port"
+  redis-cli -p "$port" debug populate 10000 theirs 32 >/dev/null
+  t0=$(now)
+  /usr/bin/time -v -o "$work/t-$name" "$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" \
+    --redis-port "$port" "$flag" 2>"$work/err-$name" >/dev/null || { cat "$work/err-$name" >&2; exit 1; }
+  t1=$(now)
+  eval "t_$name=$(python3 -c "print($t1-$t0)")"
+  grep -E 'by replication|key by key' "$work/err-$name" | sed 's/^/  /' || true
+  if [ "$flag" = --redis-flush ]; then
+    [ "$(redis-cli -p "$src" debug digest)" = "$(redis-cli -p "$port" debug digest)" ] && echo "digest: target equals source"
+  else
+    redis-cli -p "$port" info keyspace | grep '^db' | sed 's/^/  after merge: /'
+  fi
+  redis-cli -p "$port" shutdown nosave >/dev/null 2>&1 || true
+}
+echo "== restore: nightjar-restore --redis-flush into a server holding 10,000 keys"
+live_restore flush --redis-flush
+echo "== restore: nightjar-restore --redis-merge into a server holding 10,000 other keys"
+live_restore merge --redis-merge
+
 echo "== restore: a fresh redis-server started on the file (until it answers and has loaded)"
 "$bin/restore/nightjar-restore" latest --backup-dir "$work/backups" --redis-rdb-path "$work/fresh.rdb" -q
 mkdir -p "$work/fresh"
@@ -110,7 +137,12 @@ printf '%-52s %8.2f s\n' "redis-cli --rdb + sha256sum + zstd -3 -T0 + sha256sum"
 printf '%-52s %8.2f s  peak %6d KB\n' "nightjar-backup (redis)" "$nj" "$(peak_kb "$work/t-nj")"
 printf '%-52s %8.2f s  peak %6d KB (incl. its temporary redis-server)\n' "nightjar-restore live" "$nj_restore" \
   "$(peak_kb "$work/t-nj-restore")"
+printf '%-52s %8.2f s  peak %6d KB\n' "nightjar-restore live --redis-flush (replication)" "$t_flush" \
+  "$(peak_kb "$work/t-flush")"
+printf '%-52s %8.2f s  peak %6d KB\n' "nightjar-restore live --redis-merge" "$t_merge" "$(peak_kb "$work/t-merge")"
 printf '%-52s %8.2f s\n' "fresh redis-server on the file" "$fresh"
 echo "ratio capture nightjar / redis-cli --rdb:          $(ratio "$nj" "$cli")"
 echo "ratio capture nightjar / redis-cli+zstd+sha256sum: $(ratio "$nj" "$cli_job")"
 echo "ratio restore nightjar live / fresh server:        $(ratio "$nj_restore" "$fresh")"
+echo "ratio restore --redis-flush / fresh server:        $(ratio "$t_flush" "$fresh")  (goal <= 1.5)"
+echo "ratio restore --redis-merge / fresh server:        $(ratio "$t_merge" "$fresh")  (goal <= 4)"

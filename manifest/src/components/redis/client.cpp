@@ -86,10 +86,18 @@ Connection::Connection(const Endpoint& endpoint, const std::optional<std::string
     : endpoint_(endpoint), what_(endpoint.describe()) {
     // hiredis writes to sockets with write(): a server that goes away must be an error, not a SIGPIPE death.
     std::signal(SIGPIPE, SIG_IGN);
-    c_ = endpoint.socket.empty()
-             ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port,
-                                       seconds(endpoint.connect_timeout_s))
-             : redisConnectUnixWithTimeout(endpoint.socket.c_str(), seconds(endpoint.connect_timeout_s));
+    if (endpoint.tls && endpoint.socket.empty()) {
+        tunnel_ = std::make_unique<TlsTunnel>(endpoint.host, endpoint.port, *endpoint.tls,
+                                              endpoint.connect_timeout_s, what_);
+        int fd = tunnel_->release_fd();
+        c_ = redisConnectFd(fd);
+        if (!c_) ::close(fd);
+    } else {
+        c_ = endpoint.socket.empty()
+                 ? redisConnectWithTimeout(endpoint.host.c_str(), endpoint.port,
+                                           seconds(endpoint.connect_timeout_s))
+                 : redisConnectUnixWithTimeout(endpoint.socket.c_str(), seconds(endpoint.connect_timeout_s));
+    }
     if (!c_) throw Error(Kind::SourceUnavailable, what_ + ": cannot allocate a connection");
     if (c_->err) {
         std::string e = error_text(c_);
@@ -98,8 +106,18 @@ Connection::Connection(const Endpoint& endpoint, const std::optional<std::string
         throw Error(Kind::SourceUnavailable,
                     what_ + ": cannot connect: " + e + ": is the server running there?");
     }
-    set_io_timeout(endpoint.connect_timeout_s);
     raw_ = std::make_unique<RawReader>(*this);
+    try {
+        log_in(password);
+    } catch (...) {
+        redisFree(std::exchange(c_, nullptr));
+        throw;
+    }
+}
+
+void Connection::log_in(const std::optional<std::string>& password) {
+    const Endpoint& endpoint = endpoint_;
+    set_io_timeout(endpoint.connect_timeout_s);
     if (password) {
         std::vector<std::string_view> argv{endpoint.commands.auth};
         if (!endpoint.user.empty()) argv.push_back(endpoint.user);
@@ -120,7 +138,10 @@ Connection::Connection(const Endpoint& endpoint, const std::optional<std::string
 }
 
 Connection::Connection(Connection&& o) noexcept
-    : endpoint_(std::move(o.endpoint_)), what_(std::move(o.what_)), c_(std::exchange(o.c_, nullptr)) {
+    : endpoint_(std::move(o.endpoint_)),
+      what_(std::move(o.what_)),
+      tunnel_(std::move(o.tunnel_)),
+      c_(std::exchange(o.c_, nullptr)) {
     raw_ = std::make_unique<RawReader>(*this);
 }
 
@@ -129,7 +150,8 @@ Connection::~Connection() {
 }
 
 void Connection::fail(const std::string& message) const {
-    throw Error(Kind::SourceUnavailable, what_ + ": " + message);
+    std::string tls = tunnel_ ? tunnel_->error() : "";
+    throw Error(Kind::SourceUnavailable, what_ + ": " + message + (tls.empty() ? "" : " (" + tls + ")"));
 }
 
 void Connection::set_io_timeout(int s) {
@@ -166,6 +188,13 @@ void Connection::append(const std::vector<std::string_view>& argv) {
     ArgvView a(argv);
     if (redisAppendCommandArgv(c_, static_cast<int>(argv.size()), a.ptrs.data(), a.lens.data()) != REDIS_OK)
         fail("cannot queue a command: " + error_text(c_));
+}
+
+void Connection::flush() {
+    int done = 0;
+    while (!done)
+        if (redisBufferWrite(c_, &done) != REDIS_OK)
+            fail("writing queued commands failed: " + error_text(c_));
 }
 
 Reply Connection::get_reply() {

@@ -9,12 +9,13 @@
 namespace nightjar::redis {
 
 std::string Endpoint::describe() const {
-    return socket.empty() ? "redis " + host + ":" + std::to_string(port) : "redis " + socket;
+    if (!socket.empty()) return "redis " + socket;
+    return "redis " + host + ":" + std::to_string(port) + (tls ? " (TLS)" : "");
 }
 
 RedisConfig parse_redis_config(const JsonFields& f) {
     f.only({"host", "port", "socket", "user", "password_file", "connect_timeout", "io_timeout", "commands",
-            "fallback", "bgsave_timeout"});
+            "fallback", "bgsave_timeout", "tls"});
     RedisConfig c;
     Endpoint& e = c.endpoint;
     e.host = f.string_or("host", e.host);
@@ -40,6 +41,25 @@ RedisConfig parse_redis_config(const JsonFields& f) {
         name("sync", e.commands.sync);
         name("bgsave", e.commands.bgsave);
         name("config", e.commands.config);
+    }
+    if (auto t = f.optional_object("tls")) {
+        t->only({"ca_file", "cert_file", "key_file", "server_name", "verify"});
+        TlsConfig tls;
+        auto path = [&](std::string_view key) {
+            std::string v = t->string_or(key, "");
+            if (t->has(key) && v.empty()) t->fail(key, "expected a file path");
+            return v;
+        };
+        tls.ca_file = path("ca_file");
+        tls.cert_file = path("cert_file");
+        tls.key_file = path("key_file");
+        if (tls.cert_file.empty() != tls.key_file.empty())
+            t->fail(tls.cert_file.empty() ? "cert_file" : "key_file",
+                    "cert_file and key_file go together (a client certificate and its key)");
+        tls.server_name = t->string_or("server_name", "");
+        tls.verify = t->boolean_or("verify", true);
+        if (!e.socket.empty()) f.fail("tls", "TLS applies to host/port; a unix socket is plain: drop one");
+        e.tls = tls;
     }
     c.fallback = f.choice("fallback", {"bgsave", "none"}, c.fallback);
     c.bgsave_timeout_s = static_cast<int>(f.integer_or("bgsave_timeout", 1, 86400, c.bgsave_timeout_s));

@@ -283,6 +283,7 @@ DumpResult RedisComponent::dump(DumpContext& context, Staging& staging) {
     stable = stable && before.size() == after.size();
 
     if (!ep.socket.empty()) source["socket"] = ep.socket;
+    if (ep.tls && ep.socket.empty()) source["tls"] = true;
     if (!ep.user.empty()) source["user"] = ep.user;
     if (!ep.password_file.empty()) source["password_file"] = ep.password_file;
     source["rdb_version"] = cap.rdb.version;
@@ -436,14 +437,22 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
     const fs::path rdb = scratch.path() / "dump.rdb";
     redis::RdbSummary s = write_rdb(content, rdb);
     if (!s.ok()) throw Error(Kind::RestoreFailed, "redis: the snapshot fails its check: " + s.problem);
-    const bool flush = non_empty == RedisNonEmpty::Flush && total_keys(existing) > 0;
-    if (flush) {
-        target.checked({"FLUSHALL"}, "FLUSHALL");
-        report.lines.push_back("redis: emptied " + ep.describe() + " (FLUSHALL, --redis-flush): it held " +
-                               std::to_string(total_keys(existing)) + " keys");
-        existing.clear();
-    }
-    redis::LiveLoadResult r = redis::load_live(rdb, s.version, target, {});
+    const bool flush = non_empty == RedisNonEmpty::Flush;
+    redis::LiveLoadResult r = redis::load_live(rdb, s.version, target, {.flush = flush});
+    if (flush) existing.clear();
+    if (r.flushed_keys > 0)
+        report.lines.push_back("redis: emptied " + ep.describe() + " (--redis-flush): it held " +
+                               std::to_string(r.flushed_keys) + " keys" +
+                               (r.method == "replication"
+                                    ? ", replaced whole by the full sync (no FLUSHALL needed)"
+                                    : " (FLUSHALL)"));
+    if (r.method == "replication")
+        report.lines.push_back(
+            "redis: loaded by replication from a temporary server on loopback (REPLICAOF, "
+            "then REPLICAOF NO ONE; its masterauth and masteruser put back)");
+    else if (!r.replication_refused.empty())
+        report.lines.push_back("redis: copied key by key (DUMP/RESTORE), not by replication: " +
+                               r.replication_refused);
     Keyspace after = target.keyspace();
     for (const auto& e : r.errors) report.problems.push_back(e);
     if (r.error_count > r.errors.size())
@@ -482,7 +491,8 @@ RestoreReport RedisComponent::restore(const Artifact& artifact, io::Reader& cont
                       {"keys_expired", r.keys_expired},
                       {"functions", r.functions},
                       {"keyspace", keyspace_json(after)},
-                      {"flushed", flush},
+                      {"flushed", r.flushed_keys > 0},
+                      {"method", r.method},
                       {"replaced", replaced},
                       {"left_alone", kept_alone}};
     return report;

@@ -56,3 +56,46 @@ TEST_CASE("the redis password comes from REDISCLI_AUTH or the password file", "[
     ep.password_file = (dir / "missing").string();
     CHECK_THROWS_MATCHES(redis::resolve_password(ep), Error, test::IsError(Kind::Config, "password file"));
 }
+
+TEST_CASE("the redis tls section", "[unit][redis][config][tls]") {
+    SECTION("absent: plain TCP") {
+        Config c = parse_config(R"({"backup_dir": "/b", "redis": {"port": 7000}})", "t.json");
+        CHECK_FALSE(c.redis->endpoint.tls);
+        CHECK(c.redis->endpoint.describe() == "redis 127.0.0.1:7000");
+    }
+    SECTION("empty: TLS on, verified against the system store") {
+        Config c = parse_config(R"({"backup_dir": "/b", "redis": {"port": 7000, "tls": {}}})", "t.json");
+        REQUIRE(c.redis->endpoint.tls);
+        CHECK(c.redis->endpoint.tls->verify);
+        CHECK(c.redis->endpoint.tls->ca_file.empty());
+        CHECK(c.redis->endpoint.describe() == "redis 127.0.0.1:7000 (TLS)");
+    }
+    SECTION("every field") {
+        Config c = parse_config(R"({"backup_dir": "/b", "redis": {"tls": {"ca_file": "/etc/ca.pem",
+            "cert_file": "/etc/c.pem", "key_file": "/etc/k.pem", "server_name": "redis.internal",
+            "verify": false}}})",
+                                "t.json");
+        const auto& t = *c.redis->endpoint.tls;
+        CHECK(t.ca_file == "/etc/ca.pem");
+        CHECK(t.cert_file == "/etc/c.pem");
+        CHECK(t.key_file == "/etc/k.pem");
+        CHECK(t.server_name == "redis.internal");
+        CHECK_FALSE(t.verify);
+    }
+    SECTION("bad values name the field") {
+        CHECK_THROWS_MATCHES(parse_config(R"({"redis": {"tls": {"ca": "/x"}}})", "t.json"), Error,
+                             test::IsError(Kind::Config, "/redis/tls/ca"));
+        CHECK_THROWS_MATCHES(parse_config(R"({"redis": {"tls": {"cert_file": "/c.pem"}}})", "t.json"), Error,
+                             test::IsError(Kind::Config, "/redis/tls/key_file"));
+        CHECK_THROWS_MATCHES(parse_config(R"({"redis": {"tls": {"key_file": "/k.pem"}}})", "t.json"), Error,
+                             test::IsError(Kind::Config, "/redis/tls/cert_file"));
+        CHECK_THROWS_MATCHES(parse_config(R"({"redis": {"tls": {"ca_file": ""}}})", "t.json"), Error,
+                             test::IsError(Kind::Config, "/redis/tls/ca_file"));
+        CHECK_THROWS_MATCHES(parse_config(R"({"redis": {"tls": {"verify": "no"}}})", "t.json"), Error,
+                             test::IsError(Kind::Config, "/redis/tls/verify"));
+        CHECK_THROWS_MATCHES(parse_config(R"({"redis": {"socket": "/r.sock", "tls": {}}})", "t.json"), Error,
+                             test::IsError(Kind::Config, "/redis/tls"));
+        CHECK_THROWS_MATCHES(parse_config(R"({"redis": {"tls": true}})", "t.json"), Error,
+                             test::IsError(Kind::Config, "/redis/tls"));
+    }
+}

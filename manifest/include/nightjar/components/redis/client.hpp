@@ -1,6 +1,7 @@
 #pragma once
-// A thin RAII layer over hiredis 0.14 (synchronous API only): connect + AUTH, commands with binary-safe
-// arguments, pipelining, INFO parsing, and raw reads of the socket for the SYNC transfer.
+// A thin RAII layer over hiredis 0.14 (synchronous API only): connect (plain, or TLS through TlsTunnel) +
+// AUTH, commands with binary-safe arguments, pipelining, INFO parsing, and raw reads of the socket for the
+// SYNC transfer.
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -55,6 +56,8 @@ public:
     // Pipelining: queue commands, then read their replies in order.
     void append(const std::vector<std::string_view>& argv);
     Reply get_reply();
+    // Writes every queued command to the socket without reading replies (they stay for get_reply()).
+    void flush();
 
     std::map<std::string, std::string> info(const std::string& section);
     Keyspace keyspace();
@@ -81,9 +84,11 @@ public:
     Permission probe_permission(const std::vector<std::string>& argv, bool harmless = false);
 
 private:
+    void log_in(const std::optional<std::string>& password);  // AUTH, PING, the I/O timeout
     class RawReader;
     Endpoint endpoint_;
     std::string what_;
+    std::unique_ptr<TlsTunnel> tunnel_;  // TLS: hiredis talks to the tunnel's plain end
     redisContext* c_ = nullptr;
     std::unique_ptr<RawReader> raw_;
 };

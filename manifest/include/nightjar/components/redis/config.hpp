@@ -4,6 +4,8 @@
 #include <optional>
 #include <string>
 
+#include "nightjar/components/redis/tls.hpp"
+
 namespace nightjar {
 class JsonFields;
 }  // namespace nightjar
@@ -33,8 +35,9 @@ struct Endpoint {
     int connect_timeout_s = 5;       // connecting and the first reply
     int io_timeout_s = 60;           // any later read or write; must exceed repl-diskless-sync-delay + fork
     CommandNames commands;           // renamed commands
+    std::optional<TlsConfig> tls;    // TLS to host:port (`redis.tls`); unset = plain TCP
 
-    // "redis 127.0.0.1:6379" or "redis /run/redis.sock", for messages.
+    // "redis 127.0.0.1:6379", "redis 127.0.0.1:6380 (TLS)" or "redis /run/redis.sock", for messages.
     std::string describe() const;
 };
 
