@@ -152,6 +152,7 @@ RestoreStep restore_into(const DrillRequest& request, const Manifest& manifest, 
     RestoreRequest r;
     r.backup_dir = request.backup_dir;
     r.backup = manifest.id;
+    r.encryption = request.encryption;
     for (const std::string k : {"files", "postgres", "redis"})
         if (k != kind) r.skip.push_back(k);
     r.target_root = servers.files_dir();
@@ -294,6 +295,7 @@ DrillReport run_drill(const DrillRequest& request) {
     report.tools["nightjar"] = NIGHTJAR_VERSION;
     PosixStorage storage(request.backup_dir);
     RepositoryReader repo(storage);
+    repo.set_keys(repository_keys(request.encryption, false));
     report.backup_id =
         select_drill_backup(repo, request.which, request.random_skip_days, unix_now(), request.random_seed);
     log::info("drill: backup ", report.backup_id);

@@ -27,6 +27,8 @@ struct DrillRequest {
         {};  // state dir, PostgreSQL root, redis-server (what to start is decided here)
     MonitoringConfig monitoring = {};  // metrics textfile and ping URL ("" = off)
     bool write_record = true;          // write drills/<id>/<utc>.json
+    // The config's encryption section: the identity and pinned hosts an encrypted backup needs.
+    std::optional<EncryptionConfig> encryption = std::nullopt;
 };
 
 struct DrillCheck {
