@@ -48,6 +48,12 @@ void BackupOptions::add_to(CLI::App& app) {
     app.add_option("--db-host", db_host, "PostgreSQL host for every database (overrides the config)");
     app.add_option("--db-port", db_port, "PostgreSQL port (overrides the config)")
         ->check(CLI::Range(1, 65535));
+    // encryption (issue 15)
+    keygen = app.add_subcommand("keygen",
+                                "Create an age identity file (AGE-SECRET-KEY-1..., mode 0600) and print its "
+                                "public key (the age1... recipient for encryption.recipients)");
+    keygen->add_option("-o,--output", keygen_output, "The identity file to create (must not exist)")
+        ->required();
 }
 
 RetentionPolicy BackupOptions::retention(RetentionPolicy p) const {

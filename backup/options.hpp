@@ -32,6 +32,9 @@ struct BackupOptions {
     int redis_port = 0;                                  // overrides redis.port when > 0 (and enables Redis)
     std::string db_host;                                 // overrides postgres host (every database)
     int db_port = 0;                                     // overrides postgres port when > 0
+    // encryption (issue 15): `nightjar-backup keygen -o FILE`, set when that subcommand is given.
+    CLI::App* keygen = nullptr;
+    std::string keygen_output;  // the age identity file keygen creates
 
     void add_to(CLI::App& app);
     std::vector<std::string> skipped_kinds() const;

@@ -5,11 +5,16 @@
 #include "nightjar/run/backup_run.hpp"
 #include "nightjar/run/cli_log.hpp"
 #include "nightjar/run/config.hpp"
+#include "nightjar/run/keygen.hpp"
 
 namespace nightjar {
 
 int run_backup(const BackupOptions& options) {
     configure_cli_log({.quiet = options.quiet, .format = options.log_format, .file = options.log_file});
+    if (options.keygen && options.keygen->parsed()) {  // needs no config
+        run_keygen({.output = options.keygen_output}, std::cout);
+        return 0;
+    }
     const BackupRequest request = options.to_request(load_config(options.config));
     if (options.resume_cdc) return resume_cdc_only(request);
     nlohmann::json summary;

@@ -77,6 +77,17 @@ cat > "$work/nightjar.json" <<JSON
   "postgres": { "host": "$PGHOST", "port": $PGPORT, "user": "$PGUSER", "databases": ["bench"] } }
 JSON
 
+# The encrypted row (issue 15): the same config with an encryption section (age to one recipient, the index
+# signed with a key created in $work).
+"$bin/backup/nightjar-backup" keygen -o "$work/bench-key.txt" > "$work/bench-key.pub"
+bench_recipient=$(sed -n 's/^Public key: //p' "$work/bench-key.pub")
+cat > "$work/nightjar-enc.json" <<JSON
+{ "backup_dir": "$out/backups-enc",
+  "compression": { "level": 3$threads_field },
+  "postgres": { "host": "$PGHOST", "port": $PGPORT, "user": "$PGUSER", "databases": ["bench"] },
+  "encryption": { "recipients": ["$bench_recipient"], "signing_key_file": "$work/bench-signing.key" } }
+JSON
+
 # Warm-up, untimed: the first read of freshly loaded tables sets hint bits and writes pages back; no timed run
 # should pay for that.
 "$pgbin/pg_dump" -Fc -Z0 -d bench > /dev/null
@@ -86,6 +97,8 @@ for i in $(seq "$repeat"); do  # interleaved, so a busy spell on the machine hit
   rm -rf "$out/backups"
   measure nightjar_backup "$bin/backup/nightjar-backup" --config "$work/nightjar.json" -q
   measure hand_pipeline bash -c "$hand"
+  rm -rf "$out/backups-enc"
+  measure nightjar_backup_age "$bin/backup/nightjar-backup" --config "$work/nightjar-enc.json" -q
 done
 measure pg_dump_Fc "$pgbin/pg_dump" -Fc -d bench -f "$out/bench.dump"
 measure pg_dump_Fd_j2 "$pgbin/pg_dump" -Fd -j2 -d bench -f "$out/bench.dir"
@@ -95,6 +108,7 @@ nj_size=$(size_of "$nj_file")
 fc_size=$(size_of "$out/bench.dump")
 fd_size=$(size_of "$out/bench.dir")
 hand_size=$(size_of "$out/hand.dump.zst")
+nj_age_size=$(size_of "$(ls "$out/backups-enc/"2*/pg-bench.pgdump.zst.age)")
 # The two dumps differ in pg_dump's timestamp, which moves a compressed size by a few bytes either way; the
 # zstd tool on nightjar's own content is the exact comparison.
 same_size=$(zstd -q -d -c "$nj_file" | zstd -q -T2 -3 | wc -c)
@@ -113,15 +127,16 @@ echo
 echo "PostgreSQL benchmark: pgbench -s $scale + $rows random rows, database $dbsize, $(nproc) cores, load average now $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "(seconds: the fastest of $repeat interleaved runs for nightjar backup/restore, the hand pipeline and pg_restore -j2)"
 printf '%-18s %9s %12s %14s  %s\n' "run" "seconds" "peak RSS MiB" "output bytes" "all runs (s)"
-for n in nightjar_backup pg_dump_Fc pg_dump_Fd_j2 hand_pipeline nightjar_restore pg_restore_j2; do
+for n in nightjar_backup nightjar_backup_age pg_dump_Fc pg_dump_Fd_j2 hand_pipeline nightjar_restore pg_restore_j2; do
   case $n in
-    nightjar_backup) s=$nj_size ;; pg_dump_Fc) s=$fc_size ;; pg_dump_Fd_j2) s=$fd_size ;; hand_pipeline) s=$hand_size ;;
+    nightjar_backup) s=$nj_size ;; nightjar_backup_age) s=$nj_age_size ;; pg_dump_Fc) s=$fc_size ;; pg_dump_Fd_j2) s=$fd_size ;; hand_pipeline) s=$hand_size ;;
     *) s="-" ;;
   esac
   printf '%-18s %9s %12s %14s  %s\n' "$n" "${wall[$n]}" "$((rss[$n] / 1024))" "$s" "${all[$n]}"
 done
 echo
 echo "backup time  nightjar / hand pipeline : $(ratio "${wall[nightjar_backup]}" "${wall[hand_pipeline]}")  (target <= 1.05)"
+echo "backup time  nightjar+age / nightjar  : $(ratio "${wall[nightjar_backup_age]}" "${wall[nightjar_backup]}")  (target <= 1.05; peak RSS $((rss[nightjar_backup_age] / 1024)) MiB, target < 100)"
 echo "backup time  pg_dump -Fc / nightjar   : $(ratio "${wall[pg_dump_Fc]}" "${wall[nightjar_backup]}")  (speed-up over pg_dump -Fc)"
 echo "backup time  pg_dump -Fd -j2 / nightjar: $(ratio "${wall[pg_dump_Fd_j2]}" "${wall[nightjar_backup]}")"
 echo "artifact size nightjar / hand pipeline: $(ratio "$nj_size" "$hand_size")  (target <= 1.00; $nj_size vs $hand_size bytes)"

@@ -66,6 +66,10 @@ void RestoreCliOptions::add_to(CLI::App& app) {
         "Files: restore FIFOs, devices and sockets the manifest declares (else a verification failure)");
     app.add_flag("--json", json, "Print a JSON summary on stdout");
     app.add_flag("-q,--quiet", quiet, "Only warnings and errors on stderr");
+    // encryption (issue 15)
+    app.add_flag("--allow-unsigned", allow_unsigned,
+                 "Accept an encrypted backup whose index is not signed (legacy backups; trust whoever can "
+                 "write the backup dir)");
     auto* flush = app.add_flag("--redis-flush", redis_flush,
                                "Redis live mode: empty a non-empty target first (FLUSHALL)");
     app.add_flag("--redis-merge", redis_merge,
@@ -154,6 +158,7 @@ RestoreRequest RestoreCliOptions::to_request(const std::filesystem::path& backup
                                  .port = redis_port}},
         .config_file = config_file(),
         .explain_skipped_globals = !skip_globals,
+        .allow_unsigned = allow_unsigned,  // encryption (issue 15)
     };
     // cdc (issue 18): the config's cdc section, when there is a config (a drill or a restore without one
     // touches no connector).

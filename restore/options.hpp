@@ -44,6 +44,7 @@ struct RestoreCliOptions {
 
     std::string log_file;             // also append log lines here
     std::string log_format = "text";  // "text" or "json" (one object per line)
+    bool allow_unsigned = false;      // accept an encrypted backup whose index is not signed (legacy)
 
     // `nightjar-restore drill <backup-id|latest|random>` (run/drill): set when that subcommand is given.
     CLI::App* drill = nullptr;

@@ -43,6 +43,7 @@ int run_drill_command(const RestoreCliOptions& o) {
         request.backup_dir = c.backup_dir;
         request.monitoring = c.monitoring;
         if (c.drill) request.random_skip_days = c.drill->random_skip_days;
+        request.encryption = c.encryption;
     }
     if (!o.backup_dir.empty()) request.backup_dir = fs::absolute(o.backup_dir);
     if (request.backup_dir.empty())
@@ -60,11 +61,18 @@ int run_restore(const RestoreCliOptions& o) {
     if (!o.list && o.backup.empty())
         throw Error(Kind::Usage, "name a backup: a manifest path, a backup id, 'latest' or 'latest-any'");
     const fs::path backup_dir = resolve_backup_dir(o);
+    // The identities and pinned signing keys of the config's encryption section, if any.
+    std::optional<EncryptionConfig> encryption;
+    if (const std::string config = o.config_file(); !config.empty())
+        encryption = load_config(config).encryption;
     if (o.list) {
-        print_backup_list(list_backups(backup_dir), o.json, std::cout);
+        print_backup_list(list_backups(backup_dir, repository_keys(encryption, o.allow_unsigned)), o.json,
+                          std::cout);
         return 0;
     }
-    RestoreResult result = nightjar::run_restore(o.to_request(backup_dir));
+    RestoreRequest request = o.to_request(backup_dir);
+    request.encryption = std::move(encryption);
+    RestoreResult result = nightjar::run_restore(request);
     if (o.json) std::cout << nlohmann::json(result).dump(2) << std::endl;
     if (result.error) throw *result.error;
     return result.exit_code;

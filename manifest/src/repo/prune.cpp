@@ -25,7 +25,7 @@ std::vector<Described> describe(const RepositoryReader& repo, const io::TrustedS
     for (const auto& ref : repo.list()) {
         Described d{{ref.id, parse_backup_id_time(ref.id), "damaged", false, "", ""}, std::nullopt};
         try {
-            d.manifest = repo.load(ref);
+            d.manifest = repo.load_summary(ref);
             d.info.status = d.manifest->status;
             // Retention never deletes the newest backup whose last drill passed (repo/retention.cpp).
             // With signers pinned, only a record signed by one of them counts (repo/drill_record.hpp).

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <map>
+#include <set>
 #include <string>
 #include <thread>
 
@@ -10,6 +12,8 @@
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/failpoint.hpp"
 #include "nightjar/core/log.hpp"
+#include "nightjar/io/age.hpp"
+#include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/drill_record.hpp"
 
 namespace nightjar {
@@ -80,18 +84,43 @@ void Staging::discard(const std::string& file_name) {
     storage_->remove(fs::path(dir()) / stored_name(file_name));
 }
 
+std::string encrypted_manifest_file_name(const std::string& id) {
+    return manifest_file_name(id) + ".age";
+}
+
+namespace {
+
+// The id in "<prefix><id><suffix>", or "" when `name` is not of that shape or the id is malformed.
+std::string id_between(const std::string& name, std::string_view prefix, std::string_view suffix) {
+    if (name.size() <= prefix.size() + suffix.size() || !name.starts_with(prefix) || !name.ends_with(suffix))
+        return "";
+    std::string id = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
+    return is_backup_id(id) ? id : "";
+}
+
+}  // namespace
+
 std::vector<BackupRef> RepositoryReader::list() const {
-    std::vector<BackupRef> refs;
+    std::map<std::string, BackupRef> by_id;
+    std::set<std::string> encrypted_manifests;
     for (const auto& e : storage_.list(".")) {
         if (e.is_dir) continue;
         const std::string& n = e.name;
-        const std::string prefix = "manifest_", suffix = ".json";
-        if (n.size() <= prefix.size() + suffix.size() || n.rfind(prefix, 0) != 0 ||
-            n.compare(n.size() - suffix.size(), suffix.size(), suffix) != 0)
-            continue;
-        std::string id = n.substr(prefix.size(), n.size() - prefix.size() - suffix.size());
-        if (is_backup_id(id)) refs.push_back({id, n});
+        if (std::string id = id_between(n, "manifest_", ".json"); !id.empty()) {
+            auto& ref = by_id[id];
+            if (ref.index.empty()) ref = {id, n, ""};
+        } else if (std::string iid = id_between(n, "index_", ".json"); !iid.empty()) {
+            // The index is the commit record of an encrypted backup: it wins over a plain manifest_<id>.json.
+            by_id[iid] = {iid, encrypted_manifest_file_name(iid), n};
+        } else if (std::string aid = id_between(n, "manifest_", ".json.age"); !aid.empty()) {
+            encrypted_manifests.insert(aid);
+        }
     }
+    // An encrypted manifest with no index: listed, but loading it needs --allow-unsigned.
+    for (const auto& id : encrypted_manifests)
+        if (!by_id.count(id)) by_id[id] = {id, encrypted_manifest_file_name(id), ""};
+    std::vector<BackupRef> refs;
+    for (auto& [id, ref] : by_id) refs.push_back(std::move(ref));
     // Ids sort by time; a suffix (_2) sorts after its base second.
     std::sort(refs.begin(), refs.end(), [](const BackupRef& a, const BackupRef& b) {
         auto key = [](const std::string& id) {
@@ -131,10 +160,137 @@ std::string read_manifest_text(const Storage& storage, const fs::path& rel, cons
 }  // namespace
 
 Manifest RepositoryReader::load(const BackupRef& ref) const {
+    if (ref.encrypted()) return load_encrypted(ref, false);
     std::string what = "manifest " + storage_.describe(ref.manifest);
     Manifest m = parse_manifest(read_manifest_text(storage_, ref.manifest, what), what);
     if (m.id != ref.id)
         throw Error(Kind::Verification, what + ": /id: is " + m.id + ", the file name says " + ref.id);
+    return m;
+}
+
+Manifest RepositoryReader::load_summary(const BackupRef& ref) const {
+    if (!ref.encrypted()) return load(ref);
+    return load_encrypted(ref, !keys_.has_identity());
+}
+
+BackupIndex RepositoryReader::load_index(const BackupRef& ref, bool check_signature) const {
+    if (ref.index.empty()) throw Error(Kind::Internal, "load_index: backup " + ref.id + " has no index");
+    const std::string what = "index " + storage_.describe(ref.index);
+    BackupIndex idx = parse_index(read_manifest_text(storage_, ref.index, what), what);
+    const VerifyIndexOptions options{.allow_unsigned = keys_.allow_unsigned, .expected_id = ref.id};
+    if (check_signature) {
+        verify_index(idx, keys_.trusted_hosts, options);
+    } else if (idx.id != ref.id) {
+        throw Error(Kind::Verification, "backup " + ref.id + ": its index names backup " + idx.id +
+                                            ": the index was copied from another backup");
+    }
+    if (idx.encryption != "age")
+        throw Error(Kind::Verification, what + ": /encryption: is \"" + idx.encryption +
+                                            "\" beside an encrypted manifest: the index was edited");
+    return idx;
+}
+
+namespace {
+
+// What the index alone tells: enough for listing, retention and stored-bytes verification.
+Manifest manifest_from_index(const BackupIndex& idx) {
+    Manifest m;
+    m.id = idx.id;
+    m.status = idx.status;
+    m.started_at = idx.started_at;
+    m.finished_at = idx.finished_at;
+    m.host = idx.host;
+    m.options = {{"encryption", "age"}};
+    for (const auto& o : idx.artifacts) {
+        Artifact a;
+        a.path = o.path;
+        a.name = fs::path(o.path).filename().string();
+        a.size = o.size;
+        a.sha256 = o.sha256;
+        a.set_pipeline({.codec = io::Codec::Zstd, .level = 3, .cipher = io::Cipher::Age});
+        m.artifacts.push_back(std::move(a));
+    }
+    return m;
+}
+
+// Collects what a decrypter writes, with a cap.
+class CappedString final : public io::Writer {
+public:
+    CappedString(std::string& out, std::string what) : out_(out), what_(std::move(what)) {}
+    void write(io::Bytes b) override {
+        if (out_.size() + b.size() > kManifestMaxBytes)
+            throw Error(Kind::Verification, what_ + ": decrypts to more than the " +
+                                                std::to_string(kManifestMaxBytes >> 20) +
+                                                " MiB a manifest may have");
+        out_.append(io::as_chars(b));
+    }
+    void finish() override {}
+
+private:
+    std::string& out_;
+    std::string what_;
+};
+
+std::string join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+    return out;
+}
+
+}  // namespace
+
+Manifest RepositoryReader::load_encrypted(const BackupRef& ref, bool summary) const {
+    const std::string what = "manifest " + storage_.describe(ref.manifest);
+    std::optional<BackupIndex> idx;
+    if (ref.index.empty()) {
+        check_unindexed_backup(ref.id, {.allow_unsigned = keys_.allow_unsigned, .expected_id = ref.id});
+        if (summary)
+            throw Error(Kind::Verification, "backup " + ref.id +
+                                                ": encrypted and without an index: nothing about it can be "
+                                                "read without an identity (encryption.identity_file)");
+    } else {
+        idx = load_index(ref, !summary || !keys_.trusted_hosts.empty());
+        if (summary) return manifest_from_index(*idx);
+    }
+    if (!keys_.has_identity())
+        throw Error(Kind::Verification,
+                    "backup " + ref.id + ": its manifest and artifacts are encrypted with age" +
+                        (idx ? " (recipients " + join(idx->recipients) + ")" : std::string()) +
+                        ": no identity to decrypt them: set encryption.identity_file in the config to the "
+                        "AGE-SECRET-KEY-1... file of one of those recipients (mode 0600)");
+    const std::string cipher = read_manifest_text(storage_, ref.manifest, what);
+    if (idx) {
+        if (cipher.size() != idx->manifest.size || io::sha256_hex(cipher) != idx->manifest.sha256)
+            throw Error(Kind::Verification,
+                        what + ": " + std::to_string(cipher.size()) +
+                            " bytes that do not match the size and SHA-256 its signed index records: the "
+                            "encrypted manifest was replaced or damaged");
+    }
+    std::string plain;
+    try {
+        CappedString sink(plain, what);
+        io::AgeDecryptWriter dec(keys_.identities, sink);
+        dec.write(io::as_bytes(cipher));
+        dec.finish();
+    } catch (const io::AgeError& e) {
+        throw io::AgeError(e.failure(), what + ": cannot decrypt: " + e.what());
+    }
+    Manifest m = parse_manifest(plain, what);
+    if (m.id != ref.id)
+        throw Error(Kind::Verification, what + ": /id: is " + m.id + ", the file name says " + ref.id);
+    if (idx) {
+        bool same = m.artifacts.size() == idx->artifacts.size() && m.status == idx->status &&
+                    m.host == idx->host && m.started_at == idx->started_at;
+        for (std::size_t i = 0; same && i < m.artifacts.size(); ++i) {
+            const Artifact& a = m.artifacts[i];
+            const IndexObject& o = idx->artifacts[i];
+            same = a.path == o.path && a.size == o.size && a.sha256 == o.sha256;
+        }
+        if (!same)
+            throw Error(Kind::Verification, what +
+                                                ": differs from its signed index (status, host, time or "
+                                                "artifacts): the backup was tampered with");
+    }
     return m;
 }
 
@@ -281,7 +437,8 @@ Lock RepositoryWriter::lock() {
 std::string RepositoryWriter::next_id(std::int64_t now) const {
     std::string base = backup_id_for(now);
     auto taken = [this](const std::string& id) {
-        return storage_.stat(manifest_file_name(id)) || storage_.stat(id) || storage_.stat(".staging-" + id);
+        return storage_.stat(manifest_file_name(id)) || storage_.stat(encrypted_manifest_file_name(id)) ||
+               storage_.stat(index_file_name(id)) || storage_.stat(id) || storage_.stat(".staging-" + id);
     };
     if (!taken(base)) return base;
     for (int n = 2; n < 1000; ++n) {
@@ -311,7 +468,9 @@ std::vector<std::string> RepositoryWriter::stale_staging() const {
             if (ours) out.push_back(e.name);
         }
         // A manifest whose atomic write was cut short: never a backup, only litter.
-        if (!e.is_dir && e.name.rfind("manifest_", 0) == 0 && e.name.find(".json.tmp-") != std::string::npos)
+        if (!e.is_dir && (e.name.rfind("manifest_", 0) == 0 || e.name.rfind("index_", 0) == 0) &&
+            (e.name.find(".json.tmp-") != std::string::npos ||
+             e.name.find(".json.age.tmp-") != std::string::npos))
             out.push_back(e.name);
     }
     return out;
@@ -329,15 +488,44 @@ Staging RepositoryWriter::begin(const std::string& id, const io::PipelineSpec& s
         storage_.remove_tree(dir);
     }
     // Staging is dropped with everything in it: it must never be a published backup's place.
-    if (storage_.stat(manifest_file_name(id)) || storage_.stat(id))
+    if (storage_.stat(manifest_file_name(id)) || storage_.stat(index_file_name(id)) ||
+        storage_.stat(encrypted_manifest_file_name(id)) || storage_.stat(id))
         throw Error(Kind::Storage, "backup id already taken: " + storage_.describe(id) +
                                        ": another run published it; run again for a fresh id");
     return Staging(storage_, id, spec, std::move(keys), tuning);
 }
 
-void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
+namespace {
+
+// `text` age-encrypted to `recipients`, in memory (a manifest is at most a few MiB).
+std::string age_encrypt(std::string_view text, const std::vector<io::AgeRecipient>& recipients) {
+    io::AgeEncryptFilter enc(recipients);
+    std::vector<std::byte> scratch;
+    std::string out;
+    out.append(io::as_chars(enc.process(io::as_bytes(text), scratch)));
+    out.append(io::as_chars(enc.finish(scratch)));
+    return out;
+}
+
+}  // namespace
+
+void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest,
+                               const PublishEncryption* encryption) {
     if (manifest.id != staging.id())
         throw Error(Kind::Internal, "publish: manifest id differs from staging id");
+    if (encryption && (!encryption->signing_key || encryption->recipients.empty()))
+        throw Error(Kind::Internal, "publish: encryption without recipients or signing key");
+    // Everything that can fail on its own before the backup dir changes.
+    std::string encrypted_manifest;
+    std::optional<BackupIndex> index;
+    if (encryption) {
+        encrypted_manifest = age_encrypt(serialize(manifest), encryption->recipients);
+        index = make_index(manifest,
+                           {encrypted_manifest_file_name(manifest.id), encrypted_manifest.size(),
+                            io::sha256_hex(encrypted_manifest)},
+                           encryption->recipient_fingerprints);
+        sign_index(*index, *encryption->signing_key);
+    }
     const StorageCapabilities caps = storage_.capabilities();
     // Artifact files were synced as each was finished; now make the directory entries durable.
     if (caps.directory_sync) storage_.sync_dir(staging.dir());
@@ -348,16 +536,38 @@ void RepositoryWriter::publish(Staging&& staging, const Manifest& manifest) {
     staging.release();
     if (caps.directory_sync) storage_.sync_dir(".");
     failpoint("publish:before-manifest");
-    // Last and create-only: the backup exists from here on, and a second publisher of this id fails.
-    auto out = storage_.open_write(manifest_file_name(manifest.id),
+    if (!encryption) {
+        // Last and create-only: the backup exists from here on, and a second publisher of this id fails.
+        auto out = storage_.open_write(manifest_file_name(manifest.id),
+                                       {.atomic = true, .sync = true, .create_only = true});
+        out->write(io::as_bytes(serialize(manifest)));
+        failpoint("publish:before-manifest-rename");
+        out->finish();
+        failpoint("publish:after-manifest");
+        return;
+    }
+    // Encrypted: the manifest first (not yet a backup: list() shows nothing loadable without the index),
+    // then the signed index, last and create-only: the backup exists from here on.
+    {
+        auto out = storage_.open_write(encrypted_manifest_file_name(manifest.id),
+                                       {.atomic = true, .sync = true, .create_only = true});
+        out->write(io::as_bytes(encrypted_manifest));
+        out->finish();
+    }
+    failpoint("publish:before-index");
+    auto out = storage_.open_write(index_file_name(manifest.id),
                                    {.atomic = true, .sync = true, .create_only = true});
-    out->write(io::as_bytes(serialize(manifest)));
+    out->write(io::as_bytes(serialize(*index)));
     failpoint("publish:before-manifest-rename");
     out->finish();
     failpoint("publish:after-manifest");
 }
 
 void RepositoryWriter::remove(const BackupRef& ref) {
+    if (!ref.index.empty()) {
+        storage_.remove(ref.index);  // the commit record first
+        if (storage_.capabilities().directory_sync) storage_.sync_dir(".");
+    }
     storage_.remove(ref.manifest);
     if (storage_.capabilities().directory_sync) storage_.sync_dir(".");
     failpoint("remove:after-manifest");

@@ -17,6 +17,7 @@
 #include "nightjar/core/progress.hpp"
 #include "nightjar/core/signals.hpp"
 #include "nightjar/io/pipeline.hpp"
+#include "nightjar/io/signing.hpp"
 #include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/prune.hpp"
 #include "nightjar/repo/repository.hpp"
@@ -96,6 +97,34 @@ std::string error_text(const std::exception_ptr& failure) {
     }
 }
 
+// The manifest a published backup has: manifest_<id>.json, or encrypted manifest_<id>.json.age.
+std::string published_name(const Config& config, const std::string& id) {
+    return config.encryption ? encrypted_manifest_file_name(id) : manifest_file_name(id);
+}
+
+// The keys a backup host reads its own repository with (prune, listing): the identities and pinned hosts
+// of its `encryption` section, and its own signing key pinned for itself, so that its own indexes verify.
+RepositoryKeys backup_host_keys(const Config& config, const io::SigningKey* own) {
+    RepositoryKeys keys;
+    if (!config.encryption) return keys;
+    for (const auto& id : config.encryption->identities) keys.identities.x25519.push_back(id);
+    keys.trusted_hosts = config.encryption->trusted_hosts;
+    std::optional<io::SigningKey> loaded;
+    if (!own) {
+        std::error_code ec;
+        if (std::filesystem::exists(config.encryption->signing_key_file, ec)) {
+            try {
+                loaded.emplace(io::SigningKey::load(config.encryption->signing_key_file));
+                own = &*loaded;
+            } catch (const Error& e) {
+                log::warn("encryption: ", e.what(), ": this host's own indexes are read unverified");
+            }
+        }
+    }
+    if (own) keys.trusted_hosts[host_name()].push_back(own->public_key());
+    return keys;
+}
+
 }  // namespace
 
 // What the phases hand each other.
@@ -106,6 +135,7 @@ struct BackupRun::State {
     fs::path backup_dir;
     Manifest manifest;
     std::optional<Staging> staging;
+    std::optional<io::SigningKey> signing;   // signs the index of an encrypted backup
     std::optional<cdc::CdcCoordinator> cdc;  // set when this run pauses and resumes CDC
     HookEnvironment hook_env;
     json hook_runs = json::array();
@@ -186,13 +216,33 @@ void BackupRun::start() {
     manifest.host = host_name();
     manifest.nightjar_version = NIGHTJAR_VERSION;
     // The one pipeline every artifact of this run goes through (io/pipeline), recorded on each artifact.
-    const io::PipelineSpec pipeline = io::PipelineSpec::zstd(config.compression);
+    io::PipelineSpec pipeline = io::PipelineSpec::zstd(config.compression);
+    io::WriteKeys keys;
+    if (config.encryption) {
+        // Encrypted to the configured recipients: never a cleartext fallback (begin() refuses age with no
+        // recipient, and the config refused a section without one).
+        pipeline.cipher = io::Cipher::Age;
+        keys.recipients = config.encryption->recipients;
+        bool created = false;
+        s.signing.emplace(io::SigningKey::load_or_create(config.encryption->signing_key_file, &created));
+        if (created)
+            log::warn("encryption: created this host's index signing key ",
+                      config.encryption->signing_key_file.string(),
+                      "; pin its public key on every restore and drill host: \"trusted_hosts\": {\"",
+                      manifest.host, "\": [\"", s.signing->public_key().str(), "\"]}");
+    }
+    s.repo->set_keys(backup_host_keys(config, s.signing ? &*s.signing : nullptr));
     manifest.options = {
         {"skip", request_.skip},
-        {"compression", {{"codec", std::string(io::codec_name(pipeline.codec))}, {"level", pipeline.level}}}};
+        {"compression", {{"codec", std::string(io::codec_name(pipeline.codec))}, {"level", pipeline.level}}},
+        {"encryption", std::string(io::cipher_name(pipeline.cipher))}};
     if (config.cdc) manifest.options["skip_cdc"] = request_.skip_cdc;
-    log::info("backup ", manifest.id, " into ", s.backup_dir.string());
-    s.staging.emplace(s.repo->begin(manifest.id, pipeline, {}, io::tuning_of(config.compression)));
+    log::info("backup ", manifest.id, " into ", s.backup_dir.string(),
+              config.encryption
+                  ? " (encrypted with age to " + std::to_string(keys.recipients.size()) + " recipient(s))"
+                  : "");
+    s.staging.emplace(
+        s.repo->begin(manifest.id, pipeline, std::move(keys), io::tuning_of(config.compression)));
 
     if (config.cdc && !request_.skip_cdc) {
         s.cdc.emplace(*config.cdc, cdc::CdcRunInfo{.backup_dir = s.backup_dir, .backup_id = manifest.id});
@@ -207,7 +257,7 @@ void BackupRun::start() {
     s.hook_env = HookEnvironment{.backup_id = manifest.id,
                                  .backup_dir = s.backup_dir.string(),
                                  .status = "running",
-                                 .manifest = (s.backup_dir / manifest_file_name(manifest.id)).string(),
+                                 .manifest = (s.backup_dir / published_name(config, manifest.id)).string(),
                                  .error = ""};
     s.dump_context = DumpContext{
         .check_interrupted = [] { check_interrupted(); },
@@ -347,7 +397,14 @@ void BackupRun::publish() {
     Manifest& manifest = s.manifest;
     manifest.status = s.failed > 0 ? "partial" : "complete";
     manifest.finished_at = rfc3339_utc(unix_now());
-    s.repo->publish(std::move(*s.staging), manifest);
+    if (const auto& enc = request_.config.encryption) {
+        const PublishEncryption encryption{.recipients = enc->recipients,
+                                           .signing_key = &*s.signing,
+                                           .recipient_fingerprints = enc->recipient_fingerprints()};
+        s.repo->publish(std::move(*s.staging), manifest, &encryption);
+    } else {
+        s.repo->publish(std::move(*s.staging), manifest);
+    }
     s.staging.reset();
     report_.status = manifest.status;
     if (s.failed > 0) {
@@ -357,10 +414,11 @@ void BackupRun::publish() {
         report_.error = "backup " + manifest.id + " published as partial: " + list;
     }
     report_.stored_bytes = manifest.stored_bytes();
-    report_.manifest = (s.backup_dir / manifest_file_name(manifest.id)).string();
+    const std::string name = published_name(request_.config, manifest.id);
+    report_.manifest = (s.backup_dir / name).string();
     for (const auto& line : summary_lines(report_)) log::info(line);
-    log::info("published ", manifest_file_name(manifest.id), " (", manifest.status, ", ",
-              log::human_bytes(manifest.stored_bytes()), ")");
+    log::info("published ", name, request_.config.encryption ? " and " + index_file_name(manifest.id) : "",
+              " (", manifest.status, ", ", log::human_bytes(manifest.stored_bytes()), ")");
 }
 
 // ---- after_publish: the manifest exists now (the off-site copy's place); never unpublishes ----
@@ -390,6 +448,11 @@ int BackupRun::drill_after_backup() {
     d.random_skip_days = config.drill->random_skip_days;
     d.monitoring = config.monitoring;  // the drill's metric lines; the ping is this run's own, at its end
     d.ping = false;
+    d.encryption = config.encryption;
+    // Signed with this host's key when encryption is configured, and only records it trusts count.
+    const RepositoryKeys keys = backup_host_keys(config, s.signing ? &*s.signing : nullptr);
+    if (s.signing) d.signing_key = &*s.signing;
+    if (config.encryption) d.trusted_signers = &keys.trusted_hosts;
     log::info("drill: proving backup ", s.manifest.id, " restores (drill.after_backup)");
     std::string failure;
     try {
@@ -417,8 +480,12 @@ int BackupRun::drill_after_backup() {
 // ---- prune: retention, never the backup this run has just published ----
 void BackupRun::prune() {
     if (request_.retention.empty()) return;
-    PruneResult r = nightjar::prune(*s_->repo, request_.retention, unix_now(), false, 86400,
-                                    {.keep_id = s_->manifest.id});
+    const RepositoryKeys keys =
+        backup_host_keys(request_.config, s_->signing ? &*s_->signing : nullptr);  // pinned drill signers
+    PruneResult r =
+        nightjar::prune(*s_->repo, request_.retention, unix_now(), false, 86400,
+                        {.keep_id = s_->manifest.id,
+                         .drill_signers = request_.config.encryption ? &keys.trusted_hosts : nullptr});
     report_.pruned = r.deleted;
 }
 
@@ -489,6 +556,18 @@ int check_backup(const BackupRequest& request, json* out) {
         throw Error(Kind::Config, "config " + config.source.string() +
                                       ": nothing to back up (no component configured, or all skipped)");
     json summary{{"dry_run", true}, {"backup_dir", backup_dir.string()}, {"components", json::array()}};
+    if (config.encryption) {
+        log::info("plan: encryption: every artifact and the manifest encrypted with age to ",
+                  config.encryption->recipients.size(), " recipient(s); the index signed with ",
+                  config.encryption->signing_key_file.string());
+        summary["encryption"] = "age";
+    } else {
+        if (!request.quiet)
+            log::warn(
+                "encryption: none: the backup would be written in clear (configure an \"encryption\" "
+                "section with age recipients to encrypt it)");
+        summary["encryption"] = "none";
+    }
     std::uint64_t estimate = 0;
     bool source_problem = false, storage_problem = false;
     for (auto& c : components) {
@@ -608,6 +687,7 @@ int resume_cdc_only(const BackupRequest& request) {
 int prune_only(const BackupRequest& request, bool dry_run, json* out) {
     PosixStorage storage(request.backup_dir, storage_modes(request.config.repository.mode));
     RepositoryWriter repo(storage);
+    repo.set_keys(backup_host_keys(request.config, nullptr));
     std::optional<Lock> lock;
     if (!dry_run) lock.emplace(repo.lock());
     if (request.retention.empty()) log::warn("prune: no retention policy configured: every backup is kept");

@@ -83,7 +83,7 @@ namespace {
 Config parse_config_json(const json& j, const std::string& what, const std::filesystem::path& source) {
     JsonFields f(j, what, Kind::Config);
     f.only({"backup_dir", "repository", "compression", "files", "retention", "monitoring", "cdc", "hooks",
-            "redis", "postgres", "drill"});
+            "redis", "postgres", "drill", "encryption"});
     Config c;
     c.source = source;
     c.backup_dir = f.string_or("backup_dir", "");
@@ -109,6 +109,7 @@ Config parse_config_json(const json& j, const std::string& what, const std::file
     if (auto redis = f.optional_object("redis")) c.redis = redis::parse_redis_config(*redis);
     if (auto pg = f.optional_object("postgres")) c.postgres = postgres::parse_postgres_config(*pg);
     if (auto drill = f.optional_object("drill")) c.drill = parse_drill_config(drill->raw(), what);
+    if (auto enc = f.optional_object("encryption")) c.encryption = parse_encryption_config(*enc, source);
     return c;
 }
 

@@ -21,6 +21,7 @@
 #include "nightjar/core/signals.hpp"
 #include "nightjar/io/process.hpp"
 #include "nightjar/io/sha256.hpp"
+#include "nightjar/io/signing.hpp"
 #include "nightjar/repo/drill_record.hpp"
 #include "nightjar/run/monitoring.hpp"
 #include "nightjar/run/restore_run.hpp"
@@ -154,6 +155,7 @@ RestoreStep restore_into(const DrillRequest& request, const Manifest& manifest, 
     r.backup = manifest.id;
     r.cdc = std::nullopt;  // throwaway servers: no Kafka Connect connector is ever held, resumed or replayed
     r.cdc_mode = "auto";
+    r.encryption = request.encryption;
     for (const std::string k : {"files", "postgres", "redis"})
         if (k != kind) r.skip.push_back(k);
     r.target_root = servers.files_dir();
@@ -298,8 +300,33 @@ DrillReport run_drill(const DrillRequest& request) {
     report.tools["nightjar"] = NIGHTJAR_VERSION;
     PosixStorage storage(request.backup_dir);
     RepositoryReader repo(storage);
+    repo.set_keys(repository_keys(request.encryption, false));
+    // With encryption configured, records are signed with this host's key and only trusted ones count.
+    std::optional<io::SigningKey> own_key;
+    const io::SigningKey* signing_key = request.signing_key;
+    io::TrustedSigners pinned;
+    const io::TrustedSigners* trusted = request.trusted_signers;
+    if (request.encryption && !signing_key) {
+        try {
+            bool created = false;
+            own_key.emplace(io::SigningKey::load_or_create(request.encryption->signing_key_file, &created));
+            if (created)
+                log::warn("drill: created this host's signing key ",
+                          request.encryption->signing_key_file.string(), "; pin its public key ",
+                          own_key->public_key().str(),
+                          " in encryption.trusted_hosts where drill records are read");
+            signing_key = &*own_key;
+        } catch (const Error& e) {
+            log::warn("drill: the drill record will be unsigned: ", e.what());
+        }
+    }
+    if (request.encryption && !trusted) {
+        pinned = request.encryption->trusted_hosts;
+        if (signing_key) pinned[host_name()].push_back(signing_key->public_key());
+        trusted = &pinned;
+    }
     report.backup_id = select_drill_backup(repo, request.which, request.random_skip_days, unix_now(),
-                                           request.random_seed, request.trusted_signers);
+                                           request.random_seed, trusted);
     log::info("drill: backup ", report.backup_id);
 
     auto fail = [&](int code, const std::string& reason) {
@@ -400,8 +427,8 @@ DrillReport run_drill(const DrillRequest& request) {
     if (request.write_record && is_backup_id(report.backup_id)) {
         try {
             json record = report.to_json();
-            if (request.signing_key) {
-                sign_drill_record(record, *request.signing_key);
+            if (signing_key) {
+                sign_drill_record(record, *signing_key);
                 report.signer = record["signer"];
             }
             report.record = write_drill_record(storage, report.backup_id, report.finished_unix, record);

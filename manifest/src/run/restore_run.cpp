@@ -50,6 +50,7 @@ Manifest choose_backup(const RepositoryReader& repo, const std::string& what, co
     if (is_latest(what)) {
         if (refs.empty()) return repo.load(repo.find("latest"));  // throws: no published backup
         std::string newest;
+        std::optional<Error> first_error;
         for (const auto& ref : refs) {
             Manifest m;
             try {
@@ -57,6 +58,7 @@ Manifest choose_backup(const RepositoryReader& repo, const std::string& what, co
             } catch (const Error& e) {
                 if (e.kind() == Kind::Interrupted) throw;
                 log::warn("passing over backup ", ref.id, ", which cannot be read: ", e.what());
+                if (!first_error) first_error = e;
                 continue;
             }
             if (what == "latest-any" || m.status == "complete") return m;
@@ -70,7 +72,10 @@ Manifest choose_backup(const RepositoryReader& repo, const std::string& what, co
         if (newest.empty())
             throw Error(Kind::Verification,
                         "no readable backup in " + dir.string() +
-                            ": every manifest is damaged (nightjar-restore --list shows why)");
+                            ": every manifest is damaged (nightjar-restore --list shows why)" +
+                            (first_error && repo.list().front().encrypted()
+                                 ? std::string("; the newest: ") + first_error->what()
+                                 : std::string()));
         throw Error(Kind::Usage,
                     "no complete backup in " + dir.string() + ": the newest is " + newest +
                         ": restore it with 'latest-any' or its id (and --skip-… for what failed)");
@@ -130,7 +135,9 @@ public:
           disk_(request.backup_dir),
           storage_(disk_),
           repo_(storage_),
-          gate_([this](std::size_t i, const VerifyOutcome& v, bool beside) { report_proof(i, v, beside); }) {}
+          gate_([this](std::size_t i, const VerifyOutcome& v, bool beside) { report_proof(i, v, beside); }) {
+        repo_.set_keys(repository_keys(request.encryption, request.allow_unsigned));
+    }
 
     RestoreResult run() {
         // Shared with other readers, exclusive with a prune's deletions: the backup cannot vanish
@@ -202,12 +209,13 @@ private:
         if (selected_.empty())
             throw Error(Kind::Usage, "nothing to restore: every artifact of " + manifest_.id + " is skipped");
 
-        context_ = RestoreContext{
-            .backup_id = manifest_.id,
-            .target_root = request_.target_root,
-            .clean = request_.clean,
-            .gate = &gate_,
-            .reopen_content = [this](const Artifact& a) { return open_unchecked_content(repo_, a); }};
+        context_ = RestoreContext{.backup_id = manifest_.id,
+                                  .target_root = request_.target_root,
+                                  .clean = request_.clean,
+                                  .gate = &gate_,
+                                  .reopen_content = [this](const Artifact& a) {
+                                      return open_unchecked_content(repo_, a, repo_.read_keys());
+                                  }};
         result_.id = manifest_.id;
         result_.dry_run = request_.dry_run;
         beside_.assign(selected_.size(), false);
@@ -237,7 +245,7 @@ private:
                 continue;
             }
             auto shown = [&progress, a](std::uint64_t n) { progress.update("verify " + a->name, n); };
-            VerifyOutcome v = verify_artifact(repo_, *a, *components_[i], shown);
+            VerifyOutcome v = verify_artifact(repo_, *a, *components_[i], repo_.read_keys(), shown);
             progress.done();
             gate_.record(i, v);
         }
@@ -340,7 +348,7 @@ private:
                 // A streamed artifact's stored bytes are proven beside it: its component waits on the gate
                 // before its first write. Any other waits here.
                 if (!beside_[i]) gate_.wait_until_proven();
-                auto content = open_verified_content(repo_, a, beside_[i]);
+                auto content = open_verified_content(repo_, a, repo_.read_keys(), beside_[i]);
                 RestoreReport report = components_[i]->restore(a, *content, context_);
                 for (const auto& line : report.lines) log::info(line);
                 for (const auto& p : report.problems) log::error(a.name, ": ", p);
@@ -550,24 +558,35 @@ RestoreResult run_restore(const RestoreRequest& request) {
     return RestoreRun(request).run();
 }
 
+RepositoryKeys repository_keys(const std::optional<EncryptionConfig>& encryption, bool allow_unsigned) {
+    RepositoryKeys keys{.identities = {}, .trusted_hosts = {}, .allow_unsigned = allow_unsigned};
+    if (!encryption) return keys;
+    keys.identities.x25519 = encryption->identities;
+    keys.trusted_hosts = encryption->trusted_hosts;
+    return keys;
+}
+
 // ---- listing ----
 
-std::vector<ListedBackup> list_backups(const fs::path& backup_dir) {
+std::vector<ListedBackup> list_backups(const fs::path& backup_dir, const RepositoryKeys& keys) {
     PosixStorage disk(backup_dir);
     ReadOnlyStorage storage(disk);
     RepositoryReader repo(storage);
+    repo.set_keys(keys);
     std::vector<ListedBackup> out;
     const auto now = unix_now();
     for (const auto& ref : repo.list()) {
         ListedBackup row{.id = ref.id, .manifest = ref.manifest};
+        row.encryption = ref.encrypted() ? "age" : "none";
         try {
-            Manifest m = repo.load(ref);
+            Manifest m = repo.load_summary(ref);
             row.status = m.status;
             row.stored_bytes = m.stored_bytes();
             for (const auto& c : m.components)
                 if (c.status != "skipped")
                     row.components += (row.components.empty() ? "" : ",") + c.kind +
                                       (c.status == "ok" ? "" : "(" + c.status + ")");
+            if (ref.encrypted() && !keys.has_identity()) row.components = "(encrypted)";
         } catch (const std::exception& e) {
             // One bad manifest is that backup damaged, shown with the reason; the others are still listed.
             row.status = "damaged";
@@ -594,8 +613,11 @@ void print_backup_list(const std::vector<ListedBackup>& backups, bool as_json, s
     if (as_json) {
         json rows = json::array();
         for (const auto& b : backups) {
-            json row{
-                {"id", b.id}, {"manifest", b.manifest}, {"status", b.status}, {"age_seconds", b.age_seconds}};
+            json row{{"id", b.id},
+                     {"manifest", b.manifest},
+                     {"status", b.status},
+                     {"age_seconds", b.age_seconds},
+                     {"encryption", b.encryption}};
             if (b.error)
                 row["error"] = *b.error;
             else
@@ -610,12 +632,13 @@ void print_backup_list(const std::vector<ListedBackup>& backups, bool as_json, s
         out << rows.dump(2) << std::endl;
         return;
     }
-    out << "ID                  AGE    STATUS    SIZE        COMPONENTS\n";
+    out << "ID                  AGE    STATUS    ENC   SIZE        COMPONENTS\n";
     for (const auto& b : backups) {
         const std::string size = b.error ? "" : log::human_bytes(b.stored_bytes);
         char line[256];
-        std::snprintf(line, sizeof line, "%-19s %-6s %-9s %-11s %s\n", b.id.c_str(),
-                      age(b.age_seconds).c_str(), b.status.c_str(), size.c_str(), b.components.c_str());
+        std::snprintf(line, sizeof line, "%-19s %-6s %-9s %-5s %-11s %s\n", b.id.c_str(),
+                      age(b.age_seconds).c_str(), b.status.c_str(), b.encryption.c_str(), size.c_str(),
+                      b.components.c_str());
         std::string text = line;
         if (b.last_drill) {  // after the components, so a list without drills reads as before
             text.pop_back();

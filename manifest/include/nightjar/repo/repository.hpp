@@ -8,8 +8,10 @@
 #include <vector>
 
 #include "nightjar/io/pipeline.hpp"
+#include "nightjar/io/signing.hpp"
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/repo/artifact_writer.hpp"
+#include "nightjar/repo/backup_index.hpp"
 #include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/storage.hpp"
 
@@ -17,7 +19,28 @@ namespace nightjar {
 
 struct BackupRef {
     std::string id;
-    std::string manifest;  // file name relative to the backup dir
+    std::string manifest;  // file name relative to the backup dir ("manifest_<id>.json[.age]")
+    std::string index;     // an encrypted backup's signed plaintext index ("index_<id>.json"); "" otherwise
+    bool encrypted() const { return manifest.ends_with(".age"); }
+};
+
+// "manifest_<id>.json.age": the age-encrypted manifest of an encrypted backup (its index is the commit
+// record, written after it).
+std::string encrypted_manifest_file_name(const std::string& id);
+
+// What a reader may use on encrypted backups (the restore host's `encryption` section).
+struct RepositoryKeys {
+    io::AgeIdentities identities;      // decrypt manifests and artifacts; none: the index-only view
+    io::TrustedSigners trusted_hosts;  // pinned index signers (encryption.trusted_hosts)
+    bool allow_unsigned = false;       // --allow-unsigned: accept an unsigned (legacy) encrypted backup
+    bool has_identity() const { return !identities.x25519.empty() || identities.passphrase.has_value(); }
+};
+
+// What publish needs to encrypt the manifest and sign the index of an encrypted backup.
+struct PublishEncryption {
+    std::vector<io::AgeRecipient> recipients;         // the manifest is encrypted to them (at least one)
+    const io::SigningKey* signing_key = nullptr;      // signs the index (required)
+    std::vector<std::string> recipient_fingerprints;  // recorded in the index
 };
 
 // The staging directory of one run: `.staging-<id>/`, or `<id>/` itself on a backend without rename.
@@ -57,9 +80,28 @@ private:
 class RepositoryReader {
 public:
     explicit RepositoryReader(const Storage& storage) : storage_(storage) {}
-    // Published backups only (a manifest_<id>.json exists), newest first. Staging dirs are never listed.
+    // Published backups only (a manifest_<id>.json, or for an encrypted one its index_<id>.json, exists),
+    // newest first. Staging dirs are never listed. An encrypted manifest with no index (written before
+    // indexes, or a run cut between the two) is listed with an empty `index`; loading it needs
+    // allow_unsigned.
     std::vector<BackupRef> list() const;
+    // The whole manifest. An encrypted backup: its index is verified against keys().trusted_hosts (a bad
+    // signature or an unpinned signer is Kind::Verification naming the host), the encrypted manifest's
+    // stored size and SHA-256 are checked against the index, then it is decrypted with keys().identities
+    // and parsed as a plain one (and must list the index's artifacts). Without an identity:
+    // Kind::Verification saying which key is missing.
     Manifest load(const BackupRef& ref) const;
+    // What listing, retention, prune and stored-bytes verification need: load() when an identity is at
+    // hand, else a manifest built from the index alone (id, status, times, host, each artifact's path,
+    // stored size and SHA-256, cipher age; no components). The index signature is checked when
+    // trusted_hosts pins any host (or an identity is given). A plain backup: load().
+    Manifest load_summary(const BackupRef& ref) const;
+    // An encrypted backup's index, parsed and (with `check_signature`) verified. Kind::Verification.
+    BackupIndex load_index(const BackupRef& ref, bool check_signature = true) const;
+    void set_keys(RepositoryKeys keys) { keys_ = std::move(keys); }
+    const RepositoryKeys& keys() const { return keys_; }
+    // The identities as the artifact read chain takes them.
+    io::ReadKeys read_keys() const { return {keys_.identities}; }
     // Resolves "latest" or a backup id or a manifest file name.
     BackupRef find(const std::string& what) const;
     // Opens the stored file only when it is a regular file (no symlink, FIFO or device) whose opened size is
@@ -69,7 +111,9 @@ public:
     const Storage& storage() const { return storage_; }
 
 private:
+    Manifest load_encrypted(const BackupRef& ref, bool summary) const;
     const Storage& storage_;
+    RepositoryKeys keys_;
 };
 
 // Holds a lock (the repository lock, or a hold on the readers' lock) for its lifetime; an empty Lock holds
@@ -111,8 +155,12 @@ public:
                   io::CodecTuning tuning = {});
     // Syncs the artifacts' names, moves staging to <id>/ (with rename), then writes manifest_<id>.json
     // create-only and synced: the backup now exists. Kind::Storage (StorageExists) when that manifest exists.
-    void publish(Staging&& staging, const Manifest& manifest);
-    // Deletes the manifest first (the backup stops existing atomically), then its artifacts.
+    // With `encryption`: the manifest is written age-encrypted to its recipients as manifest_<id>.json.age
+    // (create-only), then the signed plaintext index index_<id>.json, create-only and LAST: the index is
+    // the commit record of an encrypted backup.
+    void publish(Staging&& staging, const Manifest& manifest, const PublishEncryption* encryption = nullptr);
+    // Deletes the commit record first (index, else manifest: the backup stops existing atomically), then
+    // the encrypted manifest and its artifacts.
     void remove(const BackupRef& ref);
     // Staging dirs (rename backends), unfinished manifests, and (without rename) artifact dirs with no
     // manifest: what begin() removes.

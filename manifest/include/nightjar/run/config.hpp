@@ -13,6 +13,7 @@
 #include "nightjar/io/zstd.hpp"
 #include "nightjar/repo/retention.hpp"
 #include "nightjar/run/drill_config.hpp"
+#include "nightjar/run/encryption_config.hpp"
 #include "nightjar/run/hooks.hpp"
 
 namespace nightjar {
@@ -40,6 +41,9 @@ struct Config {
     std::optional<postgres::PostgresConfig> postgres;  // the PostgreSQL component, when configured
     RepositoryConfig repository;                       // permission modes of what is created in backup_dir
     std::optional<DrillConfig> drill;                  // restore drills (after_backup, random_skip_days)
+    // Age recipients, identities, pinned signers, signing key: when present, every artifact and the
+    // manifest are encrypted (parsed fail closed: a section that cannot encrypt is a Kind::Config error).
+    std::optional<EncryptionConfig> encryption;
 };
 
 // The component sections, for make_components (components/registry.hpp).

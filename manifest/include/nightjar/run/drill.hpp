@@ -32,6 +32,8 @@ struct DrillRequest {
     const io::SigningKey* signing_key = nullptr;  // signs the record (the host's key); nullptr = unsigned
     const io::TrustedSigners* trusted_signers =
         nullptr;  // `random`: only records signed by these count as drills (nullptr or empty = any record)
+    // The config's encryption section: the identity and pinned hosts an encrypted backup needs.
+    std::optional<EncryptionConfig> encryption = std::nullopt;
 };
 
 struct DrillCheck {

@@ -23,6 +23,8 @@
 #include "nightjar/components/registry.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/repo/drill_record.hpp"
+#include "nightjar/repo/repository.hpp"
+#include "nightjar/run/encryption_config.hpp"
 
 namespace nightjar {
 
@@ -49,7 +51,14 @@ struct RestoreRequest {
     // --cdc: "auto" (cdc.restore and the defaults: replay for sinks of the restored database), "replay",
     // "reanchor", or "none" (touch no connector; say what is out of step)
     std::string cdc_mode = "auto";
+    // The restore host's `encryption` section: the identities that decrypt an encrypted backup and the
+    // hosts whose index signatures are trusted (none: only plain backups restore).
+    std::optional<EncryptionConfig> encryption = std::nullopt;
+    bool allow_unsigned = false;  // --allow-unsigned: accept an encrypted backup whose index is unsigned
 };
+
+// The reader's keys for an `encryption` section (empty without one).
+RepositoryKeys repository_keys(const std::optional<EncryptionConfig>& encryption, bool allow_unsigned);
 
 // One selected artifact, as far as the run got with it.
 struct ArtifactRestore {
@@ -85,17 +94,21 @@ RestoreResult run_restore(const RestoreRequest& request);
 
 // One row of `nightjar-restore --list`: a published backup, or one whose manifest cannot be read.
 struct ListedBackup {
-    std::string id;                  // backup id
-    std::string manifest;            // manifest file name
-    std::string status;              // complete, partial, ..., or "damaged"
-    std::uint64_t stored_bytes = 0;  // bytes in the backup dir
-    std::string components;          // "files,postgres,redis(failed)"; for a damaged one, the reason
+    std::string id;                   // backup id
+    std::string manifest;             // manifest file name
+    std::string status;               // complete, partial, ..., or "damaged"
+    std::uint64_t stored_bytes = 0;   // bytes in the backup dir
+    std::string components;           // "files,postgres,redis(failed)"; for a damaged one, the reason
+    std::string encryption = "none";  // "age" or "none"
     std::optional<std::string> error = std::nullopt;     // why the manifest cannot be read
     std::int64_t age_seconds = 0;                        // since the backup was taken
     std::optional<LastDrill> last_drill = std::nullopt;  // its last drill (drills/<id>/), if any
 };
 // Every published backup, newest first; a damaged manifest is listed with its reason.
-std::vector<ListedBackup> list_backups(const std::filesystem::path& backup_dir);
+// An encrypted backup is listed from its index alone without an identity in `keys` (its components then
+// read "(encrypted)").
+std::vector<ListedBackup> list_backups(const std::filesystem::path& backup_dir,
+                                       const RepositoryKeys& keys = {});
 // The table (or with `json` one JSON array) that --list prints.
 void print_backup_list(const std::vector<ListedBackup>& backups, bool json, std::ostream& out);
 
