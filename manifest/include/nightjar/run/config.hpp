@@ -38,6 +38,9 @@ struct Config {
     std::optional<redis::RedisConfig> redis;  // the Redis component, when configured
     std::optional<postgres::PostgresConfig> postgres;  // the PostgreSQL component, when configured
     RepositoryConfig repository;                       // permission modes of what is created in backup_dir
+    // Components backed up at once ("parallel"): 0 = as many as the cores and the memory budget allow
+    // (backup_parallelism), 1 = one after another in config order
+    int parallel = 0;
 };
 
 // The component sections, for make_components (components/registry.hpp).
