@@ -81,9 +81,10 @@ for i in range(n):
     os.makedirs(d, exist_ok=True)
     size = random.choice([800, 4000, 20000, 150000])
     with open(os.path.join(d, f"f{i}.conf"), "w") as f:
-        out = []
-        while sum(map(len, out)) < size:
+        out, have = [], 0
+        while have < size:
             out.append(" ".join(random.choice(words) for _ in range(8)) + f" {random.randint(0, 99999)};\n")
+            have += len(out[-1])
         f.write("".join(out))
 PY
 files_size=$(du -sh "$work/etc" | cut -f1)
