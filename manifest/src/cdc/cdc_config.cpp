@@ -56,7 +56,7 @@ KafkaConnectClusterConfig parse_cluster(const JsonFields& f) {
 
 CdcConfig parse_cdc_config(const JsonFields& f) {
     f.only({"kafka_connect", "pause_timeout_s", "resume_timeout_s", "on_pause_failure", "retry", "watch",
-            "state_dir", "restore", "sink_hold"});
+            "state_dir", "restore", "sink_hold", "hold"});
     CdcConfig c;
     if (!f.has("kafka_connect")) f.fail("kafka_connect", "required field is missing");
     const auto& kc = f.raw()["kafka_connect"];
@@ -71,6 +71,7 @@ CdcConfig parse_cdc_config(const JsonFields& f) {
     c.resume_timeout_s = f.number_or("resume_timeout_s", 0, 86400, c.resume_timeout_s);
     c.on_pause_failure = f.choice("on_pause_failure", {"abort", "continue"}, c.on_pause_failure);
     c.sink_hold = f.choice("sink_hold", {"stop", "pause"}, c.sink_hold);
+    if (f.has("hold")) c.hold = f.choice("hold", {"snapshot", "backup"}, "backup");
     if (auto retry = f.optional_object("retry")) {
         retry->only({"initial_backoff_s", "max_backoff_s"});
         c.retry.initial_backoff_s =

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <exception>
 #include <fstream>
 #include <regex>
@@ -127,9 +128,10 @@ struct CdcCoordinator::Target {
     bool failed_is_fine = false;  // it turned FAILED while we paused it: FAILED is what we expect back
     std::string failure;          // why it may still be paused, or why it came back FAILED
     std::string requested_at;     // when the accepted resume was sent
-    int attempts = 0;             // resume requests that failed
-    std::string last_error;       // the last transient failure
-    std::string last_state;       // the last status summary after the resume
+    SteadyClock::time_point requested_steady = {};  // the same on the steady clock
+    int attempts = 0;                               // resume requests that failed
+    std::string last_error;                         // the last transient failure
+    std::string last_state;                         // the last status summary after the resume
 };
 
 json CdcConnectorRecord::to_json() const {
@@ -145,7 +147,9 @@ json CdcConnectorRecord::to_json() const {
            {"status_before_resume", status_before_resume},
            {"held", held},
            {"held_s", held_s},
-           {"status_after", status_after}};
+           {"status_after", status_after},
+           {"hold", hold},
+           {"held_seconds", held_seconds}};
     auto opt = [&](const char* key, const std::string& v) { j[key] = v.empty() ? json(nullptr) : json(v); };
     opt("pause_requested_at", pause_requested_at);
     opt("paused_at", paused_at);
@@ -420,8 +424,10 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::t
             try {
                 if (!t.requested) {
                     std::string at = now_rfc3339();
+                    const auto at_steady = SteadyClock::now();
                     client->resume(t.name);
                     t.requested_at = at;
+                    t.requested_steady = at_steady;
                     accepted[k] = true;
                 } else {
                     seen[k] = client->status(t.name);
@@ -435,7 +441,17 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::t
             if (!t.requested) {
                 if (accepted[k]) {
                     t.requested = true;
-                    if (t.record) t.record->resume_requested_at = t.requested_at;
+                    if (t.record) {
+                        t.record->resume_requested_at = t.requested_at;
+                        if (t.record->action == "paused" &&
+                            t.record->hold_started != SteadyClock::time_point{})
+                            t.record->held_seconds =
+                                std::round(
+                                    std::chrono::duration<double>(t.requested_steady - t.record->hold_started)
+                                        .count() *
+                                    1000) /
+                                1000;
+                    }
                     log::info("cdc: resume requested for ", label(t.name, t.url));
                 } else if (errors[k]) {
                     const KafkaConnectError& e = *errors[k];
@@ -613,6 +629,7 @@ void CdcCoordinator::pause() {
                               " by someone else: left alone and not resumed afterwards");
                 } else {
                     r.action = "paused";
+                    r.hold = !config_.hold.empty() ? config_.hold : s.type == "sink" ? "snapshot" : "backup";
                     // A sink is held with stop where the worker has it (3.5+, probed by GET …/offsets):
                     // stop commits its final offsets at once, so the recorded offsets match the dump.
                     if (s.type == "sink" && config_.sink_hold == "stop") {
@@ -650,6 +667,7 @@ void CdcCoordinator::pause() {
                     // Counted as ours from here, even if the answer is lost: the worker may have applied it.
                     r.paused_by_us = true;
                     r.pause_requested_at = now_rfc3339();
+                    r.hold_started = SteadyClock::now();
                 }
                 save_state();
                 failpoint("cdc:after-state-file");
@@ -907,9 +925,29 @@ void CdcCoordinator::check_before_resume(std::vector<Target>& targets, SteadyClo
 }
 
 void CdcCoordinator::resume() {
+    resume_where([](const CdcConnectorRecord&) { return true; }, "paused by this run");
+    heal_expired_window();
+}
+
+bool CdcCoordinator::holds_until_snapshot() const {
+    for (const auto& r : records_)
+        if (r.paused_by_us && r.action == "paused" && r.hold == "snapshot" && r.resume_requested_at.empty())
+            return true;
+    return false;
+}
+
+void CdcCoordinator::release_after_snapshot() {
+    resume_where([](const CdcConnectorRecord& r) { return r.hold == "snapshot"; },
+                 "held until the snapshots (cdc.hold \"snapshot\"): every snapshot is taken");
+    failpoint("cdc:released-after-snapshot");
+}
+
+void CdcCoordinator::resume_where(const std::function<bool(const CdcConnectorRecord&)>& which,
+                                  const char* what) {
     std::vector<Target> targets;
     for (auto& r : records_) {
         if (!r.paused_by_us || !r.resume_requested_at.empty() || !r.resumed_at.empty()) continue;
+        if (!which(r)) continue;
         bool pending = false;
         for (const auto& p : state_.connectors)
             pending = pending || (p.name == r.name && p.urls.at(0) == r.cluster);
@@ -924,13 +962,21 @@ void CdcCoordinator::resume() {
         targets.push_back(std::move(t));
     }
     if (!targets.empty()) {
-        paused_ = false;
+        // One retried after an earlier round that could not send its resume: that round's failure is
+        // superseded by this one's outcome.
+        for (const auto& t : targets) {
+            const std::string own = label(t.name, t.url) + ": ";
+            std::erase_if(resume_failures_, [&](const std::string& f) { return f.rfind(own, 0) == 0; });
+        }
         const auto deadline = SteadyClock::now() + ms(config_.resume_timeout_s);
         check_before_resume(targets, deadline);
-        log::info("cdc: resuming ", targets.size(), " connector(s) paused by this run");
+        log::info("cdc: resuming ", targets.size(), " connector(s) ", what);
         resume_targets(targets, deadline);
     }
-    heal_expired_window();
+    paused_ = false;  // what stays held for resume()
+    for (const auto& r : records_)
+        if (r.paused_by_us && r.action == "paused" && r.resume_requested_at.empty() && !which(r))
+            paused_ = true;
 }
 
 void CdcCoordinator::heal_expired_window() {

@@ -48,7 +48,8 @@ Staging::Staging(Storage& storage, std::string id, const io::PipelineSpec& spec,
 }
 
 Staging::Staging(Staging&& o) noexcept
-    : storage_(o.storage_),
+    : mutex_(std::move(o.mutex_)),
+      storage_(o.storage_),
       id_(std::move(o.id_)),
       dir_(std::move(o.dir_)),
       pipeline_(std::move(o.pipeline_)) {
@@ -73,6 +74,7 @@ std::string Staging::stored_name(const std::string& file_name) const {
 std::unique_ptr<ArtifactWriter> Staging::artifact(const std::string& file_name,
                                                   std::function<void(std::uint64_t)> on_progress) {
     const std::string name = stored_name(file_name);
+    std::lock_guard lock(*mutex_);
     // Without rename the file is written where the backup will be read: never over someone else's.
     auto file = storage_->open_write(fs::path(dir()) / name,
                                      {.atomic = true, .sync = true, .create_only = dir() == id_});
@@ -81,6 +83,7 @@ std::unique_ptr<ArtifactWriter> Staging::artifact(const std::string& file_name,
 }
 
 void Staging::discard(const std::string& file_name) {
+    std::lock_guard lock(*mutex_);
     storage_->remove(fs::path(dir()) / stored_name(file_name));
 }
 

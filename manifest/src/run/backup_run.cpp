@@ -4,8 +4,11 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <exception>
+#include <mutex>
+#include <thread>
 
 #include "nightjar/cdc/coordinator.hpp"
 #include "nightjar/cdc/state_file.hpp"
@@ -146,6 +149,16 @@ struct BackupRun::State {
     std::exception_ptr failure;          // what ended the guarded phases: nothing is published
     std::optional<Error> cdc_error;      // CDC could not be resumed
     std::string hook_failure;            // an after_publish hook failed
+    // The components phase (several threads): cancellation, and the snapshots CDC may be held for.
+    std::atomic<bool> cancelled{false};  // a fatal failure elsewhere: a running dump stops at its next check
+    std::mutex snapshot_mutex;           // guards the three below
+    std::vector<char> snapshot_done;     // per component: its last consistency point is fixed
+    std::size_t snapshots_pending = 0;   // components whose last point is not fixed yet
+    std::thread cdc_release;             // resumes the connectors held until the snapshots, beside the dumps
+
+    ~State() {
+        if (cdc_release.joinable()) cdc_release.join();
+    }
 
     std::vector<HookRun> run_stage(std::string_view stage, const std::vector<HookCommand>& commands,
                                    HookRunOptions o) {
@@ -290,10 +303,79 @@ void BackupRun::before_hooks() {
 }
 
 // ---- components: each dumps into staging; a failing source fails only its component ----
+
+int backup_parallelism(int configured, std::size_t components) {
+    const int n = static_cast<int>(std::max<std::size_t>(components, 1));
+    if (configured > 0) return std::min(configured, n);
+    // Memory: each running component holds its own pipeline (zstd window and jobs, buffers, a child's pipe);
+    // three fit the run's 100 MB with room. Cores: a dump mostly waits on its server, so two run on one core.
+    const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+    return std::min({n, 3, std::max(2, cores)});
+}
+
+// What one component's dump gave, merged into the report and manifest in config order.
+struct BackupRun::Outcome {
+    Component* component = nullptr;
+    bool ran = false;                 // its dump was started
+    bool cancelled = false;           // stopped because another component's failure ended the run
+    std::exception_ptr fatal;         // a failure that ends the run (fail_fast, Storage, Interrupted...)
+    ComponentResult result;           // what the manifest records
+    std::vector<Artifact> artifacts;  // in the component's own order
+    std::uint64_t stored = 0;         // stored bytes of its artifacts
+    double seconds = 0;               // its wall time
+    std::optional<Error> failure;     // it failed (not fatally): the run's first_failure candidate
+};
+
 void BackupRun::back_up_components() {
-    for (auto& c : components_) {
-        check_interrupted();
-        back_up_component(*c);
+    State& s = *s_;
+    const std::size_t n = components_.size();
+    const int parallel = backup_parallelism(request_.config.parallel, n);
+    s.manifest.options["parallel"] = parallel;
+    {
+        std::lock_guard lock(s.snapshot_mutex);
+        s.snapshot_done.assign(n, 0);
+        s.snapshots_pending = 0;
+        for (std::size_t i = 0; i < n; ++i)
+            if (components_[i]->takes_snapshot())
+                ++s.snapshots_pending;
+            else
+                s.snapshot_done[i] = 1;
+        if (s.snapshots_pending == 0) release_cdc_locked();  // nothing CDC waits for
+    }
+    std::vector<Outcome> outcomes(n);
+    for (std::size_t i = 0; i < n; ++i) outcomes[i].component = components_[i].get();
+    if (parallel <= 1) {
+        // One after another, in config order: a fatal failure stops the run before the next one starts.
+        for (std::size_t i = 0; i < n; ++i) {
+            check_interrupted();
+            back_up_component(i, outcomes[i]);
+            record_component(outcomes[i]);
+            if (outcomes[i].fatal) std::rethrow_exception(outcomes[i].fatal);
+        }
+    } else {
+        log::info("backing up ", n, " component(s), ", parallel, " at a time");
+        std::atomic<std::size_t> next{0};
+        std::mutex fatal_mutex;
+        std::exception_ptr first_fatal;  // the failure that ended the run, not the cancellations it caused
+        auto worker = [&] {
+            log::Scope backup_scope{{"backup_id", s.manifest.id}};
+            for (;;) {
+                if (s.cancelled || interrupted_signal()) return;
+                const std::size_t i = next++;
+                if (i >= n) return;
+                back_up_component(i, outcomes[i]);
+                if (outcomes[i].fatal && !outcomes[i].cancelled) {
+                    std::lock_guard lock(fatal_mutex);
+                    if (!first_fatal) first_fatal = outcomes[i].fatal;
+                    s.cancelled = true;
+                }
+            }
+        };
+        std::vector<std::thread> threads;
+        for (int t = 0; t < parallel; ++t) threads.emplace_back(worker);
+        for (auto& t : threads) t.join();
+        for (auto& o : outcomes) record_component(o);
+        if (first_fatal) std::rethrow_exception(first_fatal);
     }
     check_interrupted();
     if (s_->failed == static_cast<int>(components_.size()) && s_->manifest.artifacts.empty()) {
@@ -302,59 +384,118 @@ void BackupRun::back_up_components() {
     }
 }
 
-void BackupRun::back_up_component(Component& c) {
+// Runs on the run's thread (parallel 1) or a worker's; never throws: what happened is in `o`.
+void BackupRun::back_up_component(std::size_t index, Outcome& o) {
     State& s = *s_;
-    log::Scope component_scope{{"component", std::string(c.kind())}};
+    Component& c = *o.component;
+    const std::string kind(c.kind());
+    log::Scope component_scope{{"component", kind}};
+    o.ran = true;
     auto t0 = std::chrono::steady_clock::now();
-    ComponentResult result{std::string(c.kind()), "ok", "", json::object()};
-    std::uint64_t stored = 0;
+    o.result = ComponentResult{kind, "ok", "", json::object()};
+    DumpContext context = s.dump_context;
+    context.check_interrupted = [&s] {
+        check_interrupted();
+        if (s.cancelled)
+            throw Error(Kind::Interrupted, "stopped: another component's failure ended the backup run");
+    };
+    context.progress = [&s, kind](const std::string& label, std::uint64_t n) {
+        s.progress.update(kind, label, n);
+    };
+    context.snapshot_taken = [this, index](const std::string& what, bool last) {
+        snapshot_point(index, what, last);
+    };
     try {
-        DumpResult dump = c.dump(s.dump_context, *s.staging);
-        s.progress.done();
+        DumpResult dump = c.dump(context, *s.staging);
+        s.progress.done(kind);
         for (auto& w : dump.warnings) log::warn(c.kind(), ": ", w);
         for (auto& a : dump.artifacts) {
-            stored += a.size;
+            o.stored += a.size;
             log::info(c.kind(), ": ", a.name, " ", log::human_bytes(a.content_size), " -> ",
                       log::human_bytes(a.size), " sha256 ", a.sha256.substr(0, 16), "...");
-            s.manifest.artifacts.push_back(std::move(a));
+            o.artifacts.push_back(std::move(a));
         }
-        result.details = std::move(dump.details);
+        o.result.details = std::move(dump.details);
         if (!dump.failures.empty()) {
             // Some parts failed (one database of several): the component failed; its other artifacts stay.
             for (auto& f : dump.failures) log::error(f);
-            result.status = "failed";
-            result.error = dump.failures.front();
-            for (std::size_t i = 1; i < dump.failures.size(); ++i) result.error += "; " + dump.failures[i];
-            ++s.failed;
-            if (!s.first_failure) s.first_failure = Error(Kind::SourceUnavailable, dump.failures.front());
+            o.result.status = "failed";
+            o.result.error = dump.failures.front();
+            for (std::size_t i = 1; i < dump.failures.size(); ++i) o.result.error += "; " + dump.failures[i];
+            o.failure = Error(Kind::SourceUnavailable, dump.failures.front());
         }
     } catch (const Error& e) {
-        s.progress.done();
+        s.progress.done(kind);
         // A signal or a failing backup dir ends the whole run; a failing source only its component.
-        if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal) throw;
-        if (c.fail_fast()) {
+        if (e.kind() == Kind::Interrupted || e.kind() == Kind::Storage || e.kind() == Kind::Internal) {
+            o.fatal = std::current_exception();
+            o.cancelled = e.kind() == Kind::Interrupted && s.cancelled && !interrupted_signal();
+        } else if (c.fail_fast()) {
             log::error(c.kind(), ": fail_fast is set: the backup stops here and nothing is published");
-            throw;
+            o.fatal = std::current_exception();
+        } else {
+            log::error(e.what());
+            o.result.status = "failed";
+            o.result.error = e.what();
+            o.failure = e;
         }
-        log::error(e.what());
-        result.status = "failed";
-        result.error = e.what();
-        ++s.failed;
-        if (!s.first_failure) s.first_failure = e;
+    } catch (...) {
+        s.progress.done(kind);
+        o.fatal = std::current_exception();
     }
-    const double secs =
+    o.seconds =
         log::round_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-    report_.components.push_back(ComponentRunReport{.kind = result.kind,
-                                                    .status = result.status,
-                                                    .stored_bytes = stored,
-                                                    .seconds = secs,
-                                                    .error = result.error});
-    s.manifest.components.push_back(std::move(result));
+    snapshot_point(index, "", true);  // whatever it did, this component fixes no further point
+}
+
+// Merges one component's outcome into the report and the manifest (on the run's thread, in config order).
+void BackupRun::record_component(Outcome& o) {
+    State& s = *s_;
+    if (!o.ran || o.fatal) return;  // never started, or it ended the run: the run's error says so
+    for (auto& a : o.artifacts) s.manifest.artifacts.push_back(std::move(a));
+    if (o.failure) {
+        ++s.failed;
+        if (!s.first_failure) s.first_failure = *o.failure;
+    }
+    report_.components.push_back(ComponentRunReport{.kind = o.result.kind,
+                                                    .status = o.result.status,
+                                                    .stored_bytes = o.stored,
+                                                    .seconds = o.seconds,
+                                                    .error = o.result.error});
+    s.manifest.components.push_back(std::move(o.result));
+}
+
+// A component fixed a consistency point (any thread). Once every component has fixed its last one, the
+// connectors held "until the snapshot" are resumed beside the dumps.
+void BackupRun::snapshot_point(std::size_t index, const std::string& what, bool last) {
+    State& s = *s_;
+    std::lock_guard lock(s.snapshot_mutex);
+    if (index >= s.snapshot_done.size() || s.snapshot_done[index]) return;
+    if (!what.empty()) log::info("snapshot of ", what, " taken");
+    if (!last) return;
+    s.snapshot_done[index] = 1;
+    if (--s.snapshots_pending == 0) release_cdc_locked();
+}
+
+void BackupRun::release_cdc_locked() {
+    State& s = *s_;
+    if (!s.cdc || s.cdc_release.joinable() || !s.cdc->holds_until_snapshot()) return;
+    const std::string id = s.manifest.id;
+    s.cdc_release = std::thread([&s, id] {
+        log::Scope backup_scope{{"backup_id", id}};
+        try {
+            s.cdc->release_after_snapshot();
+        } catch (const std::exception& e) {
+            // resume_cdc() tries again whatever this round left held.
+            log::error("cdc: resuming the connectors held until the snapshots failed: ", e.what());
+        }
+    });
 }
 
 // ---- resume_cdc: always, exactly what this run paused ----
 void BackupRun::resume_cdc() {
     State& s = *s_;
+    if (s.cdc_release.joinable()) s.cdc_release.join();  // the early resume's round ends first
     if (s.cdc) {
         s.cdc->resume();
         s.manifest.cdc = s.cdc->record();

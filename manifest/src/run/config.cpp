@@ -83,7 +83,7 @@ namespace {
 Config parse_config_json(const json& j, const std::string& what, const std::filesystem::path& source) {
     JsonFields f(j, what, Kind::Config);
     f.only({"backup_dir", "repository", "compression", "files", "retention", "monitoring", "cdc", "hooks",
-            "redis", "postgres", "drill", "encryption"});
+            "redis", "postgres", "drill", "encryption", "parallel"});
     Config c;
     c.source = source;
     c.backup_dir = f.string_or("backup_dir", "");
@@ -101,6 +101,7 @@ Config parse_config_json(const json& j, const std::string& what, const std::file
         c.compression.level = static_cast<int>(comp->integer_or("level", 1, 19, c.compression.level));
         c.compression.threads = static_cast<int>(comp->integer_or("threads", 0, 64, c.compression.threads));
     }
+    c.parallel = static_cast<int>(f.integer_or("parallel", 0, 16, c.parallel));
     if (auto files = f.optional_object("files")) c.files = parse_files(*files);
     if (auto retention = f.optional_object("retention")) c.retention = parse_retention(*retention);
     if (auto monitoring = f.optional_object("monitoring")) c.monitoring = parse_monitoring(*monitoring);

@@ -18,6 +18,20 @@ size_t discard_body(char*, size_t size, size_t n, void*) {
     return size * n;
 }
 
+// A Prometheus label value: backslash, double quote and newline escaped.
+std::string label_value(const std::string& v) {
+    std::string out;
+    for (char c : v) {
+        if (c == '\\' || c == '"')
+            out += std::string{'\\', c};
+        else if (c == '\n')
+            out += "\\n";
+        else
+            out.push_back(c);
+    }
+    return out;
+}
+
 }  // namespace
 
 void Pinger::ping(const std::string& suffix, const std::string& body) const {
@@ -76,6 +90,13 @@ std::string render_metrics(const RunMetrics& m, std::int64_t last_success) {
         out << "nightjar_backup_bytes{component=\"" << component << "\"} " << bytes << "\n";
     gauge("nightjar_backups_kept", "Published backups in the backup dir after pruning.");
     out << "nightjar_backups_kept " << m.backups_kept << "\n";
+    if (!m.cdc_held_seconds.empty()) {
+        gauge("nightjar_cdc_held_seconds",
+              "Seconds the last backup run held each Kafka Connect connector paused (cdc.hold).");
+        for (const auto& [connector, seconds] : m.cdc_held_seconds)
+            out << "nightjar_cdc_held_seconds{connector=\"" << label_value(connector) << "\"} " << seconds
+                << "\n";
+    }
     return out.str();
 }
 

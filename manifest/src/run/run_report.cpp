@@ -47,6 +47,11 @@ RunMetrics run_metrics(const RunReport& r, std::int64_t started, std::int64_t fi
     m.duration_s = static_cast<double>(finished - started);
     m.exit_code = r.exit_code.value_or(0);
     for (const auto& c : r.components) m.component_bytes[c.kind] += c.stored_bytes;
+    if (r.cdc && r.cdc->is_object() && r.cdc->contains("connectors") && (*r.cdc)["connectors"].is_array())
+        for (const auto& c : (*r.cdc)["connectors"])
+            if (c.is_object() && c.value("held_seconds", nlohmann::json()).is_number() &&
+                c.value("name", nlohmann::json()).is_string())
+                m.cdc_held_seconds[c["name"].get<std::string>()] = c["held_seconds"].get<double>();
     return m;
 }
 

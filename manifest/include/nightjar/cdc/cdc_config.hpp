@@ -42,6 +42,11 @@ struct CdcConfig {
     std::string on_pause_failure = "abort";  // "abort": no backup; "continue": back up unpaused
     // How a backup holds sink connectors: "stop" (Kafka Connect 3.5+, else pause) or "pause"
     std::string sink_hold = "stop";
+    // How long a backup holds the connectors: "snapshot" (until every snapshot of the run is taken and the
+    // offsets are read, then resumed while the dumps read their snapshots), "backup" (the whole run), or
+    // "" (the default): "snapshot" for sink connectors (the database is the stream's sink), "backup" for
+    // source connectors (the backup's load stays off the source)
+    std::string hold = "";
     CdcRetryConfig retry;  // backoff for retries and polls
     WatchConfig watch;     // the watchdog (`cdc watch`); defaults when absent
     // Where the host-wide crash journal lives: "" means $NIGHTJAR_CDC_STATE_DIR when set, else

@@ -4,6 +4,7 @@
 // (state_file.hpp) lets the next run resume what a killed run left paused.
 #include <chrono>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -53,6 +54,12 @@ struct CdcConnectorRecord {
     std::string resumed_at;                 // when the connector and every task reported RUNNING
     nlohmann::json status_after = nullptr;  // after the resume
     std::string problem;                    // why it failed to pause or resume ("" when fine)
+    // How long it is held (cdc.hold): "snapshot" (resumed once the run's snapshots are taken) or "backup"
+    std::string hold = "backup";
+    // Seconds from the pause (or stop) request to the accepted resume request: how long this run held it
+    // (null when it was not held, or its resume was never accepted)
+    nlohmann::json held_seconds = nullptr;
+    std::chrono::steady_clock::time_point hold_started = {};  // when the pause was requested (not recorded)
     nlohmann::json to_json() const;
 };
 
@@ -86,6 +93,12 @@ public:
     // resume_timeout_s. A pause window this run deferred to that has ended meanwhile is resumed too.
     // Idempotent; ignores signals; never throws for Kafka Connect errors.
     void resume();
+    // True when some connector this run holds is to be resumed once the snapshots are taken (cdc.hold).
+    bool holds_until_snapshot() const;
+    // Every snapshot of the run is taken: resumes the connectors held "snapshot" exactly as resume() does
+    // (their status and offsets read while still held, then the resume); the others stay held until
+    // resume(), which never resumes one twice. Ignores signals; never throws for Kafka Connect errors.
+    void release_after_snapshot();
     // The dry-run check: workers answer, connectors exist, their states. Pauses nothing.
     CdcCheckReport check();
 
@@ -110,6 +123,7 @@ private:
     struct Target;
     KafkaConnectClient& client_for(const PausedConnector& p);
     void resume_targets(std::vector<Target>& targets, std::chrono::steady_clock::time_point deadline);
+    void resume_where(const std::function<bool(const CdcConnectorRecord&)>& which, const char* what);
     void resume_listed(const CdcPauseState& previous);
     void check_before_resume(std::vector<Target>& targets, std::chrono::steady_clock::time_point deadline);
     void heal_expired_window();

@@ -31,6 +31,16 @@ struct CheckReport {
 struct DumpContext {
     std::function<void()> check_interrupted;  // throws Kind::Interrupted after a signal
     std::function<void(const std::string&, std::uint64_t)> progress;  // (artifact, content bytes so far)
+    // Called by the component once per consistency point it fixes, right after it is fixed (postgres: a
+    // database's snapshot is exported; redis: the server forked its snapshot), with `last` true when the
+    // component takes no further one. CDC connectors held "until the snapshot" (cdc.hold) are resumed
+    // once every component's last point is in; a component's dump returning (or failing) counts as its
+    // last point. May be empty (a unit test, a dry run).
+    std::function<void(const std::string& what, bool last)> snapshot_taken = {};
+
+    void took_snapshot(const std::string& what, bool last) const {
+        if (snapshot_taken) snapshot_taken(what, last);
+    }
 };
 
 struct DumpResult {
@@ -134,6 +144,9 @@ public:
                                   const RestoreContext& context) = 0;
     // A failure of this component ends the whole backup run (nothing is published).
     virtual bool fail_fast() const { return false; }
+    // True when dump() fixes a consistency point that CDC connectors must be held for (see
+    // DumpContext::snapshot_taken). The safe default: the connectors wait for this component's dump.
+    virtual bool takes_snapshot() const { return true; }
 };
 
 // The verify chain (repo/verify.hpp) with the component's own format check on the content.

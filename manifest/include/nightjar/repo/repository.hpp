@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -44,7 +45,8 @@ struct PublishEncryption {
 };
 
 // The staging directory of one run: `.staging-<id>/`, or `<id>/` itself on a backend without rename.
-// Dropped unless published.
+// Dropped unless published. artifact() and discard() may be called from several threads at once (the
+// components of a run dump concurrently); each ArtifactWriter belongs to the thread that writes it.
 class Staging {
 public:
     Staging(Storage& storage, std::string id, io::ZstdOptions zstd);
@@ -67,6 +69,7 @@ public:
 
 private:
     std::string stored_name(const std::string& file_name) const;
+    std::unique_ptr<std::mutex> mutex_ = std::make_unique<std::mutex>();  // storage calls, one at a time
     Storage* storage_;
     std::string id_;
     std::string dir_;

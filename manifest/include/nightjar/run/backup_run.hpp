@@ -6,8 +6,12 @@
 //   heal_leftovers  resume what a previous run left paused (its CDC journal)          ┐ a failure here ends
 //   pause_cdc       pause the Kafka Connect connectors, wait until PAUSED             │ the guarded part:
 //   before_hooks    before_backup hooks; a failing one stops the run                  │ CDC is resumed and
-//   components      each component dumps into staging; one failing is recorded, the   │ nothing published
-//                   run goes on (fail_fast, Storage, Interrupted end it)              ┘
+//   components      each component dumps into staging, up to `parallel` at once; one  │ nothing published
+//                   failing is recorded, the others go on (fail_fast, Storage,        ┘
+//                   Interrupted end it and stop the others); the report and manifest
+//                   list them in config order whatever finished first. Connectors held
+//                   until the snapshots (cdc.hold) are resumed, beside the dumps, once
+//                   every component has fixed its consistency point
 //   resume_cdc      ALWAYS: exactly what this run paused, whatever happened before (success, error, signal)
 //   after_hooks     on_error (on any failure), then after_backup; the manifest records them
 //   publish         only when nothing above failed: status "complete", or "partial" when some components
@@ -68,8 +72,12 @@ private:
     void heal_leftovers();
     void pause_cdc();
     void before_hooks();
+    struct Outcome;
     void back_up_components();
-    void back_up_component(Component& component);
+    void back_up_component(std::size_t index, Outcome& outcome);
+    void record_component(Outcome& outcome);
+    void snapshot_point(std::size_t index, const std::string& what, bool last);
+    void release_cdc_locked();
     void resume_cdc();
     void after_hooks();
     void publish();
@@ -87,6 +95,11 @@ private:
 // (the end ping and the metrics textfile), whatever the outcome. `on_report` is given the final report
 // before the exit code is returned or the failure rethrown (the binary prints it with --json).
 int run_backup(const BackupRequest& request, const std::function<void(const RunReport&)>& on_report = {});
+
+// How many components a run backs up at once: `configured` when it is set (1: one after another), else
+// as many as the cores and the memory budget allow (at most 3: each component's pipeline may take ~30 MB of
+// the 100 MB a run may use), never more than there are components.
+int backup_parallelism(int configured, std::size_t components);
 
 // --dry-run: every component's and CDC's check, the hooks, monitoring and free space; writes nothing.
 // Returns the exit code; `json` (when given) receives the dry run's summary.

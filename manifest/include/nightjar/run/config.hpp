@@ -44,6 +44,9 @@ struct Config {
     // Age recipients, identities, pinned signers, signing key: when present, every artifact and the
     // manifest are encrypted (parsed fail closed: a section that cannot encrypt is a Kind::Config error).
     std::optional<EncryptionConfig> encryption;
+    // Components backed up at once ("parallel"): 0 = as many as the cores and the memory budget allow
+    // (backup_parallelism), 1 = one after another in config order
+    int parallel = 0;
 };
 
 // The component sections, for make_components (components/registry.hpp).

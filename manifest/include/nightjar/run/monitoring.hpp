@@ -32,6 +32,7 @@ struct RunMetrics {
     int exit_code = 0;                                     // 0 = success
     std::map<std::string, std::uint64_t> component_bytes;  // stored bytes per component of this run
     std::size_t backups_kept = 0;                          // published backups after pruning
+    std::map<std::string, double> cdc_held_seconds;        // per connector: how long this run held it
 };
 
 // Writes the Prometheus text file atomically. nightjar_last_success_timestamp_seconds is carried over from

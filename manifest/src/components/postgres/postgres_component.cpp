@@ -196,8 +196,8 @@ StreamedDump stream_child(Subprocess& child, std::unique_ptr<ArtifactWriter> out
     return s;
 }
 
-Artifact dump_database(const PostgresConfig& cfg, const std::string& database, DumpContext& context,
-                       Staging& staging, json& details) {
+Artifact dump_database(const PostgresConfig& cfg, const std::string& database, bool last,
+                       DumpContext& context, Staging& staging, json& details) {
     log::Scope database_scope{{"database", database}};
     PgTarget target = target_for(cfg, database);
     PgConnection conn(target);
@@ -207,6 +207,7 @@ Artifact dump_database(const PostgresConfig& cfg, const std::string& database, D
     // transaction (and the slot's replication connection) stays open until the dump has ended.
     DumpPosition position = DumpPosition::open(target, conn);
     const std::string snapshot = position.snapshot();
+    context.took_snapshot("database " + database, last);  // CDC held for the snapshot may go on now
     json source = server_state(conn);
     source["replication_slots"] = json::array();
     for (auto& slot : replication_slots(conn))  // without our own temporary slot
@@ -720,8 +721,11 @@ DumpResult PostgresComponent::dump(DumpContext& context, Staging& staging) {
     };
     if (config_->globals)
         attempt(kGlobalsName, [&](json&) { return dump_globals(*config_, context, staging); });
-    for (const auto& db : resolve_databases(*config_))
-        attempt(db, [&](json& d) { return dump_database(*config_, db, context, staging, d); });
+    const std::vector<std::string> names = resolve_databases(*config_);
+    for (std::size_t i = 0; i < names.size(); ++i)
+        attempt(names[i], [&](json& d) {
+            return dump_database(*config_, names[i], i + 1 == names.size(), context, staging, d);
+        });
     result.details = {{"databases", databases}};
     if (result.artifacts.empty()) {
         std::string msg =

@@ -5,6 +5,7 @@
 
 #include <cstdlib>
 #include <set>
+#include <utility>
 
 #include "nightjar/components/redis/capture.hpp"
 #include "nightjar/components/redis/client.hpp"
@@ -255,7 +256,9 @@ DumpResult RedisComponent::dump(DumpContext& context, Staging& staging) {
     }
     log::info("redis: capturing a snapshot from ", ep.describe(),
               " (a diskless server waits repl-diskless-sync-delay, 5 s by default, before it sends)");
-    auto out = staging.artifact(kArtifactFile, [&context](std::uint64_t n) {
+    // The first RDB byte means the server has forked its snapshot: the capture point (for cdc.hold).
+    auto out = staging.artifact(kArtifactFile, [&context, fixed = false](std::uint64_t n) mutable {
+        if (n > 0 && !std::exchange(fixed, true)) context.took_snapshot("redis", true);
         if (context.progress) context.progress("redis", n);
     });
     auto tick = [&context](std::uint64_t) {

@@ -14,6 +14,7 @@ public:
     explicit FilesComponent(std::optional<FilesConfig> config = std::nullopt,
                             FilesRestoreOptions restore_options = {});
     std::string_view kind() const override { return "files"; }
+    bool takes_snapshot() const override { return false; }  // files are not a CDC connector's sink
     CheckReport check() const override;
     DumpResult dump(DumpContext& context, Staging& staging) override;
     VerifyOutcome verify(const Artifact& artifact, io::Reader& content) const override;
