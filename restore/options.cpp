@@ -27,7 +27,8 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_option("backup", backup,
                    "Manifest file, backup id, 'latest' (the newest complete backup) or 'latest-any' (the "
                    "newest of any status)");
-    app.add_option("--backup-dir", backup_dir, "Backup directory (default: the manifest's own directory)");
+    app.add_option("--backup-dir", backup_dir,
+                   "Backup directory, or s3://bucket/prefix (default: the manifest's own directory)");
     app.add_option("-c,--config", config,
                    "Config file, read for backup_dir and Redis credentials (default: $NIGHTJAR_CONFIG, else "
                    "/etc/nightjar/nightjar.json when it exists)")

@@ -6,6 +6,7 @@
 #include "nightjar/run/cli_log.hpp"
 #include "nightjar/run/config.hpp"
 #include "nightjar/run/drill.hpp"
+#include "nightjar/run/repository_config.hpp"
 #include "nightjar/run/restore_run.hpp"
 
 namespace nightjar {
@@ -19,7 +20,7 @@ bool is_latest(const std::string& what) {
 
 // Where the backups are: --backup-dir, else the directory of a manifest path, else the config's backup_dir.
 fs::path resolve_backup_dir(const RestoreCliOptions& o) {
-    if (!o.backup_dir.empty()) return fs::absolute(o.backup_dir);
+    if (!o.backup_dir.empty()) return absolute_location(o.backup_dir);  // s3wire: s3:// stays as it is
     if (!o.backup.empty() && !is_latest(o.backup) && o.backup.find('/') != std::string::npos) {
         if (!fs::exists(o.backup))
             throw Error(Kind::Usage,
@@ -28,7 +29,7 @@ fs::path resolve_backup_dir(const RestoreCliOptions& o) {
     }
     if (const std::string config = o.config_file(); !config.empty()) {
         Config c = load_config(config);
-        if (!c.backup_dir.empty()) return fs::absolute(c.backup_dir);
+        if (!c.backup_dir.empty()) return absolute_location(c.backup_dir);  // s3wire
     }
     if (!o.backup.empty() && fs::exists(o.backup)) return fs::absolute(o.backup).parent_path();
     throw Error(Kind::Usage, "which backup dir? pass --backup-dir DIR, a manifest path, or --config FILE");
@@ -60,7 +61,7 @@ int run_restore(const RestoreCliOptions& o) {
         throw Error(Kind::Usage, "name a backup: a manifest path, a backup id, 'latest' or 'latest-any'");
     const fs::path backup_dir = resolve_backup_dir(o);
     if (o.list) {
-        print_backup_list(list_backups(backup_dir), o.json, std::cout);
+        print_backup_list(list_backups(backup_dir, o.config_file()), o.json, std::cout);
         return 0;
     }
     RestoreResult result = nightjar::run_restore(o.to_request(backup_dir));

@@ -15,6 +15,7 @@
 #include "nightjar/repo/repository.hpp"
 #include "nightjar/repo/verify.hpp"
 #include "nightjar/run/config.hpp"
+#include "nightjar/run/repository_config.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;
@@ -125,17 +126,17 @@ public:
     explicit RestoreRun(const RestoreRequest& request)
         : request_(request),
           options_(request.components),
-          disk_(request.backup_dir),
-          storage_(disk_),
+          disk_(open_repository(request.backup_dir, request.config_file)),  // s3wire: a dir or s3://
+          storage_(*disk_),
           repo_(storage_),
           gate_([this](std::size_t i, const VerifyOutcome& v, bool beside) { report_proof(i, v, beside); }) {}
 
     RestoreResult run() {
         // Shared with other readers, exclusive with a prune's deletions: the backup cannot vanish
         // mid-restore.
-        reading_.emplace(lock_for_reading(
-            disk_.root(), {.limit_s = request_.lock_wait_s,
-                           .on_wait = [] { log::warn("waiting for a prune to finish deleting"); }}));
+        reading_.emplace(lock_for_reading(*disk_, {.limit_s = request_.lock_wait_s, .on_wait = [] {
+                                                       log::warn("waiting for a prune to finish deleting");
+                                                   }}));
         failpoint("restore:locked");
         select();
         if (prove() && plan() && apply()) check();
@@ -145,8 +146,8 @@ public:
 private:
     const RestoreRequest& request_;
     ComponentRestoreOptions options_;  // the request's, plus what the backup itself tells (Redis credentials)
-    PosixStorage disk_;
-    ReadOnlyStorage storage_;  // restore never writes into the backup dir: any attempt is an error
+    std::unique_ptr<Storage> disk_;    // s3wire: open_repository()
+    ReadOnlyStorage storage_;          // restore never writes into the backup dir: any attempt is an error
     RepositoryReader repo_;
     std::optional<Lock> reading_;  // held until the last proof thread has stopped reading
     Manifest manifest_;
@@ -416,9 +417,9 @@ RestoreResult run_restore(const RestoreRequest& request) {
 
 // ---- listing ----
 
-std::vector<ListedBackup> list_backups(const fs::path& backup_dir) {
-    PosixStorage disk(backup_dir);
-    ReadOnlyStorage storage(disk);
+std::vector<ListedBackup> list_backups(const fs::path& backup_dir, const fs::path& config_file) {
+    auto disk = open_repository(backup_dir, config_file);  // s3wire: a dir or s3://
+    ReadOnlyStorage storage(*disk);
     RepositoryReader repo(storage);
     std::vector<ListedBackup> out;
     const auto now = unix_now();

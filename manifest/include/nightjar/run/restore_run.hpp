@@ -83,8 +83,10 @@ struct ListedBackup {
     std::int64_t age_seconds = 0;                        // since the backup was taken
     std::optional<LastDrill> last_drill = std::nullopt;  // its last drill (drills/<id>/), if any
 };
-// Every published backup, newest first; a damaged manifest is listed with its reason.
-std::vector<ListedBackup> list_backups(const std::filesystem::path& backup_dir);
+// Every published backup, newest first; a damaged manifest is listed with its reason. `config_file` gives
+// the endpoint and credentials of an s3:// backup dir (repository section).
+std::vector<ListedBackup> list_backups(const std::filesystem::path& backup_dir,
+                                       const std::filesystem::path& config_file = {});
 // The table (or with `json` one JSON array) that --list prints.
 void print_backup_list(const std::vector<ListedBackup>& backups, bool json, std::ostream& out);
 
