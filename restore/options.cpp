@@ -33,7 +33,10 @@ void RestoreCliOptions::add_to(CLI::App& app) {
                    "Config file, read for backup_dir and Redis credentials (default: $NIGHTJAR_CONFIG, else "
                    "/etc/nightjar/nightjar.json when it exists)")
         ->envname("NIGHTJAR_CONFIG");
-    app.add_flag("-l,--list", list, "List published backups and exit");
+    auto* list_flag = app.add_flag("-l,--list", list, "List published backups and exit");
+    app.add_flag("--all-hosts", all_hosts,  // s3wire
+                 "With --list on an S3 repository: every host prefix in the bucket and its last success")
+        ->needs(list_flag);
     app.add_flag("-n,--dry-run", dry_run,
                  "Verify every artifact and show what a restore would change; write nothing");
     app.add_flag("--skip-config", skip_config, "Do not restore configuration files");

@@ -6,6 +6,7 @@
 #include "nightjar/run/cli_log.hpp"
 #include "nightjar/run/config.hpp"
 #include "nightjar/run/drill.hpp"
+#include "nightjar/run/fleet.hpp"
 #include "nightjar/run/repository_config.hpp"
 #include "nightjar/run/restore_run.hpp"
 
@@ -60,6 +61,10 @@ int run_restore(const RestoreCliOptions& o) {
     if (!o.list && o.backup.empty())
         throw Error(Kind::Usage, "name a backup: a manifest path, a backup id, 'latest' or 'latest-any'");
     const fs::path backup_dir = resolve_backup_dir(o);
+    if (o.list && o.all_hosts) {  // s3wire
+        print_host_list(list_all_hosts(backup_dir, o.config_file()), o.json, std::cout);
+        return 0;
+    }
     if (o.list) {
         print_backup_list(list_backups(backup_dir, o.config_file()), o.json, std::cout);
         return 0;

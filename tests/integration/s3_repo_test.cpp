@@ -325,3 +325,39 @@ TEST_CASE("s3 repo: copies ship the local backup to the store; a failing copy ma
                Catch::Contains("copy to s3://nightjar-no-such-bucket/"));
     CHECK(test::published_manifests(dir / "backups").size() == 2);
 }
+
+TEST_CASE("s3 repo: two hosts share a bucket; --list --all-hosts shows each with its last success",
+          "[integration][s3]") {
+    test::TempDir dir;
+    const std::string a = unique("fleet-a"), b = unique("fleet-b");
+    test::write_file(dir / "src/a.conf", "a\n");
+    std::string id_a;
+    for (const auto& prefix : {a, b}) {
+        json cfg{{"repository", s3_section(prefix)}, {"files", {{"paths", {(dir / "src").string()}}}}};
+        test::write_file(dir / "nightjar.json", cfg.dump());
+        auto r = test::backup({"--config", (dir / "nightjar.json").string(), "--json"});
+        INFO(r.err);
+        REQUIRE(r.code == 0);
+        if (id_a.empty()) id_a = json::parse(r.out).at("id");
+    }
+    auto list = test::restore({"--list", "--all-hosts", "--backup-dir", location(a), "--json"}, s3_env());
+    INFO(list.err);
+    REQUIRE(list.code == 0);
+    json rows = json::parse(list.out);
+    int seen = 0;
+    for (const auto& row : rows) {
+        if (row["host"] == a) {
+            ++seen;
+            CHECK(row["backups"] == 1);
+            CHECK(row["last_success"] == id_a);
+        }
+        if (row["host"] == b) ++seen;
+    }
+    CHECK(seen == 2);
+    auto text = test::restore({"--list", "--all-hosts", "--backup-dir", location(a)}, s3_env());
+    CHECK_THAT(text.out, Catch::Contains("HOST") && Catch::Contains(a) && Catch::Contains(b));
+    // A local backup dir has no hosts to list.
+    auto local = test::restore({"--list", "--all-hosts", "--backup-dir", (dir / "x").string()});
+    CHECK(local.code == 2);
+    CHECK_THAT(local.err, Catch::Contains("is not an S3 repository"));
+}
