@@ -361,3 +361,36 @@ TEST_CASE("s3 repo: two hosts share a bucket; --list --all-hosts shows each with
     CHECK(local.code == 2);
     CHECK_THAT(local.err, Catch::Contains("is not an S3 repository"));
 }
+
+TEST_CASE("s3 repo: two runs at once on one host: one backs up, the other stops at the lease with exit 5",
+          "[integration][s3]") {
+    test::TempDir dir;
+    const std::string prefix = unique("lease");
+    test::write_file(dir / "src/a.conf", "a\n");
+    // The first run sits in its before_backup hook, holding the lease, until the second has tried.
+    json cfg{{"repository", s3_section(prefix)},
+             {"files", {{"paths", {(dir / "src").string()}}}},
+             {"hooks", {{"before_backup", {{{"argv", {"sleep", "4"}}}}}}}};
+    test::write_file(dir / "first.json", cfg.dump());
+    cfg.erase("hooks");
+    test::write_file(dir / "second.json", cfg.dump());
+    auto s = store(prefix);
+    const std::string lease = "leases/" + local_host_name() + ".json";
+    Subprocess first =
+        Subprocess::spawn({NIGHTJAR_BACKUP_BIN, "--config", (dir / "first.json").string()}, SpawnOptions{});
+    for (int i = 0; i < 200 && !s->stat(lease); ++i) std::this_thread::sleep_for(25ms);
+    REQUIRE(s->stat(lease));
+    auto second = test::backup({"--config", (dir / "second.json").string()});
+    INFO(second.err);
+    CHECK(second.code == 5);
+    CHECK_THAT(second.err, Catch::Contains("backup lease s3://") &&
+                               Catch::Contains("is held by host " + local_host_name()) &&
+                               Catch::Contains("another run of this host is backing up"));
+    const int first_code = first.wait();
+    INFO(first.stderr_text());
+    CHECK(first_code == 0);
+    CHECK(keys(*s, "manifest_").size() == 1);
+    CHECK_FALSE(s->stat(lease));  // released at the end of the run
+    // Now free: the second config backs up.
+    CHECK(test::backup({"--config", (dir / "second.json").string()}).code == 0);
+}

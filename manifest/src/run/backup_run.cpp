@@ -24,6 +24,7 @@
 #include "nightjar/run/monitoring.hpp"
 #include "nightjar/run/offsite_copy.hpp"
 #include "nightjar/run/offsite_journal.hpp"
+#include "nightjar/run/offsite_lease.hpp"
 #include "nightjar/run/repository_config.hpp"
 
 namespace nightjar {
@@ -105,6 +106,7 @@ struct BackupRun::State {
     std::unique_ptr<Storage> storage;  // open_repository(): the backup dir, or the S3 prefix
     std::optional<RepositoryWriter> repo;
     std::optional<Lock> lock;
+    BackupLease lease;  // s3wire: leases/<host>.json on an object store (no locks there)
     fs::path backup_dir;
     Manifest manifest;
     std::optional<RunJournal> journal;  // s3wire: runs/<id>.json in an object store, outlives staging
@@ -181,6 +183,8 @@ void BackupRun::lock() {
     s_->storage = open_repository(request_.backup_dir, request_.config.repository);  // s3wire
     s_->repo.emplace(*s_->storage);
     s_->lock.emplace(s_->repo->lock());
+    s_->lease.take(*s_->storage, "",
+                   std::int64_t{60} * request_.config.repository.lease_stale_minutes);  // s3wire
     failpoint("backup:locked");
 }
 

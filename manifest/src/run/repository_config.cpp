@@ -95,10 +95,12 @@ RepositoryConfig parse_repository_config(const JsonFields& f) {
     RepositoryConfig c;
     c.type = f.choice("type", {"local", "s3"}, c.type);
     if (c.type == "s3") {
-        f.only({"type", "mode", "copies", "endpoint", "region", "bucket", "prefix", "access_key_id",
-                "secret_access_key_file", "path_style", "part_size_mib", "parallel_parts", "bandwidth_limit",
-                "object_lock"});
+        f.only({"type", "mode", "copies", "lease_stale_minutes", "endpoint", "region", "bucket", "prefix",
+                "access_key_id", "secret_access_key_file", "path_style", "part_size_mib", "parallel_parts",
+                "bandwidth_limit", "object_lock"});
         c.s3 = parse_s3_fields(f, false);
+        c.lease_stale_minutes =
+            static_cast<int>(f.integer_or("lease_stale_minutes", 1, 100000, c.lease_stale_minutes));
     } else {
         f.only({"type", "mode", "copies"});
     }

@@ -46,6 +46,9 @@ TEST_CASE("repository: local by default, s3 with every key", "[config][s3]") {
     CHECK(d.repository.s3.part_size_mib == 16);
     CHECK(d.repository.s3.parallel_parts == 4);
     CHECK_FALSE(d.repository.s3.path_style);
+    CHECK(d.repository.lease_stale_minutes == 360);
+    CHECK(parse(R"({"type": "s3", "bucket": "bkt", "lease_stale_minutes": 5})")
+              .repository.lease_stale_minutes == 5);
 }
 
 TEST_CASE("repository: copies after a local backup dir", "[config][s3]") {

@@ -38,6 +38,8 @@ struct RepositoryConfig {
     std::string mode = "private";  // "private": dirs 0700, files 0600; "group": 0750/0640 (a backup group)
     S3RepositoryConfig s3;         // type "s3" (and the endpoint and credentials of an s3:// --backup-dir)
     std::vector<S3RepositoryConfig> copies;  // stores each published backup is copied to, in order
+    int lease_stale_minutes =
+        360;  // type s3: a run's lease (leases/<host>.json) older than this is taken over
 };
 
 // The `repository` section (JsonFields at /repository). Kind::Config naming the field.
