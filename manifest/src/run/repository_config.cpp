@@ -163,11 +163,11 @@ std::unique_ptr<Storage> open_s3(const S3RepositoryConfig& s3, const std::string
                              .ca_bundle = env_or("AWS_CA_BUNDLE"),
                              .bandwidth_limit = s3.bandwidth_limit};
     const std::size_t part = static_cast<std::size_t>(s3.part_size_mib) << 20;
-    const std::uint64_t held = static_cast<std::uint64_t>(s3.parallel_parts + 1) * part;
+    const std::uint64_t held = static_cast<std::uint64_t>(s3.parallel_parts) * part;
     if (held > kPartMemoryWarnBytes)
         log::warn("repository ", where, ": part_size_mib ", s3.part_size_mib, " x parallel_parts ",
-                  s3.parallel_parts, " holds up to ", log::human_bytes(held),
-                  " of part buffers per upload, over the ", log::human_bytes(kPartMemoryWarnBytes),
+                  s3.parallel_parts, " holds ", log::human_bytes(held),
+                  " of parts in flight per upload, over the ", log::human_bytes(kPartMemoryWarnBytes),
                   " a run should use: lower parallel_parts or part_size_mib");
     s3::S3StorageOptions options{
         .bucket = bucket,
