@@ -201,8 +201,10 @@ TEST_CASE("s3 repo: files, postgres and redis backed up into the store, listed, 
     CHECK(by_url.code == 0);
     CHECK_THAT(by_url.out, Catch::Contains(id));
 
-    auto dry =
-        test::restore({"latest", "--config", config.string(), "--dry-run"}, {"PGPASSWORD=" + pg.password});
+    auto dry = test::restore(
+        {"latest", "--config", config.string(), "--dry-run", "--target-dir", (dir / "restored").string(),
+         "--redis-rdb-path", (dir / "dump.rdb").string(), "--db-name", db + "=" + copy},
+        {"PGPASSWORD=" + pg.password});
     INFO(dry.err);
     CHECK(dry.code == 0);
 
@@ -219,8 +221,10 @@ TEST_CASE("s3 repo: files, postgres and redis backed up into the store, listed, 
           pg.psql(db, "SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) FROM t"));
 
     s->remove_tree(id);  // every artifact gone, the manifest left: the dry run must name them missing
-    auto gone =
-        test::restore({"latest", "--config", config.string(), "--dry-run"}, {"PGPASSWORD=" + pg.password});
+    auto gone = test::restore(
+        {"latest", "--config", config.string(), "--dry-run", "--target-dir", (dir / "restored").string(),
+         "--redis-rdb-path", (dir / "dump.rdb").string(), "--db-name", db + "=" + copy},
+        {"PGPASSWORD=" + pg.password});
     CHECK(gone.code == 4);
 }
 
