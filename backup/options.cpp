@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "nightjar/run/backup_run.hpp"
+#include "nightjar/run/repository_config.hpp"
 
 namespace nightjar {
 
@@ -10,7 +11,8 @@ void BackupOptions::add_to(CLI::App& app) {
     app.add_option("-c,--config", config, "Config file (JSON)")
         ->capture_default_str()
         ->envname("NIGHTJAR_CONFIG");
-    app.add_option("--backup-dir", backup_dir, "Backup directory (overrides backup_dir in the config)");
+    app.add_option("--backup-dir", backup_dir,
+                   "Backup directory, or s3://bucket/prefix (overrides backup_dir in the config)");
     app.add_flag("-n,--dry-run", dry_run,
                  "Validate config, sources and backup dir; print the plan; write nothing");
     app.add_flag("--skip-config", skip_config, "Do not back up configuration files");
@@ -82,7 +84,7 @@ BackupRequest BackupOptions::to_request(Config config) const {
         throw Error(Kind::Config, "config " + config.source.string() +
                                       ": /backup_dir: required field is missing (or pass --backup-dir)");
     BackupRequest r{.config = std::move(config),
-                    .backup_dir = std::filesystem::absolute(dir),
+                    .backup_dir = absolute_location(dir),  // s3wire: s3://bucket/prefix stays as it is
                     .skip = skipped_kinds(),
                     .skip_cdc = skip_cdc,
                     .quiet = quiet,

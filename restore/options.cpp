@@ -28,12 +28,16 @@ void RestoreCliOptions::add_to(CLI::App& app) {
     app.add_option("backup", backup,
                    "Manifest file, backup id, 'latest' (the newest complete backup) or 'latest-any' (the "
                    "newest of any status)");
-    app.add_option("--backup-dir", backup_dir, "Backup directory (default: the manifest's own directory)");
+    app.add_option("--backup-dir", backup_dir,
+                   "Backup directory, or s3://bucket/prefix (default: the manifest's own directory)");
     app.add_option("-c,--config", config,
                    "Config file, read for backup_dir, Redis credentials and the cdc section (default: "
                    "$NIGHTJAR_CONFIG, else /etc/nightjar/nightjar.json when it exists)")
         ->envname("NIGHTJAR_CONFIG");
-    app.add_flag("-l,--list", list, "List published backups and exit");
+    auto* list_flag = app.add_flag("-l,--list", list, "List published backups and exit");
+    app.add_flag("--all-hosts", all_hosts,  // s3wire
+                 "With --list on an S3 repository: every host prefix in the bucket and its last success")
+        ->needs(list_flag);
     app.add_flag("-n,--dry-run", dry_run,
                  "Verify every artifact and show what a restore would change; write nothing");
     app.add_flag("--skip-config", skip_config, "Do not restore configuration files");

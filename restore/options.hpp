@@ -16,7 +16,8 @@ struct RestoreCliOptions {
         backup_dir;      // where backups are published (default: the manifest's directory, or the config's)
     std::string config;  // config file ($NIGHTJAR_CONFIG; default /etc/nightjar/nightjar.json when it exists)
     bool list = false;   // list published backups
-    bool dry_run = false;  // verify and show what would change; write nothing
+    bool all_hosts = false;  // s3wire: with --list, every host prefix in the bucket
+    bool dry_run = false;    // verify and show what would change; write nothing
     bool skip_config = false;
     bool skip_db = false;
     bool skip_redis = false;

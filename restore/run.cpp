@@ -6,6 +6,8 @@
 #include "nightjar/run/cli_log.hpp"
 #include "nightjar/run/config.hpp"
 #include "nightjar/run/drill.hpp"
+#include "nightjar/run/fleet.hpp"
+#include "nightjar/run/repository_config.hpp"
 #include "nightjar/run/restore_run.hpp"
 
 namespace nightjar {
@@ -19,7 +21,7 @@ bool is_latest(const std::string& what) {
 
 // Where the backups are: --backup-dir, else the directory of a manifest path, else the config's backup_dir.
 fs::path resolve_backup_dir(const RestoreCliOptions& o) {
-    if (!o.backup_dir.empty()) return fs::absolute(o.backup_dir);
+    if (!o.backup_dir.empty()) return absolute_location(o.backup_dir);  // s3wire: s3:// stays as it is
     if (!o.backup.empty() && !is_latest(o.backup) && o.backup.find('/') != std::string::npos) {
         if (!fs::exists(o.backup))
             throw Error(Kind::Usage,
@@ -28,7 +30,7 @@ fs::path resolve_backup_dir(const RestoreCliOptions& o) {
     }
     if (const std::string config = o.config_file(); !config.empty()) {
         Config c = load_config(config);
-        if (!c.backup_dir.empty()) return fs::absolute(c.backup_dir);
+        if (!c.backup_dir.empty()) return absolute_location(c.backup_dir);  // s3wire
     }
     if (!o.backup.empty() && fs::exists(o.backup)) return fs::absolute(o.backup).parent_path();
     throw Error(Kind::Usage, "which backup dir? pass --backup-dir DIR, a manifest path, or --config FILE");
@@ -61,13 +63,18 @@ int run_restore(const RestoreCliOptions& o) {
     if (!o.list && o.backup.empty())
         throw Error(Kind::Usage, "name a backup: a manifest path, a backup id, 'latest' or 'latest-any'");
     const fs::path backup_dir = resolve_backup_dir(o);
+    if (o.list && o.all_hosts) {  // s3wire
+        print_host_list(list_all_hosts(backup_dir, o.config_file()), o.json, std::cout);
+        return 0;
+    }
     // The identities and pinned signing keys of the config's encryption section, if any.
     std::optional<EncryptionConfig> encryption;
     if (const std::string config = o.config_file(); !config.empty())
         encryption = load_config(config).encryption;
     if (o.list) {
-        print_backup_list(list_backups(backup_dir, repository_keys(encryption, o.allow_unsigned)), o.json,
-                          std::cout);
+        print_backup_list(
+            list_backups(backup_dir, repository_keys(encryption, o.allow_unsigned), o.config_file()), o.json,
+            std::cout);
         return 0;
     }
     RestoreRequest request = o.to_request(backup_dir);

@@ -27,6 +27,10 @@
 #include "nightjar/run/drill.hpp"
 #include "nightjar/run/hooks.hpp"
 #include "nightjar/run/monitoring.hpp"
+#include "nightjar/run/offsite_copy.hpp"
+#include "nightjar/run/offsite_journal.hpp"
+#include "nightjar/run/offsite_lease.hpp"
+#include "nightjar/run/repository_config.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;
@@ -132,11 +136,13 @@ RepositoryKeys backup_host_keys(const Config& config, const io::SigningKey* own)
 
 // What the phases hand each other.
 struct BackupRun::State {
-    std::optional<PosixStorage> storage;
+    std::unique_ptr<Storage> storage;  // open_repository(): the backup dir, or the S3 prefix
     std::optional<RepositoryWriter> repo;
     std::optional<Lock> lock;
+    BackupLease lease;  // s3wire: leases/<host>.json on an object store (no locks there)
     fs::path backup_dir;
     Manifest manifest;
+    std::optional<RunJournal> journal;  // s3wire: runs/<id>.json in an object store, outlives staging
     std::optional<Staging> staging;
     std::optional<io::SigningKey> signing;   // signs the index of an encrypted backup
     std::optional<cdc::CdcCoordinator> cdc;  // set when this run pauses and resumes CDC
@@ -202,6 +208,15 @@ int BackupRun::run() {
         code = exit_code(Kind::Partial);
     }
     if (drill_code != 0) code = drill_code;
+    // s3wire: the copies (repository.copies) of what was just published; a failed one makes the run partial
+    const bool prune_copies = code == 0 || request_.prune_on_failure;
+    for (const auto& copy :
+         copy_to_all(*s_->storage, s_->manifest, request_.config.repository.copies,
+                     {.retention = prune_copies ? request_.retention : RetentionPolicy{}, .now = unix_now()}))
+        if (!copy.ok) {
+            report_.add_error(copy.error);
+            code = std::max(code, exit_code(Kind::Partial));  // a failed drill (7) still wins
+        }
     if (code == 0 || request_.prune_on_failure)
         prune();
     else if (!request_.retention.empty())
@@ -211,9 +226,11 @@ int BackupRun::run() {
 
 // ---- lock: one run at a time per repository ----
 void BackupRun::lock() {
-    s_->storage.emplace(request_.backup_dir, storage_modes(request_.config.repository.mode));
+    s_->storage = open_repository(request_.backup_dir, request_.config.repository);  // s3wire
     s_->repo.emplace(*s_->storage);
     s_->lock.emplace(s_->repo->lock());
+    s_->lease.take(*s_->storage, "",
+                   std::int64_t{60} * request_.config.repository.lease_stale_minutes);  // s3wire
     failpoint("backup:locked");
 }
 
@@ -221,7 +238,9 @@ void BackupRun::lock() {
 void BackupRun::start() {
     State& s = *s_;
     const Config& config = request_.config;
-    s.backup_dir = s.storage->root();
+    s.backup_dir = request_.backup_dir;
+    // s3wire: the CDC journal is a file on this host; an S3 location is no directory to keep one in.
+    const fs::path cdc_dir = is_s3_location(s.backup_dir) ? fs::path() : s.backup_dir;
     const std::int64_t started = unix_now();
     Manifest& manifest = s.manifest;
     manifest.id = s.repo->next_id(started);
@@ -254,16 +273,18 @@ void BackupRun::start() {
               config.encryption
                   ? " (encrypted with age to " + std::to_string(keys.recipients.size()) + " recipient(s))"
                   : "");
+    heal_crashed_runs(*s.storage, manifest.id);  // s3wire: what killed runs of this host left in the store
+    s.journal.emplace(*s.storage, manifest.id);
     s.staging.emplace(
         s.repo->begin(manifest.id, pipeline, std::move(keys), io::tuning_of(config.compression)));
 
     if (config.cdc && !request_.skip_cdc) {
-        s.cdc.emplace(*config.cdc, cdc::CdcRunInfo{.backup_dir = s.backup_dir, .backup_id = manifest.id});
+        s.cdc.emplace(*config.cdc, cdc::CdcRunInfo{.backup_dir = cdc_dir, .backup_id = manifest.id});
     } else if (config.cdc) {
         if (!request_.quiet)
             log::warn("cdc: --skip-cdc: connectors are neither paused nor resumed by this run");
         manifest.cdc = {{"mode", "skipped"}, {"paused", false}, {"reason", "--skip-cdc"}};
-        if (auto left = cdc::read_cdc_journal(*config.cdc, s.backup_dir); left && !left->connectors.empty())
+        if (auto left = cdc::read_cdc_journal(*config.cdc, cdc_dir); left && !left->connectors.empty())
             log::warn("cdc: a previous run left ", left->connectors.size(),
                       " connector(s) paused; --skip-cdc leaves them so: run nightjar-backup --resume-cdc");
     }
@@ -646,8 +667,8 @@ void report_to_monitoring(const BackupRequest& request, std::int64_t started, co
     if (config.monitoring.metrics_file.empty()) return;
     try {
         RunMetrics m = run_metrics(report, started, unix_now());
-        PosixStorage storage(request.backup_dir, storage_modes(config.repository.mode));
-        m.backups_kept = RepositoryReader(storage).list().size();
+        auto storage = open_repository(request.backup_dir, config.repository);  // s3wire
+        m.backups_kept = RepositoryReader(*storage).list().size();
         write_metrics(config.monitoring.metrics_file, m);
     } catch (const std::exception& e) {
         log::warn("monitoring: cannot write metrics file ", config.monitoring.metrics_file.string(), ": ",
@@ -763,10 +784,13 @@ int check_backup(const BackupRequest& request, json* out) {
                   "/fail (a dry run sends nothing)");
         summary["ping_url"] = config.monitoring.ping_url;
     }
-    fs::path probe = existing_ancestor(backup_dir);
+    const bool s3 = is_s3_location(backup_dir);
+    fs::path probe = s3 ? fs::path() : existing_ancestor(backup_dir);
     std::string storage_msg;
     struct statvfs vfs {};
-    if (::access(probe.c_str(), W_OK) != 0) {
+    if (s3) {  // s3wire: the store answers a listing of the prefix with these credentials
+        storage_msg = probe_repository(backup_dir, config.repository);
+    } else if (::access(probe.c_str(), W_OK) != 0) {
         storage_msg = "backup dir is not writable: " + probe.string();
     } else if (::statvfs(probe.c_str(), &vfs) == 0) {
         std::uint64_t free_bytes = static_cast<std::uint64_t>(vfs.f_bavail) * vfs.f_frsize;
@@ -797,8 +821,8 @@ int resume_cdc_only(const BackupRequest& request) {
     const Config& config = request.config;
     const fs::path& backup_dir = request.backup_dir;
     install_interrupt_handlers();
-    PosixStorage storage(backup_dir, storage_modes(config.repository.mode));
-    RepositoryWriter repo(storage);
+    auto storage = open_repository(backup_dir, config.repository);  // s3wire
+    RepositoryWriter repo(*storage);
     Lock lock = repo.lock();
     const cdc::CdcConfig cdc_config = config.cdc.value_or(cdc::CdcConfig{});
     std::optional<cdc::CdcPauseState> state;
@@ -826,14 +850,17 @@ int resume_cdc_only(const BackupRequest& request) {
 }
 
 int prune_only(const BackupRequest& request, bool dry_run, json* out) {
-    PosixStorage storage(request.backup_dir, storage_modes(request.config.repository.mode));
-    RepositoryWriter repo(storage);
+    auto storage = open_repository(request.backup_dir, request.config.repository);  // s3wire
+    RepositoryWriter repo(*storage);
     repo.set_keys(backup_host_keys(request.config, nullptr));
     std::optional<Lock> lock;
     if (!dry_run) lock.emplace(repo.lock());
     if (request.retention.empty()) log::warn("prune: no retention policy configured: every backup is kept");
     PruneResult r = prune(repo, request.retention, unix_now(), dry_run);
     json summary{{"dry_run", dry_run}, {"kept", r.kept}, {"deleted", r.deleted}, {"backups", json::array()}};
+    if (!dry_run)  // s3wire: this host's multipart uploads older than a day (what no live run is writing)
+        if (auto aborted = abort_stale_uploads(*storage, unix_now()); !aborted.empty())
+            summary["aborted_uploads"] = aborted;
     for (const auto& d : r.decisions)
         summary["backups"].push_back({{"id", d.id}, {"keep", d.keep}, {"reasons", d.reasons}});
     if (out) *out = std::move(summary);

@@ -87,14 +87,19 @@ Config parse_config_json(const json& j, const std::string& what, const std::file
     Config c;
     c.source = source;
     c.backup_dir = f.string_or("backup_dir", "");
-    if (!c.backup_dir.empty() && !c.backup_dir.is_absolute())
+    if (!c.backup_dir.empty() && !c.backup_dir.is_absolute() && !is_s3_location(c.backup_dir))
         f.fail("backup_dir",
                "expected an absolute path (a relative one resolves against the working directory, "
                "which is / under systemd), got " +
                    describe_json(c.backup_dir.string()));
     if (auto repo = f.optional_object("repository")) {
-        repo->only({"mode"});
-        c.repository.mode = repo->choice("mode", {"private", "group"}, c.repository.mode);
+        c.repository = parse_repository_config(*repo);
+        // An S3 repository is where backups go: backup_dir would name a second one.
+        if (c.repository.type == "s3" && !c.backup_dir.empty())
+            f.fail("backup_dir",
+                   "repository.type is \"s3\": leave backup_dir out (or keep type \"local\" "
+                   "and name the bucket under repository.copies)");
+        if (c.repository.type == "s3") c.backup_dir = s3_location(c.repository.s3);
     }
     if (auto comp = f.optional_object("compression")) {
         comp->only({"level", "threads"});

@@ -17,6 +17,7 @@
 #include "nightjar/repo/repository.hpp"
 #include "nightjar/repo/verify.hpp"
 #include "nightjar/run/config.hpp"
+#include "nightjar/run/repository_config.hpp"
 
 namespace nightjar {
 namespace fs = std::filesystem;
@@ -132,8 +133,8 @@ public:
     explicit RestoreRun(const RestoreRequest& request)
         : request_(request),
           options_(request.components),
-          disk_(request.backup_dir),
-          storage_(disk_),
+          disk_(open_repository(request.backup_dir, request.config_file)),  // s3wire: a dir or s3://
+          storage_(*disk_),
           repo_(storage_),
           gate_([this](std::size_t i, const VerifyOutcome& v, bool beside) { report_proof(i, v, beside); }) {
         repo_.set_keys(repository_keys(request.encryption, request.allow_unsigned));
@@ -142,9 +143,9 @@ public:
     RestoreResult run() {
         // Shared with other readers, exclusive with a prune's deletions: the backup cannot vanish
         // mid-restore.
-        reading_.emplace(lock_for_reading(
-            disk_.root(), {.limit_s = request_.lock_wait_s,
-                           .on_wait = [] { log::warn("waiting for a prune to finish deleting"); }}));
+        reading_.emplace(lock_for_reading(*disk_, {.limit_s = request_.lock_wait_s, .on_wait = [] {
+                                                       log::warn("waiting for a prune to finish deleting");
+                                                   }}));
         failpoint("restore:locked");
         select();
         plan_cdc();
@@ -156,8 +157,8 @@ public:
 private:
     const RestoreRequest& request_;
     ComponentRestoreOptions options_;  // the request's, plus what the backup itself tells (Redis credentials)
-    PosixStorage disk_;
-    ReadOnlyStorage storage_;  // restore never writes into the backup dir: any attempt is an error
+    std::unique_ptr<Storage> disk_;    // s3wire: open_repository()
+    ReadOnlyStorage storage_;          // restore never writes into the backup dir: any attempt is an error
     RepositoryReader repo_;
     std::optional<Lock> reading_;  // held until the last proof thread has stopped reading
     Manifest manifest_;
@@ -568,9 +569,10 @@ RepositoryKeys repository_keys(const std::optional<EncryptionConfig>& encryption
 
 // ---- listing ----
 
-std::vector<ListedBackup> list_backups(const fs::path& backup_dir, const RepositoryKeys& keys) {
-    PosixStorage disk(backup_dir);
-    ReadOnlyStorage storage(disk);
+std::vector<ListedBackup> list_backups(const fs::path& backup_dir, const RepositoryKeys& keys,
+                                       const fs::path& config_file) {
+    auto disk = open_repository(backup_dir, config_file);  // s3wire: a dir or s3://
+    ReadOnlyStorage storage(*disk);
     RepositoryReader repo(storage);
     repo.set_keys(keys);
     std::vector<ListedBackup> out;

@@ -15,6 +15,7 @@
 #include "nightjar/run/drill_config.hpp"
 #include "nightjar/run/encryption_config.hpp"
 #include "nightjar/run/hooks.hpp"
+#include "nightjar/run/repository_config.hpp"
 
 namespace nightjar {
 
@@ -24,13 +25,9 @@ struct MonitoringConfig {
     int timeout_s = 10;                  // per ping; a failing ping never fails the backup
 };
 
-struct RepositoryConfig {
-    std::string mode = "private";  // "private": dirs 0700, files 0600; "group": 0750/0640 (a backup group)
-};
-
 struct Config {
     std::filesystem::path source;             // the file it was loaded from ("" for defaults)
-    std::filesystem::path backup_dir;         // where backups are published
+    std::filesystem::path backup_dir;         // where backups are published (s3://bucket/prefix: type s3)
     io::ZstdOptions compression;              // zstd level and threads for every artifact
     std::optional<files::FilesConfig> files;  // the config-files component, when configured
     RetentionPolicy retention;                // pruning after a successful backup; empty = keep everything
@@ -39,8 +36,8 @@ struct Config {
     HooksConfig hooks;                        // operator commands before/after the backup and on error
     std::optional<redis::RedisConfig> redis;  // the Redis component, when configured
     std::optional<postgres::PostgresConfig> postgres;  // the PostgreSQL component, when configured
-    RepositoryConfig repository;                       // permission modes of what is created in backup_dir
-    std::optional<DrillConfig> drill;                  // restore drills (after_backup, random_skip_days)
+    RepositoryConfig repository;       // local modes, or the S3 store (type s3), and the copies after publish
+    std::optional<DrillConfig> drill;  // restore drills (after_backup, random_skip_days)
     // Age recipients, identities, pinned signers, signing key: when present, every artifact and the
     // manifest are encrypted (parsed fail closed: a section that cannot encrypt is a Kind::Config error).
     std::optional<EncryptionConfig> encryption;

@@ -106,9 +106,10 @@ struct ListedBackup {
 };
 // Every published backup, newest first; a damaged manifest is listed with its reason.
 // An encrypted backup is listed from its index alone without an identity in `keys` (its components then
-// read "(encrypted)").
+// read "(encrypted)"). `config_file` gives the endpoint and credentials of an s3:// backup dir.
 std::vector<ListedBackup> list_backups(const std::filesystem::path& backup_dir,
-                                       const RepositoryKeys& keys = {});
+                                       const RepositoryKeys& keys = {},
+                                       const std::filesystem::path& config_file = {});
 // The table (or with `json` one JSON array) that --list prints.
 void print_backup_list(const std::vector<ListedBackup>& backups, bool json, std::ostream& out);
 

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "nightjar/core/failpoint.hpp"
 #include "nightjar/core/log.hpp"
 
 namespace nightjar::s3 {
@@ -150,6 +151,7 @@ void MultipartWriter::worker() {
         std::string etag;
         try {
             etag = client_.upload_part(bucket_, key_, upload_id_, job.number, job.data, per_part_speed_);
+            failpoint("s3:part-uploaded");  // a crash with a multipart upload open and parts stored
         } catch (...) {
             err = std::current_exception();
         }

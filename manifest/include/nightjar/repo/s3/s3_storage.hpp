@@ -47,6 +47,9 @@ public:
     std::string describe(const std::filesystem::path& rel) const override;
 
     const Client& client() const { return *client_; }
+    const std::string& bucket() const { return options_.bucket; }
+    // The key prefix ("host/", or "" for the whole bucket).
+    std::string prefix() const { return key(""); }
     // The object key of a relative path (the prefix joined); Kind::Internal for an absolute path or "..".
     std::string key(const std::filesystem::path& rel) const;
 
