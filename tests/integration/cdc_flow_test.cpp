@@ -506,3 +506,24 @@ TEST_CASE("a worker without the offsets endpoint records offsets as unavailable"
     for (const auto& c : f.manifest()["cdc"]["connectors"]) CHECK(c["offsets"] == "unavailable");
     f.require_resumed(kA);
 }
+
+TEST_CASE("log-format json lines about a connector carry its name as the connector field",
+          "[integration][cdc]") {
+    CdcFlow f;
+    auto r = f.backup({"--log-format", "json"});
+    REQUIRE(r.code == 0);
+    std::istringstream in(r.err);
+    bool paused = false, resumed = false;
+    for (std::string line; std::getline(in, line);) {
+        if (line.empty() || line[0] != '{') continue;
+        json j = json::parse(line);
+        const std::string message = j.value("message", "");
+        if (message.find("resume requested for " + kA) != std::string::npos)
+            resumed = j.value("connector", "") == kA;
+        if (message.find("requested for " + kB) != std::string::npos &&
+            message.find("resume") == std::string::npos)
+            paused = j.value("connector", "") == kB;
+    }
+    CHECK(paused);
+    CHECK(resumed);
+}

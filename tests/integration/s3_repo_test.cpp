@@ -286,7 +286,7 @@ TEST_CASE("s3 repo: a run killed mid-upload publishes nothing and the next run a
     for (const auto& k : keys(*s, "")) CHECK((k.rfind(id, 0) == 0 || k.rfind("manifest_" + id, 0) == 0));
 }
 
-TEST_CASE("s3 repo: copies ship the local backup to the store; a failing copy makes the run partial",
+TEST_CASE("s3 repo: copies ship the local backup to the store and a failing copy makes the run partial",
           "[integration][s3]") {
     test::TempDir dir;
     const std::string prefix = unique("copy");
@@ -330,7 +330,7 @@ TEST_CASE("s3 repo: copies ship the local backup to the store; a failing copy ma
     CHECK(test::published_manifests(dir / "backups").size() == 2);
 }
 
-TEST_CASE("s3 repo: two hosts share a bucket; --list --all-hosts shows each with its last success",
+TEST_CASE("s3 repo: two hosts share a bucket and --list --all-hosts shows each with its last success",
           "[integration][s3]") {
     test::TempDir dir;
     const std::string a = unique("fleet-a"), b = unique("fleet-b");

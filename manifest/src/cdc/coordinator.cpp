@@ -438,6 +438,7 @@ void CdcCoordinator::resume_targets(std::vector<Target>& targets, SteadyClock::t
         });
         for (std::size_t k = 0; k < open.size(); ++k) {
             Target& t = targets[open[k]];
+            const log::Scope field({{"connector", t.name}});
             if (!t.requested) {
                 if (accepted[k]) {
                     t.requested = true;
@@ -602,6 +603,7 @@ void CdcCoordinator::pause() {
             if (cluster->config.all_connectors)
                 names = retry_transient([&] { return client.connectors(); }, options("listing connectors"));
             for (const auto& name : names) {
+                const log::Scope field({{"connector", name}});
                 CdcConnectorRecord r;
                 r.cluster = cluster->config.urls.at(0);
                 r.name = name;
@@ -704,6 +706,7 @@ void CdcCoordinator::pause() {
             for (std::size_t k = 0; k < open.size(); ++k) {
                 auto& p = to_pause[open[k]];
                 auto& r = records_[p.record];
+                const log::Scope field({{"connector", r.name}});
                 if (accepted[k]) {
                     p.sent = p.accepted = true;
                     log::info("cdc: ", r.held_with, " requested for ", label(r.name, r.cluster));
@@ -826,6 +829,7 @@ void CdcCoordinator::pause() {
     for (const auto& p : to_pause) {
         auto& r = records_[p.record];
         if (r.action != "paused") continue;
+        const log::Scope field({{"connector", r.name}});
         ++held;
         auto offsets_deadline = SteadyClock::now() + 2 * ms(p.cluster->config.request_timeout_s);
         try {
@@ -888,6 +892,7 @@ void CdcCoordinator::check_before_resume(std::vector<Target>& targets, SteadyClo
     for (std::size_t k = 0; k < ours.size(); ++k) {
         Target& t = targets[ours[k]];
         CdcConnectorRecord& r = *t.record;
+        const log::Scope field({{"connector", t.name}});
         if (offsets[k]) {
             r.offsets_before_resume = *offsets[k];
             if (!offsets[k]->is_string()) r.offsets = *offsets[k];

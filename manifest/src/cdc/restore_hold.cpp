@@ -514,6 +514,7 @@ void CdcRestoreHold::release_all_held(const std::string& why) {
 
 void CdcRestoreHold::apply_replay(CdcRestoreEntry& e, KafkaConnectClient& client,
                                   const CdcRestoreConnector&) {
+    const log::Scope field({{"connector", e.name}});
     if (!kafka_offsets(e.offsets_recorded) || !e.features.offsets_write || e.hold_with != "stop") {
         if (!e.manual_steps.empty()) {
             log::error("cdc: ", label(e.name, e.cluster),
@@ -539,6 +540,7 @@ void CdcRestoreHold::apply_replay(CdcRestoreEntry& e, KafkaConnectClient& client
 
 void CdcRestoreHold::apply_reanchor(CdcRestoreEntry& e, KafkaConnectClient& client,
                                     const CdcRestoreConnector& spec) {
+    const log::Scope field({{"connector", e.name}});
     std::unique_ptr<postgres::PgConnection> db;
     auto connect = [&]() -> postgres::PgConnection* {
         if (db) return db.get();
@@ -604,6 +606,7 @@ void CdcRestoreHold::apply_reanchor(CdcRestoreEntry& e, KafkaConnectClient& clie
 }
 
 void CdcRestoreHold::say_out_of_step(CdcRestoreEntry& e) const {
+    const log::Scope field({{"connector", e.name}});
     if (e.role == "sink")
         e.warnings.push_back(
             "out of step: its offsets are past the changes the restored database lacks "

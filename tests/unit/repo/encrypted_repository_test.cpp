@@ -58,7 +58,7 @@ struct Encrypted {
 
 }  // namespace
 
-TEST_CASE("an encrypted backup: encrypted manifest, then the signed index last; read back with the keys",
+TEST_CASE("an encrypted backup: encrypted manifest then the signed index last, read back with the keys",
           "[repository][encryption]") {
     Encrypted e;
     std::vector<std::string> names;
