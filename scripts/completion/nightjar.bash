@@ -6,8 +6,9 @@ _nightjar_flags() {
     "$@" --help 2>/dev/null | grep -oE -- '(^|[ ,])--?[A-Za-z][A-Za-z0-9-]*' | tr -d ' ,' | sort -u
 }
 
+# Space-separated, so a word can be looked up as " $w ".
 _nightjar_subcommands() {
-    "$@" --help 2>/dev/null | awk '/^Subcommands:/ {on = 1; next} on && /^ +[a-z]/ {print $1} on && /^$/ {on = 0}'
+    "$@" --help 2>/dev/null | awk '/^Subcommands:/ {on = 1; next} on && /^ +[a-z]/ {print $1} on && /^$/ {on = 0}' | tr '\n' ' '
 }
 
 _nightjar() {
@@ -25,6 +26,10 @@ _nightjar() {
             ;;
         --redis-mode)
             COMPREPLY=($(compgen -W "live file" -- "$cur"))
+            return
+            ;;
+        --cdc)
+            COMPREPLY=($(compgen -W "auto replay reanchor none" -- "$cur"))
             return
             ;;
     esac
