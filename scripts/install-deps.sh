@@ -3,7 +3,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config clang-format
+  build-essential cmake pkg-config clang-format ccache
   age
   libarchive-dev libzstd-dev libssl-dev libhiredis-dev libpq-dev libcurl4-openssl-dev
   nlohmann-json3-dev libcli11-dev catch2 libxml2-dev
