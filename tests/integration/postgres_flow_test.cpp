@@ -1,7 +1,5 @@
 // The PostgreSQL flow through the real binaries against the throwaway server of scripts/test.sh: round trip,
 // source failures, corrupted dumps, and the restore's refusals.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -16,6 +14,7 @@
 #include "nightjar/repo/verify.hpp"
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
+#include "support/ports.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -145,18 +144,6 @@ std::map<std::string, std::string> data_digests(const Server& s, const std::stri
                                       "shop.order_totals x");
     out["comment"] = s.psql(db, "SELECT obj_description('shop.customers'::regclass, 'pg_class')");
     return out;
-}
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
 }
 
 }  // namespace
@@ -289,7 +276,7 @@ TEST_CASE("a source that cannot be dumped fails clearly and is never claimed", "
     SECTION("server down") {
         f.write_config({{"databases", {good.name}}, {"connect_timeout", 3}});
         json cfg = json::parse(test::read_file(f.config));
-        cfg["postgres"]["port"] = free_port();  // nothing listens there
+        cfg["postgres"]["port"] = test::free_port();  // nothing listens there
         test::write_file(f.config, cfg.dump());
         auto r = f.backup();
         CHECK(r.code == 3);
@@ -715,7 +702,7 @@ TEST_CASE("a restore whose database target cannot be checked fails with exit 3, 
     CHECK(real.code == 3);
     CHECK_THAT(real.err, Catch::Contains("nothing was written"));
     auto down = f.restore(
-        {"--dry-run", "--db-name", src.name + "=" + target, "--db-port", std::to_string(free_port())});
+        {"--dry-run", "--db-name", src.name + "=" + target, "--db-port", std::to_string(test::free_port())});
     CHECK(down.code == 3);
     CHECK(f.server.psql("postgres", "SELECT count(*) FROM pg_database WHERE datname = '" + target + "'") ==
           "0");

@@ -1,7 +1,5 @@
 // The Redis flow through the real binaries against the real servers scripts/test.sh starts: capture over SYNC
 // (diskless and disk forms), the BGSAVE fallback, verification, file and live restores, and the failures.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -16,6 +14,7 @@
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
 #include "support/manifests.hpp"
+#include "support/ports.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -46,21 +45,9 @@ std::uint64_t dbsize(int port, int db) {
     return static_cast<std::uint64_t>(c.checked({"DBSIZE"}, "DBSIZE").integer());
 }
 
-int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(s);
-    return ntohs(a.sin_port);
-}
-
 // A stock redis-server of our own on `dir/file`, stopped when the object goes away.
 struct OwnServer {
-    int port = free_port();
+    int port = test::free_port();
     Subprocess proc;
     OwnServer(const fs::path& dir, const std::string& file, std::vector<std::string> extra = {})
         : proc(Subprocess::spawn(args(dir, file, extra), {})) {}
@@ -344,7 +331,7 @@ TEST_CASE("redis: password errors and a server that is down give clear errors an
         test::write_file(f.dir / "etc/app.conf", "x=1\n");
         test::write_file(f.config, json{{"backup_dir", f.backups.string()},
                                         {"files", {{"paths", {(f.dir / "etc").string()}}}},
-                                        {"redis", {{"port", free_port()}}}}
+                                        {"redis", {{"port", test::free_port()}}}}
                                        .dump());
         auto b = f.backup();
         CHECK(b.code == 6);

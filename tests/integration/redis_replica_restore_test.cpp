@@ -2,8 +2,6 @@
 // the temporary server, does one full sync and is detached; key-for-key equality, TTLs, and its own
 // replication settings (role, masterauth, masteruser) back as they were. And the fallback to DUMP/RESTORE,
 // with the reason, when the target is itself a replica.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -15,6 +13,7 @@
 
 #include "nightjar/io/process.hpp"
 #include "support/commands.hpp"
+#include "support/ports.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -22,18 +21,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(s);
-    return ntohs(a.sin_port);
-}
 
 redis::Connection connect(int port) {
     redis::Endpoint ep;
@@ -49,7 +36,7 @@ redis::Connection connect(int port) {
 }
 
 struct Server {
-    int port = free_port();
+    int port = test::free_port();
     Subprocess proc;
     Server(const fs::path& dir, std::vector<std::string> extra = {})
         : proc(Subprocess::spawn(args(dir, extra), {})) {}

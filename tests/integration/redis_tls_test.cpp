@@ -2,8 +2,6 @@
 // two TLS-only redis-servers (--port 0 --tls-port N, client certificates required), capture over SYNC and a
 // live restore through the TLS bridge, and the failures: a wrong CA, a wrong server name, a key file others
 // can read, an unknown key.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -16,6 +14,7 @@
 
 #include "nightjar/io/process.hpp"
 #include "support/commands.hpp"
+#include "support/ports.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
@@ -23,18 +22,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 namespace {
-
-int free_port() {
-    int s = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(s, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(s, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(s);
-    return ntohs(a.sin_port);
-}
 
 struct Certs {
     fs::path dir;
@@ -64,7 +51,7 @@ redis::TlsConfig tls_config(const Certs& c) {
 
 // A TLS-only redis-server that wants a client certificate; stopped when the object goes away.
 struct TlsServer {
-    int port = free_port();
+    int port = test::free_port();
     Subprocess proc;
     TlsServer(const Certs& c, const fs::path& dir)
         : proc(Subprocess::spawn({"redis-server",

@@ -1,6 +1,4 @@
 // Restore across components: every refusal is found before anything is written.
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <catch2/catch.hpp>
@@ -8,27 +6,12 @@
 #include <sstream>
 
 #include "support/commands.hpp"
+#include "support/ports.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-namespace {
-
-int free_port() {
-    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-    socklen_t len = sizeof a;
-    ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-    ::close(fd);
-    return ntohs(a.sin_port);
-}
-
-}  // namespace
 
 TEST_CASE("a refusal by one component stops the whole restore before anything is written",
           "[integration][restore]") {
@@ -81,7 +64,7 @@ TEST_CASE(
     REQUIRE(complete.code == 0);
     // The next night Redis is down: the backup is published as partial.
     test::write_file(dir / "src/app.conf", "x = 2\n");
-    cfg["redis"]["port"] = free_port();
+    cfg["redis"]["port"] = test::free_port();
     test::write_file(config, cfg.dump());
     auto partial = test::backup({"--config", config.string()});
     INFO(partial.err);
