@@ -16,6 +16,7 @@ namespace {
 
 // The manifest of each listed backup, or why it could not be had.
 struct Described {
+    BackupRef ref;  // its manifest and, when encrypted, its index: what removing it deletes
     BackupInfo info;
     std::optional<Manifest> manifest;
 };
@@ -23,7 +24,7 @@ struct Described {
 std::vector<Described> describe(const RepositoryReader& repo, const io::TrustedSigners* drill_signers) {
     std::vector<Described> out;
     for (const auto& ref : repo.list()) {
-        Described d{{ref.id, parse_backup_id_time(ref.id), "damaged", false, "", ""}, std::nullopt};
+        Described d{ref, {ref.id, parse_backup_id_time(ref.id), "damaged", false, "", ""}, std::nullopt};
         try {
             d.manifest = repo.load_summary(ref);
             d.info.status = d.manifest->status;
@@ -170,7 +171,9 @@ PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::in
         }
         log::info("prune: ", dry_run ? "would delete " : "delete ", d.id, " (", reasons, ")");
         if (!dry_run) {
-            repo.remove({d.id, manifest_file_name(d.id)});
+            auto ref = std::find_if(described.begin(), described.end(),
+                                    [&](const Described& x) { return x.ref.id == d.id; });
+            repo.remove(ref != described.end() ? ref->ref : BackupRef{d.id, manifest_file_name(d.id), ""});
             ++result.deleted;
         }
     }

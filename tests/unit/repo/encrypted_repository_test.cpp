@@ -5,6 +5,7 @@
 #include "nightjar/io/signing.hpp"
 #include "nightjar/repo/backup_index.hpp"
 #include "nightjar/repo/memory_storage.hpp"
+#include "nightjar/repo/prune.hpp"
 #include "nightjar/repo/repository.hpp"
 #include "nightjar/repo/verify.hpp"
 #include "support/manifests.hpp"
@@ -22,13 +23,15 @@ struct Encrypted {
     io::SigningKey signing = io::SigningKey::generate();
     std::string id = "20240101_000000";
 
-    Encrypted() {
+    Encrypted() { publish(id); }
+    void publish(const std::string& backup_id) {
         const io::PipelineSpec spec{.codec = io::Codec::Zstd, .level = 3, .cipher = io::Cipher::Age};
-        Staging staging = repo.begin(id, spec, io::WriteKeys{{identity.recipient()}});
+        Staging staging = repo.begin(backup_id, spec, io::WriteKeys{{identity.recipient()}});
         auto w = staging.artifact("data.bin");
         w->write(io::as_bytes(std::string(200000, 'q') + "secret_table_name"));
         w->finish();
-        Manifest m = test::complete_manifest(id, {w->artifact("postgres", "db-secret_table_name", "raw")});
+        Manifest m =
+            test::complete_manifest(backup_id, {w->artifact("postgres", "db-secret_table_name", "raw")});
         const PublishEncryption enc{
             .recipients = {identity.recipient()},
             .signing_key = &signing,
@@ -130,4 +133,20 @@ TEST_CASE("an encrypted backup: encrypted manifest then the signed index last, r
         CHECK(e.repo.list().empty());
         CHECK(e.storage.list_prefix("").empty());
     }
+}
+
+TEST_CASE("prune deletes an encrypted backup whole: its index, encrypted manifest and artifacts",
+          "[repository][encryption][prune]") {
+    Encrypted e;
+    const std::string newer = "20240102_000000";
+    e.publish(newer);
+    e.repo.set_keys(e.keys());
+    PruneResult r = prune(e.repo, RetentionPolicy{.keep_last = 1}, parse_backup_id_time(newer) + 60, false);
+    CHECK(r.deleted == 1);
+    std::vector<std::string> names;
+    for (const auto& x : e.storage.list_prefix("")) names.push_back(x.name);
+    CHECK(names == std::vector<std::string>{newer + "/data.bin.age", "index_" + newer + ".json",
+                                            "manifest_" + newer + ".json.age"});
+    REQUIRE(e.repo.list().size() == 1);
+    CHECK(e.repo.list()[0].id == newer);
 }
