@@ -21,7 +21,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# shellcheck source=../scripts/lib/ports.sh
+. "$root/scripts/lib/ports.sh"
 # start_server NAME PORT [extra args]: a throwaway redis-server in $work/NAME
 start_server() {
   local name=$1 port=$2

@@ -41,7 +41,6 @@ services_start_postgres >&2
 pgbin=$NIGHTJAR_TEST_PG_BINDIR
 export PGHOST=$NIGHTJAR_TEST_PGHOST PGPORT=$NIGHTJAR_TEST_PGPORT PGUSER=$NIGHTJAR_TEST_PGUSER
 export PGPASSWORD=$NIGHTJAR_TEST_PGPASSWORD PGDATABASE=postgres
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
 now() { date +%s.%N; }
 
 echo "bench: loading pgbench -s $scale and $rows random rows ..." >&2

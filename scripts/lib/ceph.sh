@@ -8,33 +8,8 @@
 #   NIGHTJAR_TEST_CEPH_DIR, NIGHTJAR_TEST_S3_START_SECONDS (how long the bring-up took).
 # The settings and their reasons: /work/shared/reference/object-storage.md.
 
-ceph_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
-# A free range of N consecutive ports for the messenger (ms bind port min/max); prints "MIN MAX".
-ceph_free_port_range() {
-  python3 - "$1" <<'EOF'
-import random, socket, sys
-n = int(sys.argv[1])
-for _ in range(200):
-    base = random.randint(20000, 60000 - n)
-    socks = []
-    try:
-        for p in range(base, base + n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", p))
-            socks.append(s)
-        print(base, base + n - 1)
-        sys.exit(0)
-    except OSError:
-        pass
-    finally:
-        for s in socks:
-            s.close()
-sys.exit(1)
-EOF
-}
+# shellcheck source=ports.sh
+. "$(dirname "${BASH_SOURCE[0]}")/ports.sh"
 
 ceph_require() {
   local b
@@ -107,9 +82,9 @@ ceph_start() {
   export NIGHTJAR_TEST_CEPH_DIR
   mkdir -p "$dir"/{mon,osd,run,log,crash}
   fsid=$(cat /proc/sys/kernel/random/uuid)
-  mon_port=$(ceph_free_port)
-  rgw_port=$(ceph_free_port)
-  range=$(ceph_free_port_range 20) || { echo "ceph: no free port range" >&2; return 1; }
+  mon_port=$(free_port)
+  rgw_port=$(free_port)
+  range=$(free_port_range 20) || { echo "ceph: no free port range" >&2; return 1; }
   conf="$dir/ceph.conf"
   cat >"$conf" <<EOF
 [global]

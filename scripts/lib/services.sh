@@ -12,10 +12,6 @@
 # shellcheck source=ceph.sh
 . "$(dirname "${BASH_SOURCE[0]}")/ceph.sh"
 
-services_free_port() {
-  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
-}
-
 services_pg_bindir() {
   local d
   d=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1)
@@ -31,7 +27,7 @@ services_as_postgres() {
 services_start_postgres() {
   local bindir port pgdata
   bindir=$(services_pg_bindir)
-  port=$(services_free_port)
+  port=$(free_port)
   pgdata="$NIGHTJAR_TEST_RUNDIR/pg"
   mkdir -p "$pgdata"
   [ "$(id -u)" -eq 0 ] && chown postgres: "$pgdata" "$NIGHTJAR_TEST_RUNDIR"
@@ -52,7 +48,7 @@ services_start_postgres() {
 
 services_start_redis() {
   local port
-  port=$(services_free_port)
+  port=$(free_port)
   mkdir -p "$NIGHTJAR_TEST_RUNDIR/redis"
   redis-server --port "$port" --bind 127.0.0.1 --save "" --appendonly no --dir "$NIGHTJAR_TEST_RUNDIR/redis" \
     --daemonize yes --pidfile "$NIGHTJAR_TEST_RUNDIR/redis/redis.pid" --logfile "$NIGHTJAR_TEST_RUNDIR/redis/redis.log" \
@@ -71,7 +67,7 @@ services_start_redis() {
 services_redis_with_conf() {
   local name=$1 port dir
   shift
-  port=$(services_free_port)
+  port=$(free_port)
   dir="$NIGHTJAR_TEST_RUNDIR/redis-$name"
   mkdir -p "$dir"
   {

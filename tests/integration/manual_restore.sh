@@ -23,7 +23,8 @@ cleanup() {
 }
 trap cleanup EXIT
 fail() { echo "manual_restore: FAIL: $*" >&2; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'; }
+# shellcheck source=../../scripts/lib/ports.sh
+. "$(dirname "$0")/../../scripts/lib/ports.sh"
 start_redis() {  # start_redis PORT DIR DBFILENAME: a stock server, no persistence of its own
   redis-server --port "$1" --bind 127.0.0.1 --dir "$2" --dbfilename "$3" --save "" --appendonly no \
     --enable-debug-command local --daemonize no >"$2/redis-$1.log" 2>&1 &
