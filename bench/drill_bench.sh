@@ -24,6 +24,8 @@ repeat=${BENCH_REPEAT:-3}
 
 # shellcheck source=../scripts/lib/services.sh
 . "$root/scripts/lib/services.sh"
+# shellcheck source=lib.sh
+. "$root/bench/lib.sh"
 work=$(mktemp -d /tmp/nightjar-bench-drill-XXXXXX)
 chmod 755 "$work"
 NIGHTJAR_TEST_RUNDIR="$work/run"
@@ -36,28 +38,12 @@ trap cleanup EXIT
 # Copies of the binaries: a rebuild during the run does not change what is measured.
 mkdir -p "$work/bin"
 cp "$bin/backup/nightjar-backup" "$bin/restore/nightjar-restore" "$work/bin/"
-services_start_postgres >&2
-pgbin=$NIGHTJAR_TEST_PG_BINDIR
-export PGHOST=$NIGHTJAR_TEST_PGHOST PGPORT=$NIGHTJAR_TEST_PGPORT PGUSER=$NIGHTJAR_TEST_PGUSER
-export PGPASSWORD=$NIGHTJAR_TEST_PGPASSWORD PGDATABASE=postgres
+bench_start_postgres
 out="$work/out"
 mkdir -p "$out"
 chmod 777 "$out"
 
-echo "bench: loading pgbench -s $scale and $rows random rows ..." >&2
-"$pgbin/createdb" bench
-"$pgbin/pgbench" -q -i -s "$scale" bench >/dev/null 2>&1
-"$pgbin/psql" -X -q -d bench -v ON_ERROR_STOP=1 <<SQL
-CREATE TABLE random_data AS
-SELECT g AS id,
-       md5(random()::text) || md5(random()::text) || md5(random()::text) AS txt,
-       jsonb_build_object('k', md5(random()::text), 'n', random(), 'arr', jsonb_build_array(random(), random())) AS doc,
-       decode(md5(random()::text) || md5(random()::text), 'hex') AS bin,
-       now() - random() * interval '3650 days' AS ts
-FROM generate_series(1, $rows) AS g;
-ALTER TABLE random_data ADD PRIMARY KEY (id);
-VACUUM ANALYZE;
-SQL
+bench_load_database "$scale" "$rows"
 dbsize=$("$pgbin/psql" -X -A -t -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
 echo "bench: database size $dbsize" >&2
 

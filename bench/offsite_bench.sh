@@ -21,6 +21,8 @@ repeat=${BENCH_REPEAT:-3}
 
 # shellcheck source=../scripts/lib/services.sh
 . "$root/scripts/lib/services.sh"
+# shellcheck source=lib.sh
+. "$root/bench/lib.sh"
 # shellcheck source=../scripts/lib/ceph.sh
 . "$root/scripts/lib/ceph.sh"
 work=$(mktemp -d /tmp/nightjar-offsite-bench-XXXXXX)
@@ -30,11 +32,8 @@ mkdir -p "$NIGHTJAR_TEST_RUNDIR"
 export NIGHTJAR_TEST_RUNDIR
 cleanup() { ceph_stop || true; services_stop; rm -rf "$work"; }
 trap cleanup EXIT
-services_start_postgres >&2
+bench_start_postgres
 ceph_start >&2
-pgbin=$NIGHTJAR_TEST_PG_BINDIR
-export PGHOST=$NIGHTJAR_TEST_PGHOST PGPORT=$NIGHTJAR_TEST_PGPORT PGUSER=$NIGHTJAR_TEST_PGUSER
-export PGPASSWORD=$NIGHTJAR_TEST_PGPASSWORD PGDATABASE=postgres
 export AWS_ACCESS_KEY_ID=$NIGHTJAR_TEST_S3_ACCESS_KEY_ID AWS_REGION=$NIGHTJAR_TEST_S3_REGION
 AWS_SECRET_ACCESS_KEY=$(cat "$NIGHTJAR_TEST_S3_SECRET_ACCESS_KEY_FILE")
 export AWS_SECRET_ACCESS_KEY AWS_DEFAULT_REGION=$NIGHTJAR_TEST_S3_REGION AWS_EC2_METADATA_DISABLED=true
@@ -44,18 +43,7 @@ endpoint=$NIGHTJAR_TEST_S3_ENDPOINT
 out="$work/out"
 mkdir -p "$out"
 
-echo "bench: loading pgbench -s $scale and $rows random rows ..." >&2
-"$pgbin/createdb" bench
-"$pgbin/pgbench" -q -i -s "$scale" bench >/dev/null 2>&1
-"$pgbin/psql" -X -q -d bench -v ON_ERROR_STOP=1 <<SQL
-CREATE TABLE random_data AS
-SELECT g AS id, md5(random()::text) || md5(random()::text) AS txt,
-       jsonb_build_object('k', md5(random()::text), 'n', random()) AS doc,
-       decode(md5(random()::text) || md5(random()::text), 'hex') AS bin
-FROM generate_series(1, $rows) AS g;
-ALTER TABLE random_data ADD PRIMARY KEY (id);
-VACUUM ANALYZE;
-SQL
+bench_load_database "$scale" "$rows"
 dbsize=$("$pgbin/psql" -X -A -t -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
 echo "bench: database size $dbsize" >&2
 

@@ -25,6 +25,8 @@ repeat=${BENCH_REPEAT:-3}
 
 # shellcheck source=../scripts/lib/services.sh
 . "$root/scripts/lib/services.sh"
+# shellcheck source=lib.sh
+. "$root/bench/lib.sh"
 work=$(mktemp -d /tmp/nightjar-whole-bench-XXXXXX)
 chmod 755 "$work"
 NIGHTJAR_TEST_RUNDIR="$work/run"
@@ -37,26 +39,10 @@ cleanup() {
   rm -rf "$work"
 }
 trap cleanup EXIT
-services_start_postgres >&2
-pgbin=$NIGHTJAR_TEST_PG_BINDIR
-export PGHOST=$NIGHTJAR_TEST_PGHOST PGPORT=$NIGHTJAR_TEST_PGPORT PGUSER=$NIGHTJAR_TEST_PGUSER
-export PGPASSWORD=$NIGHTJAR_TEST_PGPASSWORD PGDATABASE=postgres
+bench_start_postgres
 now() { date +%s.%N; }
 
-echo "bench: loading pgbench -s $scale and $rows random rows ..." >&2
-"$pgbin/createdb" bench
-"$pgbin/pgbench" -q -i -s "$scale" bench >/dev/null 2>&1
-"$pgbin/psql" -X -q -d bench -v ON_ERROR_STOP=1 <<SQL
-CREATE TABLE random_data AS
-SELECT g AS id,
-       md5(random()::text) || md5(random()::text) || md5(random()::text) AS txt,
-       jsonb_build_object('k', md5(random()::text), 'n', random()) AS doc,
-       decode(md5(random()::text) || md5(random()::text), 'hex') AS bin,
-       now() - random() * interval '3650 days' AS ts
-FROM generate_series(1, $rows) AS g;
-ALTER TABLE random_data ADD PRIMARY KEY (id);
-VACUUM ANALYZE;
-SQL
+bench_load_database "$scale" "$rows"
 dbsize=$("$pgbin/psql" -X -A -t -d bench -c "SELECT pg_size_pretty(pg_database_size('bench'))")
 
 # Redis with its defaults for replication (repl-diskless-sync yes, repl-diskless-sync-delay 5).

@@ -145,8 +145,10 @@ TEST_CASE("prune deletes an encrypted backup whole: its index, encrypted manifes
     CHECK(r.deleted == 1);
     std::vector<std::string> names;
     for (const auto& x : e.storage.list_prefix("")) names.push_back(x.name);
+    // Left: the newer backup, and the record of the full verification prune made of it (the newest).
     CHECK(names == std::vector<std::string>{newer + "/data.bin.age", "index_" + newer + ".json",
-                                            "manifest_" + newer + ".json.age"});
+                                            "manifest_" + newer + ".json.age",
+                                            "verified_" + newer + ".json"});
     REQUIRE(e.repo.list().size() == 1);
     CHECK(e.repo.list()[0].id == newer);
 }
