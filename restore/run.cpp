@@ -43,11 +43,12 @@ int run_drill_command(const RestoreCliOptions& o) {
     if (const std::string config = o.config_file(); !config.empty()) {
         Config c = load_config(config);
         request.backup_dir = c.backup_dir;
+        request.config_file = config;
         request.monitoring = c.monitoring;
         if (c.drill) request.random_skip_days = c.drill->random_skip_days;
         request.encryption = c.encryption;
     }
-    if (!o.backup_dir.empty()) request.backup_dir = fs::absolute(o.backup_dir);
+    if (!o.backup_dir.empty()) request.backup_dir = absolute_location(o.backup_dir);  // s3:// as it is
     if (request.backup_dir.empty())
         throw Error(Kind::Usage, "drill: which backup dir? pass --backup-dir DIR or --config FILE");
     DrillReport report = run_drill(request);

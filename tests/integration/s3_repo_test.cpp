@@ -220,6 +220,30 @@ TEST_CASE("s3 repo: files, postgres and redis backed up into the store, listed, 
     CHECK(pg.psql(copy, "SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) FROM t") ==
           pg.psql(db, "SELECT count(*) || ':' || md5(string_agg(v, ',' ORDER BY id)) FROM t"));
 
+    // A drill straight from the store (issue 17): throwaway servers, the record written back into the store,
+    // and --list reads it from there. The state dir directly under /tmp for the postgres service user.
+    const fs::path state = fs::path("/tmp") / ("nightjar-s3-drill-" + std::to_string(::getpid()));
+    auto drill = test::restore({"drill", "latest", "--config", config.string(), "--json"},
+                               {"NIGHTJAR_DRILL_DIR=" + state.string()});
+    std::error_code ec;
+    fs::remove_all(state, ec);
+    INFO(drill.err);
+    REQUIRE(drill.code == 0);
+    json report = json::parse(drill.out);
+    CHECK(report["ok"] == true);
+    CHECK(report["backup_id"] == id);
+    CHECK(report["components"].size() == 3);
+    const std::string record = report["record"];
+    CHECK(record.rfind("drills/" + id + "/", 0) == 0);
+    CHECK(s->stat(record));
+    auto drilled = test::restore({"--list", "--config", config.string(), "--json"});
+    INFO(drilled.err);
+    REQUIRE(drilled.code == 0);
+    json drilled_rows = json::parse(drilled.out);
+    REQUIRE(drilled_rows.size() == 1);
+    REQUIRE(drilled_rows[0].contains("last_drill"));
+    CHECK(drilled_rows[0]["last_drill"]["passed"] == true);
+
     s->remove_tree(id);  // every artifact gone, the manifest left: the dry run must name them missing
     auto gone = test::restore(
         {"latest", "--config", config.string(), "--dry-run", "--target-dir", (dir / "restored").string(),

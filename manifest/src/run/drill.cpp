@@ -24,6 +24,7 @@
 #include "nightjar/io/signing.hpp"
 #include "nightjar/repo/drill_record.hpp"
 #include "nightjar/run/monitoring.hpp"
+#include "nightjar/run/repository_config.hpp"
 #include "nightjar/run/restore_run.hpp"
 
 namespace nightjar {
@@ -152,6 +153,7 @@ RestoreStep restore_into(const DrillRequest& request, const Manifest& manifest, 
                          const drill::DrillServers& servers) {
     RestoreRequest r;
     r.backup_dir = request.backup_dir;
+    r.config_file = request.config_file.string();
     r.backup = manifest.id;
     r.cdc = std::nullopt;  // throwaway servers: no Kafka Connect connector is ever held, resumed or replayed
     r.cdc_mode = "auto";
@@ -298,7 +300,8 @@ DrillReport run_drill(const DrillRequest& request) {
     report.host = host_name();
     report.started_at = rfc3339_utc(unix_now());
     report.tools["nightjar"] = NIGHTJAR_VERSION;
-    PosixStorage storage(request.backup_dir);
+    std::unique_ptr<Storage> repository = open_repository(request.backup_dir, request.config_file);
+    Storage& storage = *repository;
     RepositoryReader repo(storage);
     repo.set_keys(repository_keys(request.encryption, false));
     // With encryption configured, records are signed with this host's key and only trusted ones count.

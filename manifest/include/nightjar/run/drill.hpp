@@ -20,10 +20,11 @@
 namespace nightjar {
 
 struct DrillRequest {
-    std::filesystem::path backup_dir;  // the repository
-    std::string which = "latest";      // a backup id, "latest" (newest complete) or "random"
-    int random_skip_days = 7;          // `random`: skip backups drilled (pass or fail) in the last N days
-    std::uint64_t random_seed = 0;     // `random`: 0 = from the clock
+    std::filesystem::path backup_dir;   // the repository: a directory or s3://bucket/prefix
+    std::filesystem::path config_file;  // the endpoint and credentials of an s3:// repository ("" = none)
+    std::string which = "latest";       // a backup id, "latest" (newest complete) or "random"
+    int random_skip_days = 7;           // `random`: skip backups drilled (pass or fail) in the last N days
+    std::uint64_t random_seed = 0;      // `random`: 0 = from the clock
     drill::ServerOptions servers =
         {};  // state dir, PostgreSQL root, redis-server (what to start is decided here)
     MonitoringConfig monitoring = {};  // metrics textfile and ping URL ("" = off)
