@@ -1,6 +1,11 @@
 #include "nightjar/components/postgres/expectations.hpp"
 
+#include <algorithm>
+#include <atomic>
+#include <functional>
+#include <optional>
 #include <random>
+#include <thread>
 
 #include "nightjar/components/postgres/connection.hpp"
 #include "nightjar/core/error.hpp"
@@ -89,27 +94,36 @@ json capture_expectations(PgConnection& conn, const std::vector<TableName>& tabl
     return {{"seed", seed_text}, {"sample_rows", options.rows}, {"tables", list}};
 }
 
-std::vector<Check> compare_expectations(PgConnection& restored, const json& source,
-                                        const std::string& label) {
+std::vector<Check> compare_expectations(const PgTarget& restored, const json& source,
+                                        const std::string& label, const CompareOptions& options) {
+    // Each job fills its own slot, so the checks keep the source's order whatever finishes first.
     std::vector<Check> checks;
-    for (const auto& s : canonical_settings(false)) restored.exec(s);
-    auto run = [&](const std::string& what, auto&& body) {
-        Check c{label + ": " + what, false, ""};
-        try {
-            body(c);
-        } catch (const Error& e) {
-            c.ok = false;
-            c.detail = e.what();
-        }
-        checks.push_back(std::move(c));
+    std::vector<std::function<void(PgConnection&, Check&)>> jobs;
+    auto add = [&](std::string what, std::function<void(PgConnection&, Check&)> body) {
+        checks.push_back({label + ": " + std::move(what), false, ""});
+        jobs.push_back(std::move(body));
     };
     if (source.contains("tables") && source["tables"].is_array()) {
         for (const auto& t : source["tables"]) {
             TableName name{t.value("schema", ""), t.value("name", "")};
             const std::int64_t want = t.value("rows", std::int64_t{-1});
-            run(name.schema + "." + name.name + " rows", [&](Check& c) {
+            const std::string key = name.schema + "." + name.name;
+            const json* counted = options.restored_rows && options.restored_rows->contains(key) &&
+                                          (*options.restored_rows)[key].is_number_integer()
+                                      ? &(*options.restored_rows)[key]
+                                      : nullptr;
+            if (counted) {
+                // Counted by the restore right after loading: the same exact number, not scanned again.
+                const std::int64_t got = counted->get<std::int64_t>();
+                checks.push_back({label + ": " + key + " rows", got == want,
+                                  "expected " + std::to_string(want) + ", got " + std::to_string(got) +
+                                      " (counted by the restore)"});
+                jobs.emplace_back();
+                continue;
+            }
+            add(key + " rows", [name, want](PgConnection& conn, Check& c) {
                 std::int64_t got =
-                    std::stoll(restored.scalar("SELECT count(*) FROM ONLY " + qualified(restored, name)));
+                    std::stoll(conn.scalar("SELECT count(*) FROM ONLY " + qualified(conn, name)));
                 c.ok = got == want;
                 c.detail = "expected " + std::to_string(want) + ", got " + std::to_string(got);
             });
@@ -120,25 +134,58 @@ std::vector<Check> compare_expectations(PgConnection& restored, const json& sour
             {label + ": row samples", false,
              "the manifest records no expectations for this database (a backup older than drills): "
              "only row counts were compared"});
-        return checks;
+        jobs.emplace_back();
+    } else {
+        const json& e = source["expectations"];
+        const std::string seed = e.value("seed", "");
+        const std::size_t k = e.value("sample_rows", std::size_t{0});
+        for (const auto& t : e.value("tables", json::array())) {
+            TableName name{t.value("schema", ""), t.value("name", "")};
+            std::vector<std::string> key = t.value("key", std::vector<std::string>{});
+            const std::string want = t.value("fingerprint", "");
+            const std::int64_t want_n = t.value("sampled", std::int64_t{-1});
+            add(name.schema + "." + name.name + " sample of " + std::to_string(want_n) + " rows",
+                [=](PgConnection& conn, Check& c) {
+                    std::int64_t got_n = 0;
+                    std::string got = table_fingerprint(conn, name, key, seed, k, got_n);
+                    c.ok = got == want && got_n == want_n;
+                    c.detail = c.ok ? "fingerprint " + got.substr(0, 16)
+                                    : "expected fingerprint " + want.substr(0, 16) + " of " +
+                                          std::to_string(want_n) + " rows, got " + got.substr(0, 16) +
+                                          " of " + std::to_string(got_n);
+                });
+        }
     }
-    const json& e = source["expectations"];
-    const std::string seed = e.value("seed", "");
-    const std::size_t k = e.value("sample_rows", std::size_t{0});
-    for (const auto& t : e.value("tables", json::array())) {
-        TableName name{t.value("schema", ""), t.value("name", "")};
-        std::vector<std::string> key = t.value("key", std::vector<std::string>{});
-        const std::string want = t.value("fingerprint", "");
-        const std::int64_t want_n = t.value("sampled", std::int64_t{-1});
-        run(name.schema + "." + name.name + " sample of " + std::to_string(want_n) + " rows", [&](Check& c) {
-            std::int64_t got_n = 0;
-            std::string got = table_fingerprint(restored, name, key, seed, k, got_n);
-            c.ok = got == want && got_n == want_n;
-            c.detail = c.ok ? "fingerprint " + got.substr(0, 16)
-                            : "expected fingerprint " + want.substr(0, 16) + " of " + std::to_string(want_n) +
-                                  " rows, got " + got.substr(0, 16) + " of " + std::to_string(got_n);
-        });
-    }
+    // Workers take the next job; a connection that cannot be opened fails the checks it would have run.
+    std::atomic<std::size_t> next{0};
+    auto work = [&] {
+        std::optional<PgConnection> conn;
+        std::string no_connection;
+        for (std::size_t i; (i = next.fetch_add(1)) < jobs.size();) {
+            if (!jobs[i]) continue;
+            Check& c = checks[i];
+            try {
+                if (!conn && no_connection.empty()) {
+                    conn.emplace(restored, Kind::RestoreFailed);
+                    for (const auto& s : canonical_settings(false)) conn->exec(s);
+                }
+                if (!conn) throw Error(Kind::RestoreFailed, no_connection);
+                jobs[i](*conn, c);
+            } catch (const std::exception& e) {  // a thread must not let one escape
+                if (!conn) no_connection = e.what();
+                c.ok = false;
+                c.detail = e.what();
+            }
+        }
+    };
+    const std::size_t runnable = static_cast<std::size_t>(
+        std::count_if(jobs.begin(), jobs.end(), [](const auto& j) { return static_cast<bool>(j); }));
+    const std::size_t n =
+        std::clamp<std::size_t>(runnable, 1, static_cast<std::size_t>(std::max(options.connections, 1)));
+    std::vector<std::thread> extra;
+    for (std::size_t i = 1; i < n; ++i) extra.emplace_back(work);
+    work();
+    for (auto& t : extra) t.join();
     return checks;
 }
 

@@ -1003,6 +1003,7 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
     if (!uncounted.empty()) count_tables(uncounted);
     std::int64_t rows = 0;
     int mismatched = 0;
+    json counted = json::object();  // "schema.name": rows, as counted after the restore (a drill reuses them)
     for (const auto& t : tables) {
         const auto& n = counts.at(&t);
         if (const auto* why = std::get_if<std::string>(&n)) {
@@ -1012,6 +1013,7 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
             continue;
         }
         const std::int64_t now = std::get<std::int64_t>(n);
+        counted[qualified(t)] = now;
         rows += now;
         if (now != t.rows) {
             ++mismatched;
@@ -1026,7 +1028,8 @@ RestoreReport PostgresComponent::restore(const Artifact& artifact, io::Reader& c
                            std::to_string(tables.size()) + " tables match the manifest's row counts (" +
                            std::to_string(rows) + " rows)");
     report.summary = {{"database", original}, {"target", target.describe()},     {"tables", tables.size()},
-                      {"rows", rows},         {"mismatched_tables", mismatched}, {"pg_restore_exit", rc}};
+                      {"rows", rows},         {"mismatched_tables", mismatched}, {"pg_restore_exit", rc},
+                      {"table_rows", counted}};
     return report;
 }
 

@@ -9,7 +9,8 @@
 
 namespace nightjar::postgres {
 class PgConnection;
-}
+struct PgTarget;
+}  // namespace nightjar::postgres
 
 namespace nightjar::postgres {
 
@@ -46,9 +47,17 @@ struct Check {
     std::string detail;  // "expected 10, got 9"
 };
 
+struct CompareOptions {
+    // {"schema.name": rows} as the restore counted them right after loading (its summary's "table_rows"):
+    // those tables are not counted a second time. nullptr: every table is counted here.
+    const nlohmann::json* restored_rows = nullptr;
+    int connections = 2;  // tables sampled at once, each on its own connection (the scans are CPU-bound)
+};
+
 // Compares a restored database with an artifact's `source` (tables[].rows and expectations): exact row
-// counts for every table, fingerprints for every sampled table. One Check per comparison.
-std::vector<Check> compare_expectations(PgConnection& restored, const nlohmann::json& source,
-                                        const std::string& label);
+// counts for every table, fingerprints for every sampled table. One Check per comparison, in the order of
+// the source (counts first, then samples), whatever order the connections finish in.
+std::vector<Check> compare_expectations(const PgTarget& restored, const nlohmann::json& source,
+                                        const std::string& label, const CompareOptions& options = {});
 
 }  // namespace nightjar::postgres
