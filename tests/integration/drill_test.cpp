@@ -321,9 +321,20 @@ TEST_CASE("a drill of a good backup passes with every check listed, and leaves e
     CHECK_THAT(metrics, Catch::Contains("nightjar_drill_last_success_timestamp_seconds " +
                                         std::to_string(r.finished_unix)));
     check_metrics_format(metrics);
-    // A second drill of the same backup writes a second record, never over the first.
+    // The first drill kept its fresh cluster as a template; a copy cut short is cleared by the next drill.
+    std::vector<fs::path> templates;
+    for (const auto& e : fs::directory_iterator(f.state.path))
+        if (e.path().filename().string().rfind("template-pg-", 0) == 0) templates.push_back(e.path());
+    REQUIRE(templates.size() == 1);
+    CHECK(fs::exists(templates[0] / "PG_VERSION"));
+    const fs::path cut_short = templates[0].string() + ".tmp-99999";
+    fs::create_directories(cut_short / "base");
+    // A second drill of the same backup (its server copied from the template) writes a second record,
+    // never over the first.
     DrillReport again = run_drill(f.request(id));
+    INFO(all_checks(again));
     CHECK(again.ok);
+    CHECK_FALSE(fs::exists(cut_short));
     CHECK(again.record != r.record);
     CHECK(fs::exists(f.backups / r.record));
     check_metrics_format(test::read_file(f.dir / "metrics.prom"));
@@ -333,6 +344,7 @@ TEST_CASE("a drill of a good backup passes with every check listed, and leaves e
                              {"NIGHTJAR_DRILL_DIR=" + f.state.path.string()});
     INFO(cli.err);
     CHECK(cli.code == 0);
+    CHECK_THAT(cli.err, Catch::Contains("drill: PostgreSQL cluster copied from the template"));
     json out = json::parse(cli.out);
     CHECK(out["ok"] == true);
     CHECK(out["backup_id"] == id);

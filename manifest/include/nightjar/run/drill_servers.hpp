@@ -66,6 +66,9 @@ public:
 
 private:
     void start_postgres();
+    // Keeps a copy of the fresh cluster `data` as <state dir>/template-pg-<version>-<user> (made once, under
+    // the state lock, renamed into place whole); a failure only costs the next drill an initdb.
+    void save_template(const std::filesystem::path& data, const std::filesystem::path& tmpl) const;
     std::vector<std::string> as_service_user(std::vector<std::string> argv) const;
     ServerOptions options_;
     std::filesystem::path dir_;
