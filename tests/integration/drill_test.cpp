@@ -15,6 +15,8 @@
 #include <sstream>
 #include <thread>
 
+#include "nightjar/components/postgres/connection.hpp"
+#include "nightjar/components/postgres/expectations.hpp"
 #include "nightjar/components/redis/rdb_check.hpp"
 #include "nightjar/core/clock.hpp"
 #include "nightjar/io/crc64.hpp"
@@ -296,7 +298,9 @@ TEST_CASE("a drill of a good backup passes with every check listed, and leaves e
             CHECK_THAT(k.detail, Catch::EndsWith("(counted by the restore)"));
     CHECK(names.count("redis db7 keys"));
     CHECK(names.count("files config: entries"));
-    CHECK(r.tools.contains("postgres"));
+    REQUIRE(r.tools.contains("postgres"));
+    // The server's version alone ("15.18"), not the packager's suffix of `postgres --version`.
+    CHECK(std::regex_match(r.tools["postgres"].get<std::string>(), std::regex(R"(\d+(\.\d+)*)")));
     CHECK(r.tools.contains("redis_server"));
     CHECK(r.seconds > 0);
 
@@ -684,4 +688,62 @@ TEST_CASE("a drill as root without the service user refuses with a clear message
         // Not root: the servers run as us, the service user is never needed.
         CHECK(r.ok);
     }
+}
+
+TEST_CASE("postgres samples picked by either method compare equal on the same rows and differ on a change",
+          "[integration][drill]") {
+    Pg pg;
+    Database db{pg, "samples"};
+    pg.psql(db.name,
+            "CREATE TABLE items(id int PRIMARY KEY, v text); INSERT INTO items SELECT g, md5(g::text) FROM "
+            "generate_series(1, 3000) g; CREATE TABLE pairs(a int, b text, PRIMARY KEY (a, b)); INSERT INTO "
+            "pairs SELECT g % 50, g::text FROM generate_series(1, 500) g");
+    ::setenv("PGPASSWORD", pg.password.c_str(), 1);
+    const postgres::PgTarget target{{pg.host, std::stoi(pg.port), pg.user, ""}, db.name, 10, ""};
+    const std::vector<postgres::TableName> tables{{"public", "items"}, {"public", "pairs"}};
+    auto capture = [&](std::optional<postgres::SampleMethod> method) {
+        postgres::PgConnection conn(target);
+        conn.exec("BEGIN ISOLATION LEVEL REPEATABLE READ");
+        json e = postgres::capture_expectations(conn, tables, {.seed = 42, .rows = 32, .method = method});
+        conn.exec("COMMIT");
+        return json{{"expectations", e}};
+    };
+    auto all_ok = [&](const json& source) {
+        auto checks = postgres::compare_expectations(target, source, "t");
+        REQUIRE(checks.size() == 2);
+        bool ok = true;
+        for (const auto& c : checks) {
+            INFO(c.what << ": " << c.detail);
+            ok = ok && c.ok;
+        }
+        return ok;
+    };
+    json md5 = capture(postgres::SampleMethod::Md5);
+    json hte = capture(std::nullopt);  // the default on PostgreSQL 11+
+    CHECK(md5["expectations"]["method"] == "md5");
+    CHECK(hte["expectations"]["method"] == "hashtextextended");
+    CHECK_FALSE(hte["expectations"]["probe"].get<std::string>().empty());
+    CHECK(md5["expectations"]["tables"][0]["fingerprint"] != hte["expectations"]["tables"][0]["fingerprint"]);
+    CHECK(all_ok(md5));
+    CHECK(all_ok(hte));
+    // A backup from before the method was recorded: md5, read as such.
+    json legacy = md5;
+    legacy["expectations"].erase("method");
+    CHECK(all_ok(legacy));
+
+    // One row changed: both methods notice (all 3000 rows are sampled candidates, the 32 picked may or may
+    // not hold it, so change every row's text instead).
+    pg.psql(db.name, "UPDATE items SET v = v || 'x'");
+    CHECK_FALSE(all_ok(md5));
+    CHECK_FALSE(all_ok(hte));
+
+    // A server that hashes text differently (another byte order) cannot compare hashtextextended samples,
+    // and says so rather than reporting a mismatch of the data.
+    json other = hte;
+    other["expectations"]["probe"] = "12345";
+    auto checks = postgres::compare_expectations(target, other, "t");
+    REQUIRE(checks.size() == 2);
+    CHECK_FALSE(checks[0].ok);
+    CHECK_THAT(checks[0].detail, Catch::Contains("hashes text differently") &&
+                                     Catch::Contains("the samples cannot be compared"));
 }

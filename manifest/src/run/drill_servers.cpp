@@ -250,9 +250,12 @@ void DrillServers::start_postgres() {
             throw_errno(Kind::RestoreFailed, "drill: cannot create", log.string());
     }
     RunResult v = run_capture({(pg_bindir_ / "postgres").string(), "--version"});
+    // "postgres (PostgreSQL) 15.18 (Debian 15.18-0+deb12u1)": the version after the product name.
     std::string line = first_line(v.out);
-    auto sp = line.rfind(' ');
-    pg_version_ = sp == std::string::npos ? line : line.substr(sp + 1);
+    const std::string product = "(PostgreSQL) ";
+    auto at = line.find(product);
+    pg_version_ = at == std::string::npos ? line : line.substr(at + product.size());
+    pg_version_ = pg_version_.substr(0, pg_version_.find(' '));
     // A pristine cluster of this version, made by initdb once and copied for each drill after: initdb is most
     // of a drill server's start (0.8 s of about 1 s here), a copy of its 40 MB a fraction of that.
     const fs::path tmpl = options_.state_dir / ("template-pg-" + pg_version_ + "-" + pg_user());

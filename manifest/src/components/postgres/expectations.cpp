@@ -25,6 +25,15 @@ std::uint64_t random_seed() {
     return s == 0 ? 1 : s;
 }
 
+const char* method_name(SampleMethod m) {
+    return m == SampleMethod::Md5 ? "md5" : "hashtextextended";
+}
+
+// A fixed input's hash: equal on two servers only if they hash text alike (same byte order).
+std::string hash_probe(PgConnection& conn) {
+    return conn.scalar("SELECT hashtextextended('nightjar sample probe', 0)::text");
+}
+
 }  // namespace
 
 std::vector<std::string> canonical_settings(bool local) {
@@ -46,7 +55,8 @@ std::vector<std::string> primary_key(PgConnection& conn, const TableName& table)
 }
 
 std::string table_fingerprint(PgConnection& conn, const TableName& table, const std::vector<std::string>& key,
-                              const std::string& seed, std::size_t rows, std::int64_t& sampled) {
+                              const std::string& seed, std::size_t rows, std::int64_t& sampled,
+                              SampleMethod method) {
     std::string cols;
     for (const auto& c : key)
         cols += (cols.empty() ? "" : ", ") + std::string("nightjar_row.") + conn.quote_ident(c);
@@ -56,13 +66,21 @@ std::string table_fingerprint(PgConnection& conn, const TableName& table, const 
     // the query (random_data of bench/drill_bench.sh: 12.9 s -> 8.2 s). The same rows, hashes and order, so
     // the same fingerprint, as picking and rendering in one pass.
     const std::string from = "FROM ONLY " + qualified(conn, table) + " AS nightjar_row";
-    const std::string hash = "md5($1 || ROW(" + cols + ")::text)";
+    // hashtextextended's seed is a bigint: the recorded unsigned seed, reinterpreted.
+    const std::string hash = method == SampleMethod::Md5
+                                 ? "md5($1 || ROW(" + cols + ")::text)"
+                                 : "hashtextextended(ROW(" + cols + ")::text, $1::bigint)";
+    const std::string param =
+        method == SampleMethod::Md5
+            ? seed
+            : std::to_string(static_cast<std::int64_t>(std::stoull(seed.empty() ? "0" : seed)));
     const std::string sql =
-        "SELECT count(*), coalesce(encode(sha256(convert_to(string_agg(h || ':' || r, E'\\n' ORDER BY h), "
+        "SELECT count(*), coalesce(encode(sha256(convert_to(string_agg(h::text || ':' || r, E'\\n' ORDER BY "
+        "h), "
         "'UTF8')), 'hex'), '') FROM (SELECT " +
         hash + " AS h, nightjar_row::text AS r " + from + " WHERE nightjar_row.ctid = ANY (ARRAY(SELECT " +
         "nightjar_row.ctid " + from + " ORDER BY " + hash + " LIMIT " + std::to_string(rows) + "))) AS s";
-    PgResult r = conn.exec(sql, {seed});
+    PgResult r = conn.exec(sql, {param});
     sampled = std::stoll(r.value(0, 0));
     return r.value(0, 1);
 }
@@ -71,15 +89,19 @@ json capture_expectations(PgConnection& conn, const std::vector<TableName>& tabl
                           const SampleOptions& options) {
     const std::uint64_t seed = options.seed != 0 ? options.seed : random_seed();
     const std::string seed_text = std::to_string(seed);
+    const SampleMethod method = options.method.value_or(
+        conn.server_version() >= 110000 ? SampleMethod::HashTextExtended : SampleMethod::Md5);
     json list = json::array();
+    json out{{"seed", seed_text}, {"sample_rows", options.rows}, {"method", method_name(method)}};
     conn.exec("SAVEPOINT nightjar_expectations");
     try {
         for (const auto& s : canonical_settings(true)) conn.exec(s);
+        if (method == SampleMethod::HashTextExtended) out["probe"] = hash_probe(conn);
         for (const auto& t : tables) {
             auto key = primary_key(conn, t);
             if (key.empty()) continue;  // no primary key: the exact row count only
             std::int64_t sampled = 0;
-            std::string fp = table_fingerprint(conn, t, key, seed_text, options.rows, sampled);
+            std::string fp = table_fingerprint(conn, t, key, seed_text, options.rows, sampled, method);
             list.push_back({{"schema", t.schema},
                             {"name", t.name},
                             {"key", key},
@@ -91,7 +113,8 @@ json capture_expectations(PgConnection& conn, const std::vector<TableName>& tabl
         conn.exec("ROLLBACK TO SAVEPOINT nightjar_expectations");
         throw;
     }
-    return {{"seed", seed_text}, {"sample_rows", options.rows}, {"tables", list}};
+    out["tables"] = std::move(list);
+    return out;
 }
 
 std::vector<Check> compare_expectations(const PgTarget& restored, const json& source,
@@ -139,6 +162,11 @@ std::vector<Check> compare_expectations(const PgTarget& restored, const json& so
         const json& e = source["expectations"];
         const std::string seed = e.value("seed", "");
         const std::size_t k = e.value("sample_rows", std::size_t{0});
+        const std::string method_text = e.value("method", "md5");  // not recorded before the method was
+        const SampleMethod method =
+            method_text == "hashtextextended" ? SampleMethod::HashTextExtended : SampleMethod::Md5;
+        const std::string probe = e.value("probe", "");
+        const bool known = method_text == "md5" || method_text == "hashtextextended";
         for (const auto& t : e.value("tables", json::array())) {
             TableName name{t.value("schema", ""), t.value("name", "")};
             std::vector<std::string> key = t.value("key", std::vector<std::string>{});
@@ -146,8 +174,20 @@ std::vector<Check> compare_expectations(const PgTarget& restored, const json& so
             const std::int64_t want_n = t.value("sampled", std::int64_t{-1});
             add(name.schema + "." + name.name + " sample of " + std::to_string(want_n) + " rows",
                 [=](PgConnection& conn, Check& c) {
+                    if (!known)
+                        throw Error(Kind::Verification, "the sample was picked by \"" + method_text +
+                                                            "\", which this version does not know");
+                    if (method == SampleMethod::HashTextExtended) {
+                        const std::string here = hash_probe(conn);
+                        if (here != probe)
+                            throw Error(Kind::Verification,
+                                        "this server hashes text differently from the one that captured the "
+                                        "backup (probe " +
+                                            probe + ", here " + here +
+                                            ": another byte order?): the samples cannot be compared");
+                    }
                     std::int64_t got_n = 0;
-                    std::string got = table_fingerprint(conn, name, key, seed, k, got_n);
+                    std::string got = table_fingerprint(conn, name, key, seed, k, got_n, method);
                     c.ok = got == want && got_n == want_n;
                     c.detail = c.ok ? "fingerprint " + got.substr(0, 16)
                                     : "expected fingerprint " + want.substr(0, 16) + " of " +
