@@ -56,7 +56,7 @@ KafkaConnectClusterConfig parse_cluster(const JsonFields& f) {
 
 CdcConfig parse_cdc_config(const JsonFields& f) {
     f.only({"kafka_connect", "pause_timeout_s", "resume_timeout_s", "on_pause_failure", "retry", "watch",
-            "state_dir", "restore", "sink_hold", "hold"});
+            "state_dir", "restore", "sink_hold", "hold", "hold_for"});
     CdcConfig c;
     if (!f.has("kafka_connect")) f.fail("kafka_connect", "required field is missing");
     const auto& kc = f.raw()["kafka_connect"];
@@ -72,6 +72,11 @@ CdcConfig parse_cdc_config(const JsonFields& f) {
     c.on_pause_failure = f.choice("on_pause_failure", {"abort", "continue"}, c.on_pause_failure);
     c.sink_hold = f.choice("sink_hold", {"stop", "pause"}, c.sink_hold);
     if (f.has("hold")) c.hold = f.choice("hold", {"snapshot", "backup"}, "backup");
+    c.hold_for = f.strings_or("hold_for", c.hold_for);
+    if (c.hold_for.empty()) f.fail("hold_for", "expected at least one of \"postgres\", \"redis\"");
+    for (const auto& k : c.hold_for)
+        if (k != "postgres" && k != "redis")
+            f.fail("hold_for", "unknown component \"" + k + "\": expected \"postgres\" or \"redis\"");
     if (auto retry = f.optional_object("retry")) {
         retry->only({"initial_backoff_s", "max_backoff_s"});
         c.retry.initial_backoff_s =

@@ -356,8 +356,12 @@ void BackupRun::back_up_components() {
         std::lock_guard lock(s.snapshot_mutex);
         s.snapshot_done.assign(n, 0);
         s.snapshots_pending = 0;
+        // Only the components the hold is for (cdc.hold_for) keep the connectors held.
+        const std::vector<std::string> hold_for =
+            request_.config.cdc ? request_.config.cdc->hold_for : std::vector<std::string>{};
         for (std::size_t i = 0; i < n; ++i)
-            if (components_[i]->takes_snapshot())
+            if (components_[i]->takes_snapshot() &&
+                std::find(hold_for.begin(), hold_for.end(), components_[i]->kind()) != hold_for.end())
                 ++s.snapshots_pending;
             else
                 s.snapshot_done[i] = 1;

@@ -436,10 +436,11 @@ TEST_CASE("backup run: cdc.hold backup holds every connector for the whole run",
     CHECK(f.connector(run.report(), "sink-connector")["hold"] == "backup");
 }
 
-TEST_CASE("backup run: connectors held for the snapshot wait for every component that takes one",
+TEST_CASE("backup run: connectors held for the snapshot wait for every component cdc.hold_for names",
           "[unit][run][backup_run][cdc]") {
     CdcFixture f;
     f.request.config.cdc->hold = "snapshot";
+    f.request.config.cdc->hold_for = {"postgres", "redis"};  // a connector writes into Redis
     f.request.config.parallel = 2;
     std::atomic<bool> redis_may_go{false};
     int resumes_after_first = -1;
@@ -465,6 +466,31 @@ TEST_CASE("backup run: connectors held for the snapshot wait for every component
     CHECK(f.emu.count("PUT", "/connectors/source-connector/resume") == 1);
     CHECK(f.emu.count("PUT", "/connectors/sink-connector/resume") == 1);
     CHECK(f.connector(run.report(), "source-connector")["hold"] == "snapshot");
+}
+
+TEST_CASE("backup run: by default the snapshot hold waits for the databases only and not for Redis",
+          "[unit][run][backup_run][cdc]") {
+    CdcFixture f;
+    f.request.config.cdc->hold = "snapshot";
+    f.request.config.parallel = 2;
+    std::atomic<bool> resumed{false};
+    bool resumed_before_redis_snapshot = false;
+    std::vector<std::unique_ptr<Component>> components;
+    components.push_back(std::make_unique<ScriptedComponent>("postgres", [&](DumpContext& c) {
+        c.took_snapshot("database a", /*last=*/true);
+        resumed = eventually([&] { return f.emu.count("PUT", "/connectors/source-connector/resume") == 1; });
+    }));
+    components.push_back(std::make_unique<ScriptedComponent>("redis", [&](DumpContext& c) {
+        // Redis waits (its diskless delay) until the connectors are already back.
+        eventually([&] { return resumed.load(); });
+        resumed_before_redis_snapshot = resumed.load();
+        c.took_snapshot("redis", true);
+    }));
+    BackupRun run(f.request, std::move(components));
+    CHECK(run.run() == 0);
+    CHECK(resumed_before_redis_snapshot);
+    CHECK(f.emu.count("PUT", "/connectors/source-connector/resume") == 1);
+    CHECK(f.emu.count("PUT", "/connectors/sink-connector/resume") == 1);
 }
 
 TEST_CASE("backup run: a failure after the early resume resumes nothing twice",

@@ -30,3 +30,17 @@ TEST_CASE("config: cdc.hold is snapshot or backup, unset by default", "[unit][ru
         parse_config(R"({"backup_dir": "/b", )" + cdc + R"(, "hold": "forever"}})", "c.json"), Error,
         IsError(Kind::Config, "/cdc/hold"));
 }
+
+TEST_CASE("config: cdc.hold_for names postgres by default and takes redis too", "[unit][run][config][cdc]") {
+    const std::string cdc = R"("cdc": {"kafka_connect": {"url": "http://h:8083", "connectors": ["a"]})";
+    auto hold_for = [&](const std::string& extra) {
+        return parse_config(R"({"backup_dir": "/b", )" + cdc + extra + "}}", "c.json").cdc->hold_for;
+    };
+    CHECK(hold_for("") == std::vector<std::string>{"postgres"});
+    CHECK(hold_for(R"(, "hold_for": ["postgres", "redis"])") ==
+          std::vector<std::string>{"postgres", "redis"});
+    CHECK(hold_for(R"(, "hold_for": ["redis"])") == std::vector<std::string>{"redis"});
+    REQUIRE_THROWS_MATCHES(hold_for(R"(, "hold_for": [])"), Error, IsError(Kind::Config, "/cdc/hold_for"));
+    REQUIRE_THROWS_MATCHES(hold_for(R"(, "hold_for": ["files"])"), Error,
+                           IsError(Kind::Config, "/cdc/hold_for"));
+}

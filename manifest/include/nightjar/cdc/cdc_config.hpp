@@ -47,6 +47,10 @@ struct CdcConfig {
     // "" (the default): "snapshot" for sink connectors (the database is the stream's sink), "backup" for
     // source connectors (the backup's load stays off the source)
     std::string hold = "";
+    // Whose consistency points a "snapshot" hold waits for: "postgres" (the default: the connectors of this
+    // stack read or write the databases) and "redis" too when a connector writes into Redis (its point is
+    // the fork, after repl-diskless-sync-delay, 5 s by default).
+    std::vector<std::string> hold_for = {"postgres"};
     CdcRetryConfig retry;  // backoff for retries and polls
     WatchConfig watch;     // the watchdog (`cdc watch`); defaults when absent
     // Where the host-wide crash journal lives: "" means $NIGHTJAR_CDC_STATE_DIR when set, else
