@@ -79,14 +79,13 @@ struct BackupLease::Held {
                "or a store this run could not reach to renew it, lets another run take over)";
     }
 
-    std::string put(const s3::PutOptions& o) {
-        return storage->client().put_object(storage->bucket(), key, s3::MemoryBody(io::as_bytes(body_text)),
-                                            o);
+    std::string put(const std::string& text, const s3::PutOptions& o) const {
+        return storage->client().put_object(storage->bucket(), key, s3::MemoryBody(io::as_bytes(text)), o);
     }
-    std::string body_text;
+    bool if_match_works = true;  // until the store refuses a matching If-Match once
 
-    // The object's ETag when it holds exactly our last body, else nullopt.
-    std::optional<std::string> ours_now() const {
+    // The object as it is now: its ETag and text; nullopt when it is gone or cannot be read.
+    std::optional<std::pair<std::string, std::string>> current() const {
         try {
             auto info = storage->client().head_object(storage->bucket(), key);
             if (!info) return std::nullopt;
@@ -94,10 +93,44 @@ struct BackupLease::Held {
             std::string text;
             std::vector<std::byte> buf(8192);
             while (std::size_t n = in->read(buf)) text.append(io::as_chars({buf.data(), n}));
-            if (text == body_text) return info->etag;
+            return std::pair{info->etag, text};
         } catch (const Error&) {
+            return std::nullopt;
         }
-        return std::nullopt;
+    }
+
+    // One renewal: If-Match on our last ETag, or, where the store refuses If-Match (radosgw 16.2 answers
+    // 412 to every If-Match PUT on a versioned bucket, which every object-lock bucket is), a read-compare
+    // then an unconditional write. Sets `lost` when the lease is another run's now.
+    void renew_once(const std::string& text) {
+        const s3::PutOptions plain{.content_type = "application/json"};
+        if (if_match_works) {
+            try {
+                etag = put(text, {.if_match = etag, .content_type = "application/json"});
+                ++renewals;
+                return;
+            } catch (const s3::PreconditionFailedError&) {
+            }
+        }
+        auto now = current();
+        if (now && now->first == etag) {
+            if (if_match_works)
+                log::info(
+                    "backup lease ", storage->describe(name),
+                    ": the store refuses If-Match on it although the ETag is ours (radosgw on a versioned "
+                    "bucket): renewing by read-compare");
+            if_match_works = false;
+            etag = put(text, plain);
+            ++renewals;
+            return;
+        }
+        if (now && now->second == text) {  // a retried write that had landed, its reply lost
+            etag = now->first;
+            ++renewals;
+            return;
+        }
+        lost = lost_message("was taken over by another run");
+        log::error(lost);
     }
 
     void renew_loop() {
@@ -108,23 +141,11 @@ struct BackupLease::Held {
             body["renewed_at"] = rfc3339_utc(now);
             body["expires_at"] = rfc3339_utc(now + stale_after_s);
             body["expires_at_unix"] = now + stale_after_s;
-            body_text = body.dump();
             try {
-                etag = put({.if_match = etag, .content_type = "application/json"});
-                ++renewals;
+                renew_once(body.dump());
+                if (!lost.empty()) return;
                 log::debug("backup lease ", storage->describe(name), " renewed until ",
                            rfc3339_utc(now + stale_after_s));
-            } catch (const s3::PreconditionFailedError&) {
-                // A retry of a write that had landed (its reply lost) also fails If-Match: ours if it holds
-                // exactly what we wrote.
-                if (auto mine = ours_now()) {
-                    etag = *mine;
-                    ++renewals;
-                    continue;
-                }
-                lost = lost_message("was taken over by another run");
-                log::error(lost);
-                return;
             } catch (const std::exception& e) {
                 log::warn("backup lease ", storage->describe(name), ": cannot renew it: ", e.what(),
                           ": trying again in ", every.count(), " ms");
@@ -153,10 +174,15 @@ void BackupLease::take(Storage& storage, const std::string& backup_id, std::int6
                       {"renewed_at", rfc3339_utc(now)},
                       {"expires_at", rfc3339_utc(now + stale_after_s)},
                       {"expires_at_unix", now + stale_after_s}};
-    held->body_text = held->body.dump();
     for (int attempt = 0; attempt < 2; ++attempt) {
         try {
-            held->etag = held->put({.create_only = true, .content_type = "application/json"});
+            // radosgw 16.2 ignores If-None-Match: * on a versioned bucket (every object-lock bucket is) and
+            // replaces the object: look first, so a live holder is found there too (a run racing in the
+            // moment between is caught by check() before publish: only the last writer publishes).
+            if (s3->client().head_object(s3->bucket(), held->key))
+                throw s3::ObjectExistsError("backup lease exists", 412, "PreconditionFailed");
+            held->etag =
+                held->put(held->body.dump(), {.create_only = true, .content_type = "application/json"});
             Held* h = held.get();
             h->renewer = std::thread([h] { h->renew_loop(); });
             held_ = std::move(held);

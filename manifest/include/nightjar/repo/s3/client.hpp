@@ -70,8 +70,9 @@ struct ObjectLock {
 
 struct PutOptions {
     bool create_only = false;  // If-None-Match: *; an existing key throws ObjectExistsError
-    std::string
-        if_match;  // If-Match: "<etag>" (compare and swap); another ETag throws PreconditionFailedError
+    // If-Match: <etag> (compare and swap; sent unquoted, which radosgw needs); another ETag there throws
+    // PreconditionFailedError.
+    std::string if_match;
     std::optional<ObjectLock> lock;  // x-amz-object-lock-mode + retain-until-date (bucket lock enabled)
     std::string content_type = "application/octet-stream";
     std::uint64_t max_speed = 0;  // bytes/s for this request; 0 = the client's bandwidth_limit
