@@ -2,12 +2,16 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <functional>
+#include <map>
 #include <optional>
 #include <set>
 
+#include "nightjar/core/clock.hpp"
 #include "nightjar/core/error.hpp"
 #include "nightjar/core/log.hpp"
 #include "nightjar/repo/drill_record.hpp"
+#include "nightjar/repo/object_lock.hpp"
 #include "nightjar/repo/verified_record.hpp"
 
 namespace nightjar {
@@ -131,6 +135,51 @@ void clear_leftovers(RepositoryWriter& repo, std::int64_t now, bool dry_run, std
     }
 }
 
+// On an S3 store: a backup the plan deletes but whose objects are still locked is kept ("locked until"),
+// and with a lock policy, a kept backup whose lock ends before the date the policy now gives it (it became a
+// keeper) has its lock extended.
+void keep_locked(const s3::S3Storage& store, const s3::S3Storage* locked,
+                 const std::vector<BackupInfo>& backups, const RetentionPolicy& policy, std::int64_t now,
+                 bool dry_run, PruneResult& result,
+                 const std::function<BackupRef(const std::string&)>& ref_of) {
+    std::map<std::string, std::int64_t> wanted;
+    if (locked) {
+        const auto horizons = lock_horizons(backups, policy, locked->lock_policy().days);
+        for (std::size_t i = 0; i < backups.size(); ++i) wanted[backups[i].id] = horizons[i];
+    }
+    for (auto& d : result.decisions) {
+        const BackupRef ref = ref_of(d.id);
+        if (!d.keep) {
+            const std::int64_t until = backup_locked_until(store, ref);
+            if (until > now) {
+                d.keep = true;
+                d.reasons = {"locked until " + rfc3339_utc(until)};
+            }
+            continue;
+        }
+        auto w = wanted.find(d.id);
+        if (w == wanted.end() || w->second <= now) continue;
+        const std::string commit = ref.index.empty() ? ref.manifest : ref.index;
+        auto info = store.client().head_object(store.bucket(), store.key(commit));
+        if (!info ||
+            (!info->lock_retain_until.empty() && s3::parse_s3_time(info->lock_retain_until) >= w->second))
+            continue;
+        if (dry_run) {
+            log::info("prune: would extend the lock of ", d.id, " to ", rfc3339_utc(w->second));
+            continue;
+        }
+        try {
+            const int n = extend_backup_lock(store, ref, w->second);
+            if (n > 0)
+                log::info("prune: lock of ", d.id, " extended to ", rfc3339_utc(w->second), " (", n,
+                          " object(s))");
+        } catch (const Error& e) {
+            log::error("prune: cannot extend the lock of ", d.id, ": ", e.what());
+            result.errors.push_back("prune: cannot extend the lock of " + d.id + ": " + e.what());
+        }
+    }
+}
+
 }  // namespace
 
 PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::int64_t now, bool dry_run,
@@ -143,7 +192,19 @@ PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::in
         if (!options.keep_id.empty() && d.info.id == options.keep_id) d.info.pinned = "published by this run";
         backups.push_back(d.info);
     }
-    result.decisions = plan_retention(backups, policy, now);
+    // On an object-locked store the first backup of a period is its keeper: that is what its lock was
+    // computed from at upload (repo/object_lock.hpp).
+    const s3::S3Storage* locked = locked_store(repo.storage());
+    RetentionPolicy effective = policy;
+    if (locked && policy.gfs()) effective.first_of_period = true;
+    result.decisions = plan_retention(backups, effective, now);
+    const auto ref_of = [&](const std::string& id) {
+        auto it = std::find_if(described.begin(), described.end(),
+                               [&](const Described& x) { return x.ref.id == id; });
+        return it != described.end() ? it->ref : BackupRef{id, manifest_file_name(id), ""};
+    };
+    if (const s3::S3Storage* store = s3_store(repo.storage()))
+        keep_locked(*store, locked, backups, effective, now, dry_run, result, ref_of);
     // Deleting waits for the restores and dry runs reading the backup dir; it never pulls one from under
     // them.
     std::optional<Lock> deleting;
@@ -171,10 +232,16 @@ PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::in
         }
         log::info("prune: ", dry_run ? "would delete " : "delete ", d.id, " (", reasons, ")");
         if (!dry_run) {
-            auto ref = std::find_if(described.begin(), described.end(),
-                                    [&](const Described& x) { return x.ref.id == d.id; });
-            repo.remove(ref != described.end() ? ref->ref : BackupRef{d.id, manifest_file_name(d.id), ""});
-            ++result.deleted;
+            try {
+                repo.remove(ref_of(d.id));
+                ++result.deleted;
+            } catch (const Error& e) {
+                // A delete the store refuses (AccessDenied: a lock, or a credential without delete) stops
+                // this backup only; e names the object.
+                if (e.kind() != Kind::Storage) throw;
+                log::error("prune: cannot delete ", d.id, ": ", e.what());
+                result.errors.push_back("prune: cannot delete " + d.id + ": " + e.what());
+            }
         }
     }
     clear_leftovers(repo, now, dry_run, grace_s);

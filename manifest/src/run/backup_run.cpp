@@ -22,6 +22,7 @@
 #include "nightjar/io/pipeline.hpp"
 #include "nightjar/io/signing.hpp"
 #include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/object_lock.hpp"
 #include "nightjar/repo/prune.hpp"
 #include "nightjar/repo/repository.hpp"
 #include "nightjar/run/drill.hpp"
@@ -275,6 +276,7 @@ void BackupRun::start() {
                   : "");
     heal_crashed_runs(*s.storage, manifest.id);  // s3wire: what killed runs of this host left in the store
     s.journal.emplace(*s.storage, manifest.id);
+    lock_new_backup(*s.repo, manifest.id, request_.retention);  // s3lock: retain-until from the retention
     s.staging.emplace(
         s.repo->begin(manifest.id, pipeline, std::move(keys), io::tuning_of(config.compression)));
 
@@ -560,6 +562,7 @@ void BackupRun::publish() {
         }
         std::rethrow_exception(s.failure);
     }
+    s.lease.check();  // s3lock: another run took the lease over: it publishes, not this one
     Manifest& manifest = s.manifest;
     manifest.status = s.failed > 0 ? "partial" : "complete";
     manifest.finished_at = rfc3339_utc(unix_now());
@@ -653,6 +656,7 @@ void BackupRun::prune() {
                         {.keep_id = s_->manifest.id,
                          .drill_signers = request_.config.encryption ? &keys.trusted_hosts : nullptr});
     report_.pruned = r.deleted;
+    for (const auto& e : r.errors) report_.add_error(e);
 }
 
 // ---- the nightly run with its monitoring ----
@@ -867,8 +871,9 @@ int prune_only(const BackupRequest& request, bool dry_run, json* out) {
             summary["aborted_uploads"] = aborted;
     for (const auto& d : r.decisions)
         summary["backups"].push_back({{"id", d.id}, {"keep", d.keep}, {"reasons", d.reasons}});
+    if (!r.errors.empty()) summary["errors"] = r.errors;
     if (out) *out = std::move(summary);
-    return 0;
+    return r.errors.empty() ? 0 : exit_code(Kind::Partial);  // s3lock: a delete the store refused
 }
 
 }  // namespace nightjar

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <catch2/catch.hpp>
+#include <ctime>
 #include <optional>
 #include <random>
 #include <set>
@@ -220,4 +221,143 @@ TEST_CASE("a drilled-good backup that is partial or unverified is still kept by 
                                 kStart + 12 * kDay);
         if (newest) REQUIRE(decision(r, bs[*newest].id).keep);
     }
+}
+
+// ---- object lock from the policy (lock_horizons) ----
+
+namespace {
+
+std::int64_t at(const char* iso) {
+    std::tm tm{};
+    REQUIRE(strptime(iso, "%Y-%m-%dT%H:%M:%SZ", &tm));
+    return static_cast<std::int64_t>(timegm(&tm));
+}
+
+bool kept_by_gfs(const RetentionDecision& d) {
+    return std::any_of(d.reasons.begin(), d.reasons.end(), [](const std::string& r) {
+        return r.rfind("daily ", 0) == 0 || r.rfind("weekly ", 0) == 0 || r.rfind("monthly ", 0) == 0;
+    });
+}
+
+}  // namespace
+
+TEST_CASE("with first_of_period the first complete backup of each day is the daily keeper",
+          "[retention][lock]") {
+    std::vector<BackupInfo> backups;
+    for (const char* t : {"2024-03-14T02:00:00Z", "2024-03-14T14:00:00Z", "2024-03-15T01:00:00Z",
+                          "2024-03-15T02:00:00Z", "2024-03-15T14:00:00Z"})
+        backups.push_back({backup_id_for(at(t)), at(t), "complete", true});
+    backups[2].status = "partial";  // never a keeper: the next one of its day is
+    const std::int64_t now = at("2024-03-15T15:00:00Z");
+    RetentionPolicy p{.keep_daily = 2};
+    CHECK(
+        kept(plan_retention(backups, p, now)) ==
+        std::set<std::string>{backups[4].id, backups[1].id});  // the newest of each day (and newest overall)
+    p.first_of_period = true;
+    auto ds = plan_retention(backups, p, now);
+    CHECK(kept(ds) == std::set<std::string>{backups[0].id, backups[3].id, backups[4].id});
+    CHECK(decision(ds, backups[3].id).reasons == std::vector<std::string>{"daily 2024-03-15"});
+    CHECK(decision(ds, backups[0].id).reasons == std::vector<std::string>{"daily 2024-03-14"});
+}
+
+TEST_CASE("the lock at upload of the first backup of a day week and month is the longest of their horizons",
+          "[retention][lock]") {
+    const RetentionPolicy p{.keep_daily = 7, .keep_weekly = 4, .keep_monthly = 3};
+    // Friday 2024-03-15: the first of its day, ISO week 2024-W11 (from Monday 03-11) and March.
+    const std::int64_t t = at("2024-03-15T02:00:00Z");
+    CHECK(lock_horizon_at_upload(t, {}, p, 1) == at("2024-06-01T00:00:00Z"));  // March + 3 months
+    CHECK(lock_horizon_at_upload(t, {}, {.keep_daily = 7}, 1) == at("2024-03-22T00:00:00Z"));
+    CHECK(lock_horizon_at_upload(t, {}, {.keep_weekly = 4}, 1) ==
+          at("2024-04-08T00:00:00Z"));  // Monday + 28 d
+    // Not the first of March (a backup on the 1st), still the first of its day and week.
+    CHECK(lock_horizon_at_upload(t, {at("2024-03-01T02:00:00Z")}, p, 1) == at("2024-04-08T00:00:00Z"));
+    // The second backup of the day: only the lock's days (or retention.days, whichever is longer).
+    CHECK(lock_horizon_at_upload(t, {at("2024-03-01T02:00:00Z"), at("2024-03-15T01:00:00Z")}, p, 1) ==
+          t + kDay);
+    RetentionPolicy with_days = p;
+    with_days.days = 10;
+    CHECK(lock_horizon_at_upload(t, {at("2024-03-01T02:00:00Z"), at("2024-03-15T01:00:00Z")}, with_days, 1) ==
+          t + 10 * kDay);
+    CHECK(lock_horizon_at_upload(t, {at("2024-03-01T02:00:00Z"), at("2024-03-15T01:00:00Z")}, p, 40) ==
+          t + 40 * kDay);  // a lock longer than the policy wins
+    // keep_last alone has no date: the lock's days.
+    CHECK(lock_horizon_at_upload(t, {}, {.keep_last = 30}, 3) == t + 3 * kDay);
+}
+
+TEST_CASE("lock horizons at ISO week and month boundaries", "[retention][lock]") {
+    const RetentionPolicy weekly{.keep_weekly = 2};
+    // Sunday 2024-03-17 23:00 belongs to the week of Monday 03-11; Monday 03-18 00:30 starts a new one.
+    CHECK(lock_horizon_at_upload(at("2024-03-17T23:00:00Z"), {at("2024-03-15T02:00:00Z")}, weekly, 1) ==
+          at("2024-03-18T23:00:00Z"));  // not the first of its week: one day
+    CHECK(lock_horizon_at_upload(at("2024-03-18T00:30:00Z"), {at("2024-03-15T02:00:00Z")}, weekly, 1) ==
+          at("2024-04-01T00:00:00Z"));
+    // ISO week 2025-W01 starts on Monday 2024-12-30: Thursday 2025-01-02 is not the first of that week.
+    CHECK(lock_horizon_at_upload(at("2025-01-02T02:00:00Z"), {at("2024-12-30T02:00:00Z")}, weekly, 1) ==
+          at("2025-01-03T02:00:00Z"));
+    CHECK(lock_horizon_at_upload(at("2024-12-30T02:00:00Z"), {at("2024-12-29T02:00:00Z")}, weekly, 1) ==
+          at("2025-01-13T00:00:00Z"));
+    // ... but it is the first of January 2025.
+    CHECK(lock_horizon_at_upload(at("2025-01-02T02:00:00Z"), {at("2024-12-30T02:00:00Z")},
+                                 {.keep_monthly = 2}, 1) == at("2025-03-01T00:00:00Z"));
+    const RetentionPolicy monthly{.keep_monthly = 1};
+    // The last second of January is not the first of January; the first second of February is.
+    CHECK(lock_horizon_at_upload(at("2024-01-31T23:59:59Z"), {at("2024-01-01T02:00:00Z")}, monthly, 1) ==
+          at("2024-02-01T23:59:59Z"));
+    CHECK(lock_horizon_at_upload(at("2024-02-01T00:00:00Z"), {at("2024-01-31T23:59:59Z")}, monthly, 1) ==
+          at("2024-03-01T00:00:00Z"));
+    // Month ends of different lengths, a leap February and a year wrap (lock days 0: the month's date alone;
+    // with a day's lock, a day from the upload is later than the next 1st).
+    CHECK(lock_horizon_at_upload(at("2024-01-31T02:00:00Z"), {}, monthly, 0) == at("2024-02-01T00:00:00Z"));
+    CHECK(lock_horizon_at_upload(at("2024-02-29T02:00:00Z"), {}, monthly, 0) == at("2024-03-01T00:00:00Z"));
+    CHECK(lock_horizon_at_upload(at("2024-02-29T02:00:00Z"), {}, monthly, 1) == at("2024-03-01T02:00:00Z"));
+    CHECK(lock_horizon_at_upload(at("2024-11-15T02:00:00Z"), {}, {.keep_monthly = 3}, 1) ==
+          at("2025-02-01T00:00:00Z"));
+    CHECK(lock_horizon_at_upload(at("2024-12-31T23:00:00Z"), {}, {.keep_monthly = 14}, 1) ==
+          at("2026-02-01T00:00:00Z"));
+}
+
+TEST_CASE("a bad backup is never the keeper its lock was computed for: the next good one is",
+          "[retention][lock]") {
+    std::vector<BackupInfo> backups{
+        {"a", at("2024-03-15T01:00:00Z"), "partial", true},
+        {"b", at("2024-03-15T02:00:00Z"), "complete", false, "sha mismatch"},
+        {"c", at("2024-03-15T03:00:00Z"), "complete", true},
+        {"d", at("2024-03-15T04:00:00Z"), "complete", true},
+    };
+    auto h = lock_horizons(backups, {.keep_daily = 7}, 1);
+    CHECK(h[0] == at("2024-03-16T01:00:00Z"));
+    CHECK(h[1] == at("2024-03-16T02:00:00Z"));
+    CHECK(h[2] == at("2024-03-22T00:00:00Z"));  // promoted: the first good one of the day
+    CHECK(h[3] == at("2024-03-16T04:00:00Z"));
+}
+
+TEST_CASE(
+    "on a daily schedule a backup is locked exactly while the first-of-period policy keeps it by a GFS rule",
+    "[retention][lock]") {
+    // 400 days from 2024-01-01 (a leap February, a year end inside an ISO week), at 02:00 every day and a
+    // second backup at 14:00 every third day; each evaluated after every backup, as prune runs.
+    std::vector<BackupInfo> all;
+    for (int day = 0; day < 400; ++day) {
+        const std::int64_t t = at("2024-01-01T02:00:00Z") + day * kDay;
+        all.push_back({backup_id_for(t), t, "complete", true});
+        if (day % 3 == 0) all.push_back({backup_id_for(t + 12 * 3600), t + 12 * 3600, "complete", true});
+    }
+    const RetentionPolicy p{.keep_daily = 7, .keep_weekly = 4, .keep_monthly = 6, .first_of_period = true};
+    const auto horizon = lock_horizons(all, p, 0);
+    int checked = 0, locked = 0;
+    for (std::size_t n = 1; n <= all.size(); n += 3) {
+        const std::int64_t now = all[n - 1].time;
+        std::vector<BackupInfo> so_far(all.begin(), all.begin() + static_cast<std::ptrdiff_t>(n));
+        for (const auto& d : plan_retention(so_far, p, now)) {
+            auto i = static_cast<std::size_t>(
+                std::find_if(all.begin(), all.end(), [&](const BackupInfo& b) { return b.id == d.id; }) -
+                all.begin());
+            INFO("now " << backup_id_for(now) << " backup " << d.id);
+            CHECK(kept_by_gfs(d) == (horizon[i] > now));
+            ++checked;
+            locked += horizon[i] > now;
+        }
+    }
+    CHECK(checked > 10000);
+    CHECK(locked > 1000);
 }

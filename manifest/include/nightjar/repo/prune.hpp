@@ -13,6 +13,8 @@ struct PruneResult {
     std::vector<RetentionDecision> decisions;
     int deleted = 0;
     std::size_t kept = 0;
+    std::vector<std::string>
+        errors;  // deletes (or lock extensions) the store refused, each naming the object
 };
 
 struct PruneOptions {
@@ -31,7 +33,11 @@ struct PruneOptions {
 // would count as the newest complete one are fully verified (streamed SHA-256 of their stored bytes, or a
 // matching verified record) until one passes, so the newest restorable backup is always kept. Also clears
 // what crashed runs left: staging dirs and artifact dirs without a manifest older than `grace_s` are
-// removed; younger ones are reported.
+// removed; younger ones are reported. On an S3 store a backup still locked (its objects' retain-until, read
+// from the store) is kept with the reason "locked until <UTC>"; with repository.object_lock and a GFS
+// policy the first backup of each period is its keeper, and a kept backup whose lock ends before the date
+// the policy now gives it is extended (repo/object_lock.hpp). A delete the store refuses is logged and
+// listed in `errors`; the prune goes on with the others.
 PruneResult prune(RepositoryWriter& repo, const RetentionPolicy& policy, std::int64_t now, bool dry_run,
                   std::int64_t grace_s = 86400, const PruneOptions& options = {});
 

@@ -8,6 +8,8 @@
 #include <mutex>
 #include <thread>
 
+#include "nightjar/repo/manifest.hpp"
+
 namespace nightjar::s3 {
 
 namespace fs = std::filesystem;
@@ -202,13 +204,44 @@ std::unique_ptr<io::Reader> S3Storage::open_read(const fs::path& rel, ReadRange 
     return reader;
 }
 
+std::string backup_of(const fs::path& rel) {
+    auto first = rel.begin();
+    if (first == rel.end()) return "";
+    const std::string top = first->string();
+    if (std::next(first) != rel.end()) return is_backup_id(top) ? top : "";
+    for (const char* prefix : {"manifest_", "index_"}) {
+        if (!top.starts_with(prefix)) continue;
+        for (const char* suffix : {".json.age", ".json"}) {
+            if (!top.ends_with(suffix)) continue;
+            const std::size_t p = std::strlen(prefix), n = top.size() - p - std::strlen(suffix);
+            if (top.size() > p + std::strlen(suffix) && is_backup_id(top.substr(p, n)))
+                return top.substr(p, n);
+        }
+    }
+    return "";
+}
+
+void S3Storage::set_backup_lock(const std::string& id, std::chrono::system_clock::time_point until) {
+    std::lock_guard lock(mutex_);
+    backup_locks_[id] = until;
+}
+
+std::optional<ObjectLock> S3Storage::lock_for(const fs::path& rel) const {
+    if (!options_.lock.enabled()) return std::nullopt;
+    const std::string id = backup_of(rel);
+    if (id.empty()) return std::nullopt;
+    auto until = std::chrono::system_clock::now() + std::chrono::hours(24) * options_.lock.days;
+    {
+        std::lock_guard lock(mutex_);
+        if (auto it = backup_locks_.find(id); it != backup_locks_.end()) until = std::max(until, it->second);
+    }
+    return ObjectLock{.mode = options_.lock.mode, .retain_until = until};
+}
+
 std::unique_ptr<io::Writer> S3Storage::open_write(const fs::path& rel, WriteOptions options) {
     MultipartOptions mo = options_.multipart;
     mo.put.create_only = options.create_only;
-    if (options_.lock.days > 0)
-        mo.put.lock = ObjectLock{
-            .mode = options_.lock.mode,
-            .retain_until = std::chrono::system_clock::now() + std::chrono::hours(24) * options_.lock.days};
+    mo.put.lock = lock_for(rel);
     return std::make_unique<S3Write>(*client_, options_.bucket, key(rel), std::move(mo), describe(rel));
 }
 

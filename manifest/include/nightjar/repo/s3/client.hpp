@@ -55,6 +55,10 @@ struct ObjectInfo {
     std::string etag;           // with its quotes removed; "<md5>-<parts>" for a multipart object
     std::string last_modified;  // as the server wrote it (ISO 8601 in listings, RFC 1123 from HEAD)
     std::string version_id;     // from HEAD on a versioned bucket; "" otherwise
+    // From HEAD on a locked object: x-amz-object-lock-retain-until-date as the server wrote it (ISO 8601)
+    // and x-amz-object-lock-mode ("COMPLIANCE"/"GOVERNANCE"); "" when the object has no retention.
+    std::string lock_retain_until;
+    std::string lock_mode;
 };
 
 enum class LockMode { Governance, Compliance };
@@ -65,7 +69,10 @@ struct ObjectLock {
 };
 
 struct PutOptions {
-    bool create_only = false;        // If-None-Match: *; an existing key throws ObjectExistsError
+    bool create_only = false;  // If-None-Match: *; an existing key throws ObjectExistsError
+    // If-Match: <etag> (compare and swap; sent unquoted, which radosgw needs); another ETag there throws
+    // PreconditionFailedError.
+    std::string if_match;
     std::optional<ObjectLock> lock;  // x-amz-object-lock-mode + retain-until-date (bucket lock enabled)
     std::string content_type = "application/octet-stream";
     std::uint64_t max_speed = 0;  // bytes/s for this request; 0 = the client's bandwidth_limit
@@ -128,6 +135,12 @@ public:
     using S3Error::S3Error;
 };
 
+// A write with If-Match found another ETag there (HTTP 412): someone else rewrote the object.
+class PreconditionFailedError final : public S3Error {
+public:
+    using S3Error::S3Error;
+};
+
 struct PartInfo {
     int number = 0;
     std::string etag;  // without quotes
@@ -178,6 +191,8 @@ public:
                             const ListOptions& options = {}) const;
     void put_object_retention(const std::string& bucket, const std::string& key,
                               const ObjectLock& lock) const;
+    // GetObjectRetention: the object's lock, nullopt when it has none (NoSuchObjectLockConfiguration).
+    std::optional<ObjectLock> get_object_retention(const std::string& bucket, const std::string& key) const;
 
     // Multipart. create_multipart takes the lock (and content type) of the object to be.
     std::string create_multipart(const std::string& bucket, const std::string& key,

@@ -4,7 +4,9 @@
 // one PUT); nothing is visible under a name until finish(), an unfinished write aborts its upload, and a
 // create-only write is If-None-Match: * (StorageExists when taken). No rename, no directory sync, no lock
 // (capabilities all false): the repository publishes by writing its index last, create-only.
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 
@@ -16,14 +18,15 @@ namespace nightjar::s3 {
 
 struct LockPolicy {
     LockMode mode = LockMode::Compliance;
-    int days = 0;  // every object written is locked this long from its upload; 0 = no lock
+    int days = 0;  // a backup's objects are locked at least this long from their upload; 0 = no lock
+    bool enabled() const { return days > 0; }
 };
 
 struct S3StorageOptions {
     std::string bucket;            // lowercase, at least 3 characters
     std::string prefix;            // "host/" (a trailing '/' is added when missing); "" = the whole bucket
     MultipartOptions multipart{};  // part size, parallel parts, bandwidth (put options are set per write)
-    LockPolicy lock{};             // object lock on every write (the bucket must have lock enabled)
+    LockPolicy lock{};             // object lock on a backup's objects (the bucket must have lock enabled)
     std::size_t read_buffer = 8u << 20;  // bytes a streaming read holds ahead of its reader at most
 };
 
@@ -53,10 +56,25 @@ public:
     // The object key of a relative path (the prefix joined); Kind::Internal for an absolute path or "..".
     std::string key(const std::filesystem::path& rel) const;
 
+    const LockPolicy& lock_policy() const { return options_.lock; }
+    // With a lock policy: the retain-until of the objects of backup `id` written from now on (its
+    // artifacts under <id>/, manifest_<id>.json[.age], index_<id>.json), computed by the run from the
+    // retention (repo/object_lock.hpp). A backup without one is locked for lock.days from each upload.
+    // Objects outside a backup (leases/, runs/, records) are never locked: they are rewritten or removed.
+    void set_backup_lock(const std::string& id, std::chrono::system_clock::time_point until);
+    // The lock a write of `rel` gets (nullopt: none).
+    std::optional<ObjectLock> lock_for(const std::filesystem::path& rel) const;
+
 private:
     std::shared_ptr<const Client> client_;
     S3StorageOptions options_;
+    mutable std::mutex mutex_;  // backup_locks_
+    std::map<std::string, std::chrono::system_clock::time_point> backup_locks_;
 };
+
+// The backup an object of a repository belongs to: "<id>/..." or manifest_<id>.json[.age] or
+// index_<id>.json at the top; "" for anything else.
+std::string backup_of(const std::filesystem::path& rel);
 
 // Unix seconds of an S3 time: ISO 8601 ("2026-12-02T00:30:52.000Z", listings) or RFC 1123
 // ("Wed, 02 Dec 2026 00:30:52 GMT", HEAD). 0 when it cannot be read.
