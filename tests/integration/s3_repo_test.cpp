@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <regex>
 #include <thread>
 
 #include "nightjar/io/process.hpp"
@@ -352,6 +353,59 @@ TEST_CASE("s3 repo: copies ship the local backup to the store and a failing copy
     CHECK_THAT(json::parse(failed.out).at("error").get<std::string>(),
                Catch::Contains("copy to s3://nightjar-no-such-bucket/"));
     CHECK(test::published_manifests(dir / "backups").size() == 2);
+}
+
+TEST_CASE("s3 repo: an encrypted backup is copied whole: encrypted manifest then the signed index last",
+          "[integration][s3][encryption]") {
+    test::TempDir dir;
+    const std::string prefix = unique("copy-enc");
+    test::write_file(dir / "src/a.conf", "secret_marker = nightjar-plaintext-canary\n");
+    const fs::path identity = dir / "key.txt";
+    auto k = test::run({"age-keygen", "-o", identity.string()});
+    INFO(k.err);
+    REQUIRE(k.code == 0);
+    std::smatch m;
+    const std::string key_text = test::read_file(identity);
+    REQUIRE(std::regex_search(key_text, m, std::regex("public key: (age1[0-9a-z]+)")));
+    json cfg{{"backup_dir", (dir / "backups").string()},
+             {"repository", {{"copies", {s3_section(prefix)}}}},
+             {"files", {{"paths", {(dir / "src").string()}}}},
+             {"encryption", {{"recipients", {m[1].str()}}, {"identity_file", identity.string()}}},
+             {"retention", {{"keep_last", 1}}}};
+    test::write_file(dir / "nightjar.json", cfg.dump());
+    auto b = test::backup({"--config", (dir / "nightjar.json").string(), "--json"});
+    INFO(b.err);
+    REQUIRE(b.code == 0);
+    const std::string id = json::parse(b.out).at("id");
+    auto s = store(prefix);
+    CHECK(s->stat("index_" + id + ".json"));
+    CHECK(s->stat("manifest_" + id + ".json.age"));
+    CHECK_FALSE(s->stat("manifest_" + id + ".json"));
+    std::smatch signer;
+    REQUIRE(std::regex_search(b.err, signer, std::regex("ed25519:[A-Za-z0-9+/]+")));
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    cfg["encryption"]["trusted_hosts"] = {{host, {signer[0].str()}}};
+    test::write_file(dir / "nightjar.json", cfg.dump());
+
+    // A second backup: the copy's retention (keep_last 1) removes the first one whole from the store.
+    auto b2 = test::backup({"--config", (dir / "nightjar.json").string(), "--json"});
+    INFO(b2.err);
+    REQUIRE(b2.code == 0);
+    const std::string id2 = json::parse(b2.out).at("id");
+    CHECK(s->stat("index_" + id2 + ".json"));
+    CHECK_FALSE(s->stat("index_" + id + ".json"));
+    CHECK_FALSE(s->stat("manifest_" + id + ".json.age"));
+
+    // The copy restores on its own, with the identity.
+    const fs::path target = dir / "t";
+    auto r = test::restore({"latest", "--backup-dir", location(prefix), "--config",
+                            (dir / "nightjar.json").string(), "--target-dir", target.string()},
+                           s3_env());
+    INFO(r.err);
+    CHECK(r.code == 0);
+    CHECK(test::read_file(target / (dir / "src/a.conf").relative_path()) ==
+          "secret_marker = nightjar-plaintext-canary\n");
 }
 
 TEST_CASE("s3 repo: two hosts share a bucket and --list --all-hosts shows each with its last success",

@@ -6,6 +6,7 @@
 #include "nightjar/core/log.hpp"
 #include "nightjar/core/signals.hpp"
 #include "nightjar/io/sha256.hpp"
+#include "nightjar/repo/backup_index.hpp"
 #include "nightjar/repo/prune.hpp"
 #include "nightjar/repo/repository.hpp"
 
@@ -39,7 +40,11 @@ std::pair<std::string, std::uint64_t> stream_copy(const Storage& from, Storage& 
 CopyOutcome copy_backup(const Storage& from, const Manifest& manifest, Storage& to,
                         const std::string& location, const CopyOptions& options) {
     CopyOutcome r{.location = location};
-    const std::string manifest_name = manifest_file_name(manifest.id);
+    // The commit record goes last: a plain backup's manifest, or an encrypted backup's signed index (after
+    // its encrypted manifest; there is no plain manifest_<id>.json then).
+    const std::string index_name = index_file_name(manifest.id);
+    const bool encrypted = from.stat(index_name).has_value();
+    const std::string manifest_name = encrypted ? index_name : manifest_file_name(manifest.id);
     const auto t0 = std::chrono::steady_clock::now();
     try {
         log::info("copy: backup ", manifest.id, " to ", location, " (", manifest.artifacts.size(),
@@ -60,6 +65,9 @@ CopyOutcome copy_backup(const Storage& from, const Manifest& manifest, Storage& 
                                 "...: the local backup is damaged; run nightjar-restore --dry-run on it");
             r.bytes += size;
         }
+        if (encrypted)
+            stream_copy(from, to, encrypted_manifest_file_name(manifest.id),
+                        {.atomic = true, .sync = true, .create_only = true});
         // Last and create-only: the copy exists from here on.
         stream_copy(from, to, manifest_name, {.atomic = true, .sync = true, .create_only = true});
         r.ok = true;
@@ -73,8 +81,11 @@ CopyOutcome copy_backup(const Storage& from, const Manifest& manifest, Storage& 
             ": the local backup is published and stays; the next run does not retry it, copy it by hand "
             "or check the store and credentials";
         log::error(r.error);
-        try {  // what the failed copy left (never a manifest: it is written last)
-            if (!to.stat(manifest_name)) to.remove_tree(manifest.id);
+        try {  // what the failed copy left (never its commit record: it is written last)
+            if (!to.stat(manifest_name)) {
+                to.remove_tree(manifest.id);
+                if (encrypted) to.remove(encrypted_manifest_file_name(manifest.id));
+            }
         } catch (const std::exception& cleanup) {
             log::warn("copy: cannot remove the unfinished copy ", location, "/", manifest.id,
                       "/: ", cleanup.what());
