@@ -38,6 +38,18 @@ std::string secret() {
 }
 
 // The repository section of a config on the test bucket under `prefix`.
+// An `encryption` section with a fresh age key pair from Debian's age-keygen (identity in dir/key.txt).
+json age_encryption(const fs::path& dir) {
+    const fs::path identity = dir / "key.txt";
+    auto k = test::run({"age-keygen", "-o", identity.string()});
+    INFO(k.err);
+    REQUIRE(k.code == 0);
+    std::smatch m;
+    const std::string key_text = test::read_file(identity);
+    REQUIRE(std::regex_search(key_text, m, std::regex("public key: (age1[0-9a-z]+)")));
+    return {{"recipients", {m[1].str()}}, {"identity_file", identity.string()}};
+}
+
 json s3_section(const std::string& prefix, const std::string& endpoint = "") {
     return {{"type", "s3"},
             {"endpoint", endpoint.empty() ? test::required_env("NIGHTJAR_TEST_S3_ENDPOINT") : endpoint},
@@ -311,6 +323,49 @@ TEST_CASE("s3 repo: a run killed mid-upload publishes nothing and the next run a
     for (const auto& k : keys(*s, "")) CHECK((k.rfind(id, 0) == 0 || k.rfind("manifest_" + id, 0) == 0));
 }
 
+TEST_CASE("s3 repo: an encrypted run killed around its publish: the next run keeps what was published",
+          "[integration][s3][encryption]") {
+    test::TempDir dir;
+    const std::string prefix = unique("crash-enc");
+    test::write_file(dir / "src/a.conf", "a = 1\n");
+    json cfg{{"repository", s3_section(prefix)},
+             {"files", {{"paths", {(dir / "src").string()}}}},
+             {"encryption", age_encryption(dir.path())}};
+    test::write_file(dir / "nightjar.json", cfg.dump());
+    const std::string config = (dir / "nightjar.json").string();
+    auto s = store(prefix);
+
+    // Killed after its signed index (the commit record) was written: published, so the next run keeps it.
+    auto after = test::backup({"--config", config}, {"NIGHTJAR_FAILPOINT=publish:after-manifest"});
+    INFO(after.err);
+    REQUIRE(after.code == 128 + SIGKILL);
+    const auto published = keys(*s, "index_");
+    REQUIRE(published.size() == 1);
+    const std::string kept = published[0].substr(6, published[0].size() - 6 - 5);
+    const auto kept_objects = keys(*s, kept + "/");
+    REQUIRE_FALSE(kept_objects.empty());
+
+    // Killed between its encrypted manifest and its index: not published, so the next run removes it all.
+    auto before = test::backup({"--config", config}, {"NIGHTJAR_FAILPOINT=publish:before-index"});
+    INFO(before.err);
+    REQUIRE(before.code == 128 + SIGKILL);
+    // That run began by healing the first one's journal: published, so its artifacts stay.
+    CHECK_THAT(before.err, Catch::Contains("its manifest was published, so it stays"));
+    CHECK(keys(*s, kept + "/") == kept_objects);
+    REQUIRE(keys(*s, "manifest_").size() == 2);  // both encrypted manifests; one index
+
+    auto next = test::backup({"--config", config, "--json"});
+    INFO(next.err);
+    REQUIRE(next.code == 0);
+    CHECK_THAT(next.err, Catch::Contains("unpublished object(s)"));
+    const std::string id = json::parse(next.out).at("id");
+    CHECK(keys(*s, kept + "/") == kept_objects);
+    CHECK(keys(*s, "index_") == std::vector<std::string>{"index_" + kept + ".json", "index_" + id + ".json"});
+    CHECK(keys(*s, "manifest_") ==
+          std::vector<std::string>{"manifest_" + kept + ".json.age", "manifest_" + id + ".json.age"});
+    CHECK(keys(*s, "runs/").empty());
+}
+
 TEST_CASE("s3 repo: copies ship the local backup to the store and a failing copy makes the run partial",
           "[integration][s3]") {
     test::TempDir dir;
@@ -360,17 +415,10 @@ TEST_CASE("s3 repo: an encrypted backup is copied whole: encrypted manifest then
     test::TempDir dir;
     const std::string prefix = unique("copy-enc");
     test::write_file(dir / "src/a.conf", "secret_marker = nightjar-plaintext-canary\n");
-    const fs::path identity = dir / "key.txt";
-    auto k = test::run({"age-keygen", "-o", identity.string()});
-    INFO(k.err);
-    REQUIRE(k.code == 0);
-    std::smatch m;
-    const std::string key_text = test::read_file(identity);
-    REQUIRE(std::regex_search(key_text, m, std::regex("public key: (age1[0-9a-z]+)")));
     json cfg{{"backup_dir", (dir / "backups").string()},
              {"repository", {{"copies", {s3_section(prefix)}}}},
              {"files", {{"paths", {(dir / "src").string()}}}},
-             {"encryption", {{"recipients", {m[1].str()}}, {"identity_file", identity.string()}}},
+             {"encryption", age_encryption(dir.path())},
              {"retention", {{"keep_last", 1}}}};
     test::write_file(dir / "nightjar.json", cfg.dump());
     auto b = test::backup({"--config", (dir / "nightjar.json").string(), "--json"});

@@ -10,7 +10,9 @@
 #include "nightjar/core/clock.hpp"
 #include "nightjar/core/json_fields.hpp"
 #include "nightjar/core/log.hpp"
+#include "nightjar/repo/backup_index.hpp"
 #include "nightjar/repo/manifest.hpp"
+#include "nightjar/repo/repository.hpp"
 #include "nightjar/repo/s3/s3_storage.hpp"
 #include "nightjar/run/repository_config.hpp"
 
@@ -73,7 +75,9 @@ namespace {
 
 std::string heal_one(Storage& storage, const s3::S3Storage& s3, const std::string& journal,
                      const std::string& id, std::int64_t pid) {
-    const bool published = storage.stat(manifest_file_name(id)).has_value();
+    // Published: its plain manifest, or an encrypted backup's signed index (its commit record) is there.
+    const bool published =
+        storage.stat(manifest_file_name(id)).has_value() || storage.stat(index_file_name(id)).has_value();
     int aborted = 0;
     for (const auto& u : s3.client().list_multipart_uploads(s3.bucket(), s3.key(id) + "/")) {
         s3.client().abort_multipart(s3.bucket(), u.key, u.upload_id);
@@ -83,6 +87,10 @@ std::string heal_one(Storage& storage, const s3::S3Storage& s3, const std::strin
     if (!published) {
         objects = storage.list_prefix(id + "/").size();
         storage.remove_tree(id);
+        if (storage.stat(encrypted_manifest_file_name(id))) {  // written before the index that never came
+            storage.remove(encrypted_manifest_file_name(id));
+            ++objects;
+        }
     }
     storage.remove(journal);
     return "backup " + id + " (pid " + std::to_string(pid) + ", gone) was interrupted: aborted " +
