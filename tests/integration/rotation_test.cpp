@@ -1,10 +1,13 @@
 // Key rotation for past encrypted backups (issue 15) through the real binaries: `nightjar-backup encryption
 // add-recipient` writes rotation headers beside an encrypted backup's objects, the restore reads them with
-// an identity the backup was never encrypted to, and the age CLI agrees (the interop oracle).
+// an identity the backup was never encrypted to (files and PostgreSQL), and the age CLI agrees (the interop
+// oracle).
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <map>
+#include <regex>
 
 #include "nightjar/io/sha256.hpp"
 #include "support/commands.hpp"
@@ -183,4 +186,57 @@ TEST_CASE(
     CHECK(add_recipient(f, {"--recipient", f.keys.other_recipient}).code == 2);
     CHECK(add_recipient(f, {"--recipient", "age1notarecipient", "--all"}).code == 2);
     CHECK(hashes(f.backups) == before);
+}
+
+TEST_CASE("add-recipient: an encrypted PostgreSQL backup restores with only the added identity",
+          "[rotation]") {
+    test::Keys keys;
+    test::TempDir dir;
+    const fs::path backups = dir / "backups", config = dir / "nightjar.json";
+    const std::string host = test::required_env("NIGHTJAR_TEST_PGHOST");
+    const std::string port = test::required_env("NIGHTJAR_TEST_PGPORT");
+    const std::string user = test::required_env("NIGHTJAR_TEST_PGUSER");
+    const std::string bindir = test::required_env("NIGHTJAR_TEST_PG_BINDIR");
+    const std::vector<std::string> env{"PGPASSWORD=" + test::required_env("NIGHTJAR_TEST_PGPASSWORD")};
+    const std::string db = "rot_" + std::to_string(::getpid()), copy = db + "_copy";
+    auto psql = [&](const std::string& d, const std::string& sql) {
+        auto r = test::run({bindir + "/psql", "-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", host,
+                            "-p", port, "-U", user, "-d", d, "-c", sql},
+                           env);
+        INFO(sql << "\n" << r.err);
+        REQUIRE(r.code == 0);
+        return r.out.substr(0, r.out.find_last_not_of('\n') + 1);
+    };
+    psql("postgres", "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    psql("postgres", "DROP DATABASE IF EXISTS " + copy + " WITH (FORCE)");
+    psql("postgres", "CREATE DATABASE " + db);
+    psql(db, "CREATE TABLE rotated AS SELECT g AS n FROM generate_series(1, 3000) g");
+    json j{{"backup_dir", backups.string()},
+           {"postgres", {{"host", host}, {"port", std::stoi(port)}, {"user", user}, {"databases", {db}}}},
+           {"encryption", {{"recipients", {keys.recipient}}, {"identity_file", keys.identity.string()}}}};
+    test::write_file(config, j.dump());
+    auto b = test::backup({"--config", config.string()}, env);
+    INFO(b.err);
+    REQUIRE(b.code == 0);
+    std::smatch m;
+    REQUIRE(std::regex_search(b.err, m, std::regex("ed25519:[A-Za-z0-9+/]+")));
+    j["encryption"]["trusted_hosts"] = {{Flow::host(), {m[0].str()}}};
+    test::write_file(config, j.dump());
+
+    auto add = test::backup({"encryption", "add-recipient", "--config", config.string(), "--all",
+                             "--recipient", keys.other_recipient});
+    INFO(add.err);
+    REQUIRE(add.code == 0);
+    // The restore host holds only the added identity.
+    j["encryption"]["identity_file"] = keys.other.string();
+    j["encryption"]["recipients"] = {keys.other_recipient};
+    test::write_file(config, j.dump());
+    auto r = test::restore({"latest", "--backup-dir", backups.string(), "--config", config.string(),
+                            "--db-name", db + "=" + copy},
+                           env);
+    INFO(r.err);
+    CHECK(r.code == 0);
+    CHECK(psql(copy, "SELECT count(*) FROM rotated") == "3000");
+    psql("postgres", "DROP DATABASE IF EXISTS " + db + " WITH (FORCE)");
+    psql("postgres", "DROP DATABASE IF EXISTS " + copy + " WITH (FORCE)");
 }
