@@ -134,11 +134,7 @@ VerifyOutcome verify_stored_bytes(const RepositoryReader& repo, const Artifact& 
     if (opened.problem) return *opened.problem;
     io::ReadPipeline chain(*opened.reader, artifact.spec(), expected_of(artifact), io::ReadKeys{},
                            what_of(artifact), {.proof = io::Proof::StoredOnly, .progress = progress});
-    VerifyOutcome outcome = outcome_of(chain.prove());
-    if (outcome.ok() && artifact.spec().cipher == io::Cipher::Age)
-        if (std::string problem = repo.check_rotation_headers(artifact.path); !problem.empty())
-            return {VerifyStatus::FormatInvalid, problem};
-    return outcome;
+    return outcome_of(chain.prove());
 }
 
 VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& artifact,

@@ -215,6 +215,9 @@ private:
         for (const auto& a : manifest_.artifacts) {
             VerifyOutcome v = verify_stored_bytes(repo_, a);
             if (v.ok())
+                if (std::string problem = repo_.check_rotation_headers(a.path); !problem.empty())
+                    v = {VerifyStatus::FormatInvalid, problem};
+            if (v.ok())
                 log::info("verify ", a.name, " (", a.path, "): OK (stored bytes)");
             else
                 log::error("verify ", a.name, " (", a.path, "): ", verify_status_name(v.status), ": ",
