@@ -1,4 +1,5 @@
 #include "cdc_command.hpp"
+#include "encryption_command.hpp"
 #include "nightjar/run/cli_main.hpp"
 #include "nightjar/run/version.hpp"
 #include "options.hpp"
@@ -13,7 +14,11 @@ int main(int argc, char** argv) {
         "Print the version, the git commit and the library versions, then exit");
     nightjar::CdcCommandOptions cdc;
     cdc.add_to(app);
+    nightjar::EncryptionCommandOptions encryption;
+    encryption.add_to(app);
     return nightjar::cli_main(app, argc, argv, [&] {
-        return cdc.selected() ? nightjar::run_cdc_command(cdc, options) : nightjar::run_backup(options);
+        if (cdc.selected()) return nightjar::run_cdc_command(cdc, options);
+        if (encryption.selected()) return nightjar::run_encryption_command(encryption, options);
+        return nightjar::run_backup(options);
     });
 }

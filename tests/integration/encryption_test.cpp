@@ -12,125 +12,17 @@
 
 #include "support/commands.hpp"
 #include "support/corrupt.hpp"
+#include "support/encrypted_flow.hpp"
 #include "support/temp_dir.hpp"
 
 using namespace nightjar;
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-namespace {
-
-std::string random_bytes(std::size_t n, unsigned seed) {
-    std::mt19937 rng(seed);
-    std::string s(n, '\0');
-    for (auto& c : s) c = static_cast<char>(rng());
-    return s;
-}
-
-// The age recipient in an identity file ("# public key: age1...").
-std::string recipient_of(const fs::path& identity) {
-    std::smatch m;
-    std::string text = test::read_file(identity);
-    REQUIRE(std::regex_search(text, m, std::regex("public key: (age1[0-9a-z]+)")));
-    return m[1];
-}
-
-struct Keys {
-    test::TempDir dir;
-    fs::path identity = dir / "key.txt";
-    fs::path other = dir / "other.txt";
-    std::string recipient, other_recipient;
-    Keys() {
-        // One pair from nightjar's keygen, one from age-keygen: both are age identities.
-        auto k = test::backup({"keygen", "-o", identity.string()});
-        INFO(k.err);
-        REQUIRE(k.code == 0);
-        CHECK_THAT(k.out, Catch::StartsWith("Public key: age1"));
-        recipient = recipient_of(identity);
-        CHECK_THAT(k.out, Catch::Contains(recipient));
-        CHECK((fs::status(identity).permissions() & fs::perms::all) == fs::perms(0600));
-        auto a = test::run({"age-keygen", "-o", other.string()});
-        INFO(a.err);
-        REQUIRE(a.code == 0);
-        other_recipient = recipient_of(other);
-    }
-};
-
-struct Flow {
-    Keys keys;
-    test::TempDir dir;
-    fs::path src = dir / "etc-app";
-    fs::path backups = dir / "backups";
-    fs::path config = dir / "nightjar.json";
-    fs::path target = dir / "target";
-    std::string signer;  // the public key the first backup logged
-
-    Flow() {
-        test::write_file(src / "app.conf", "listen = 8080\nsecret_marker = nightjar-plaintext-canary\n");
-        test::write_file(src / "big.bin", random_bytes(300 * 1024, 7));  // incompressible: 5 payload chunks
-    }
-    json encryption(bool identity = true) const {
-        json e{{"recipients", {keys.recipient}}};
-        if (identity) e["identity_file"] = keys.identity.string();
-        if (!signer.empty()) e["trusted_hosts"] = {{host(), {signer}}};
-        return e;
-    }
-    static std::string host() {
-        char buf[256] = {};
-        ::gethostname(buf, sizeof buf - 1);
-        return buf;
-    }
-    void write_config(json extra = json::object()) const {
-        json j{{"backup_dir", backups.string()},
-               {"files", {{"paths", {src.string()}}}},
-               {"encryption", encryption()}};
-        j.update(extra);
-        test::write_file(config, j.dump(2));
-    }
-    test::Outcome backup() {
-        auto r = test::backup({"--config", config.string()});
-        std::smatch m;
-        if (signer.empty() && std::regex_search(r.err, m, std::regex("ed25519:[A-Za-z0-9+/]+")))
-            signer = m[0];
-        return r;
-    }
-    test::Outcome restore(std::vector<std::string> extra = {}) const {
-        std::vector<std::string> args{"latest",        "--backup-dir", backups.string(), "--config",
-                                      config.string(), "--target-dir", target.string()};
-        args.insert(args.end(), extra.begin(), extra.end());
-        return test::restore(args);
-    }
-    std::string id() const {
-        for (const auto& e : fs::directory_iterator(backups)) {
-            std::string n = e.path().filename().string();
-            if (n.starts_with("index_") && n.ends_with(".json")) return n.substr(6, n.size() - 11);
-        }
-        FAIL("no index in " << backups);
-        return "";
-    }
-    fs::path index() const { return backups / ("index_" + id() + ".json"); }
-    json index_json() const { return json::parse(test::read_file(index())); }
-    fs::path artifact() const { return backups / index_json()["artifacts"][0]["path"].get<std::string>(); }
-    // A published backup, with the signer pinned in the config.
-    void publish() {
-        write_config();
-        auto b = backup();
-        INFO(b.err);
-        REQUIRE(b.code == 0);
-        REQUIRE(!signer.empty());
-        CHECK_THAT(b.err, Catch::Contains("trusted_hosts") && Catch::Contains(host()));
-        write_config();  // now with trusted_hosts
-    }
-    bool target_untouched() const { return !fs::exists(target) || fs::is_empty(target); }
-};
-
-std::size_t header_end(const std::string& stored) {
-    std::size_t mac = stored.find("\n--- ");
-    REQUIRE(mac != std::string::npos);
-    return stored.find('\n', mac + 1) + 1;
-}
-
-}  // namespace
+using test::Flow;
+using test::header_end;
+using test::Keys;
+using test::random_bytes;
 
 TEST_CASE("encrypted files backup: round trip, age CLI recipe, no plaintext at rest, listing",
           "[encryption]") {

@@ -18,6 +18,9 @@ expect --prune-only "$backup" --prune-o
 expect cdc "$backup" c
 expect status "$backup" cdc st
 expect --window "$backup" cdc pause --wi
+expect encryption "$backup" encr
+expect add-recipient "$backup" encryption add
+expect --recipients-file "$backup" encryption add-recipient --recipients-f
 expect --redis-mode "$restore" --redis-m
 expect latest "$restore" la
 expect json "$restore" --log-format j

@@ -89,6 +89,25 @@ private:
     std::string what_;
 };
 
+// The age file to decrypt (io/age_rotation), whose errors name the artifact.
+class NamedRotationReader final : public Reader {
+public:
+    NamedRotationReader(Reader& artifact, const AgeIdentities& ids, RotationHeaderSource headers,
+                        std::string what)
+        : inner_(artifact, ids, std::move(headers)), what_(std::move(what)) {}
+    std::size_t read(MutableBytes buf) override {
+        try {
+            return inner_.read(buf);
+        } catch (const AgeError& e) {
+            throw AgeError(e.failure(), what_ + ": " + e.what());
+        }
+    }
+
+private:
+    RotationAwareReader inner_;
+    std::string what_;
+};
+
 // Tells `progress` the stored bytes read so far after every read.
 class ProgressReader final : public Reader {
 public:
@@ -204,7 +223,8 @@ struct ReadPipeline::Stages {
     Sha256Filter* stored_sha = nullptr;  // null when the stored bytes were proven by an earlier read
     SizeFilter* stored_size = nullptr;
     std::optional<FilteredReader> stored_reader;
-    std::optional<ProgressReader> counted;  // the stored bytes, progress told
+    std::optional<ProgressReader> counted;        // the stored bytes, progress told
+    std::optional<NamedRotationReader> rotation;  // the stored bytes with a rotation header when one opens
     FilterChain decrypt;
     std::optional<FilteredReader> decrypted;
     std::unique_ptr<ZstdReader> zstd;
@@ -237,7 +257,12 @@ ReadPipeline::ReadPipeline(Reader& src, const PipelineSpec& spec, PipelineDigest
     if (!decode) return;
     if (spec_.cipher == Cipher::Age) {
         st.decrypt.add<NamedAgeDecrypt>(keys.identities, what_);
-        st.decrypted.emplace(*st.counted, st.decrypt);
+        Reader* age_file = &*st.counted;
+        if (options_.rotation_headers) {
+            st.rotation.emplace(*st.counted, keys.identities, options_.rotation_headers, what_);
+            age_file = &*st.rotation;
+        }
+        st.decrypted.emplace(*age_file, st.decrypt);
     }
     Reader* codec = &st.plain();
     if (spec_.codec == Codec::Zstd) {

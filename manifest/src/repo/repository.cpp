@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <map>
 #include <set>
 #include <string>
@@ -13,6 +14,7 @@
 #include "nightjar/core/failpoint.hpp"
 #include "nightjar/core/log.hpp"
 #include "nightjar/io/age.hpp"
+#include "nightjar/io/age_rotation.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/repo/drill_record.hpp"
 
@@ -234,6 +236,22 @@ private:
     std::string what_;
 };
 
+// Reads a string held in memory.
+class TextReader final : public io::Reader {
+public:
+    explicit TextReader(const std::string& text) : text_(text) {}
+    std::size_t read(io::MutableBytes buf) override {
+        std::size_t n = std::min(buf.size(), text_.size() - pos_);
+        std::memcpy(buf.data(), text_.data() + pos_, n);
+        pos_ += n;
+        return n;
+    }
+
+private:
+    const std::string& text_;
+    std::size_t pos_ = 0;
+};
+
 std::string join(const std::vector<std::string>& v) {
     std::string out;
     for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
@@ -273,7 +291,9 @@ Manifest RepositoryReader::load_encrypted(const BackupRef& ref, bool summary) co
     try {
         CappedString sink(plain, what);
         io::AgeDecryptWriter dec(keys_.identities, sink);
-        dec.write(io::as_bytes(cipher));
+        TextReader stored(cipher);
+        io::RotationAwareReader age_file(stored, keys_.identities, rotation_headers(ref.manifest));
+        io::pump(age_file, dec);
         dec.finish();
     } catch (const io::AgeError& e) {
         throw io::AgeError(e.failure(), what + ": cannot decrypt: " + e.what());
@@ -310,6 +330,40 @@ BackupRef RepositoryReader::find(const std::string& what) const {
         if (r.id == name || r.manifest == name) return r;
     throw Error(Kind::Verification, "backup not found: " + what + " (not a published manifest in " +
                                         storage_.describe(".") + "; nightjar-restore --list shows them)");
+}
+
+io::RotationHeaderSource RepositoryReader::rotation_headers(const std::string& path) const {
+    return [&storage = storage_, path](unsigned n) -> std::unique_ptr<io::Reader> {
+        return storage.open_regular(io::age_header_object_name(path, n)).reader;
+    };
+}
+
+std::string RepositoryReader::check_rotation_headers(const std::string& path) const {
+    const fs::path p(path);
+    const std::string stem = p.filename().string() + ".age-header.";
+    for (const auto& e : storage_.list(p.parent_path().empty() ? fs::path(".") : p.parent_path())) {
+        if (e.is_dir || !e.name.starts_with(stem)) continue;
+        const std::string number = e.name.substr(stem.size());
+        if (number.empty() || number.size() > 2 ||
+            !std::all_of(number.begin(), number.end(), [](char c) { return c >= '0' && c <= '9'; }))
+            continue;
+        const unsigned n = static_cast<unsigned>(std::stoul(number));
+        if (n == 0 || n > io::kMaxRotationHeaders ||
+            io::age_header_object_name(path, n) != (p.parent_path() / e.name).string())
+            continue;
+        const std::string name = io::age_header_object_name(path, n);
+        RegularFile file = storage_.open_regular(name);
+        if (!file.reader)
+            return "rotation header " + storage_.describe(name) + ": " +
+                   (file.missing ? std::string("vanished while it was checked")
+                                 : "is " + file.not_regular + ", not a regular file");
+        try {
+            io::check_age_header_object(*file.reader);
+        } catch (const io::AgeError& e) {
+            return "rotation header " + storage_.describe(name) + ": " + e.what();
+        }
+    }
+    return "";
 }
 
 std::unique_ptr<io::Reader> RepositoryReader::open_artifact(const Artifact& artifact) const {
@@ -572,6 +626,8 @@ void RepositoryWriter::remove(const BackupRef& ref) {
         if (storage_.capabilities().directory_sync) storage_.sync_dir(".");
     }
     storage_.remove(ref.manifest);
+    if (ref.encrypted())
+        for (const auto& e : storage_.list_prefix(ref.manifest + ".age-header.")) storage_.remove(e.name);
     if (storage_.capabilities().directory_sync) storage_.sync_dir(".");
     failpoint("remove:after-manifest");
     storage_.remove_tree(ref.id);

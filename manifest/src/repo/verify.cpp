@@ -34,14 +34,22 @@ std::string what_of(const Artifact& a) {
     return "artifact " + a.path;
 }
 
+// An encrypted artifact is read with its rotation headers too (a recipient added after the backup).
+io::ReadOptions with_rotation(const RepositoryReader& repo, const Artifact& artifact,
+                              io::ReadOptions options) {
+    if (artifact.spec().cipher == io::Cipher::Age)
+        options.rotation_headers = repo.rotation_headers(artifact.path);
+    return options;
+}
+
 // A read chain that owns the stored file it reads.
 class ArtifactContent final : public io::Reader {
 public:
-    ArtifactContent(std::unique_ptr<io::Reader> file, const Artifact& artifact, const io::ReadKeys& keys,
-                    io::ReadOptions options)
+    ArtifactContent(const RepositoryReader& repo, std::unique_ptr<io::Reader> file, const Artifact& artifact,
+                    const io::ReadKeys& keys, io::ReadOptions options)
         : file_(std::move(file)),
           chain_(*file_, artifact.spec(), expected_of(artifact), keys, what_of(artifact),
-                 std::move(options)) {}
+                 with_rotation(repo, artifact, std::move(options))) {}
     std::size_t read(io::MutableBytes buf) override { return chain_.read(buf); }
     io::ReadPipeline& chain() { return chain_; }
 
@@ -71,7 +79,7 @@ std::unique_ptr<io::Reader> open_unchecked_content(const RepositoryReader& repo,
 
 std::unique_ptr<io::Reader> open_unchecked_content(const RepositoryReader& repo, const Artifact& artifact,
                                                    const io::ReadKeys& keys) {
-    return std::make_unique<ArtifactContent>(repo.open_artifact(artifact), artifact, keys,
+    return std::make_unique<ArtifactContent>(repo, repo.open_artifact(artifact), artifact, keys,
                                              io::ReadOptions{.proof = io::Proof::Unchecked});
 }
 
@@ -83,7 +91,7 @@ std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, 
 std::unique_ptr<io::Reader> open_verified_content(const RepositoryReader& repo, const Artifact& artifact,
                                                   const io::ReadKeys& keys, bool stored_proven) {
     return std::make_unique<ArtifactContent>(
-        repo.open_artifact(artifact), artifact, keys,
+        repo, repo.open_artifact(artifact), artifact, keys,
         io::ReadOptions{.proof = io::Proof::Full, .stored_proven = stored_proven});
 }
 
@@ -134,7 +142,7 @@ VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& arti
                               const io::ReadKeys& keys, const VerifyProgress& progress) {
     OpenedArtifact opened = open_checked(repo, artifact);
     if (opened.problem) return *opened.problem;
-    ArtifactContent content(std::move(opened.reader), artifact, keys,
+    ArtifactContent content(repo, std::move(opened.reader), artifact, keys,
                             {.proof = io::Proof::Full, .progress = progress});
     VerifyOutcome format;
     try {

@@ -147,6 +147,11 @@ public:
                                                        log::warn("waiting for a prune to finish deleting");
                                                    }}));
         failpoint("restore:locked");
+        if (request_.dry_run && !repo_.keys().has_identity())
+            if (std::optional<BackupRef> ref = keyless_choice()) {
+                prove_stored_only(*ref);
+                return std::move(result_);
+            }
         select();
         plan_cdc();
         if (prove() && plan()) apply_and_check();
@@ -169,6 +174,73 @@ private:
     RestoreGate gate_;
     std::vector<std::string> unreachable_;  // targets that could not be checked
     RestoreResult result_;
+
+    // ---- a dry run without an identity: what the indexes prove of an encrypted backup ----
+    // The encrypted backup a key-less dry run names (nullopt: it is not encrypted, or none qualifies: the
+    // ordinary path then says why).
+    std::optional<BackupRef> keyless_choice() const {
+        const auto refs = repo_.list();
+        if (is_latest(request_.backup)) {
+            for (const auto& ref : refs) {
+                if (!ref.encrypted()) return std::nullopt;
+                try {
+                    if (request_.backup == "latest-any" || repo_.load_summary(ref).status == "complete")
+                        return ref;
+                } catch (const Error& e) {
+                    if (e.kind() == Kind::Interrupted) throw;
+                    log::warn("passing over backup ", ref.id, ", which cannot be read: ", e.what());
+                }
+            }
+            return std::nullopt;
+        }
+        const std::string name = fs::path(request_.backup).filename().string();
+        for (const auto& ref : refs)
+            if (ref.id == name || ref.manifest == name)
+                return ref.encrypted() ? std::optional(ref) : std::nullopt;
+        return std::nullopt;
+    }
+
+    // Every artifact's stored size, SHA-256 and age structure against the (signed) index, and every
+    // rotation header's structure: all that can be proven without a key. Nothing is decrypted.
+    void prove_stored_only(const BackupRef& ref) {
+        manifest_ = repo_.load_summary(ref);
+        log::info("backup ", manifest_.id, " (", manifest_.status, ", taken ", manifest_.started_at, " on ",
+                  manifest_.host,
+                  "): encrypted and no identity: proving the stored bytes only (sizes, "
+                  "SHA-256s, age header structure, rotation headers); decryption and content need "
+                  "encryption.identity_file");
+        result_.id = manifest_.id;
+        result_.dry_run = true;
+        std::size_t failed = 0;
+        for (const auto& a : manifest_.artifacts) {
+            VerifyOutcome v = verify_stored_bytes(repo_, a);
+            if (v.ok())
+                if (std::string problem = repo_.check_rotation_headers(a.path); !problem.empty())
+                    v = {VerifyStatus::FormatInvalid, problem};
+            if (v.ok())
+                log::info("verify ", a.name, " (", a.path, "): OK (stored bytes)");
+            else
+                log::error("verify ", a.name, " (", a.path, "): ", verify_status_name(v.status), ": ",
+                           v.detail);
+            failed += v.ok() ? 0 : 1;
+            result_.artifacts.push_back(
+                {.name = a.name, .component = a.component, .path = a.path, .verify = v});
+        }
+        if (std::string problem = repo_.check_rotation_headers(ref.manifest); !problem.empty()) {
+            log::error("verify ", ref.manifest, ": ", problem);
+            ++failed;
+        }
+        result_.ok = failed == 0;
+        if (failed > 0)
+            result_.error =
+                Error(Kind::Verification, "dry run without an identity: " + std::to_string(failed) +
+                                              " object(s) of backup " + manifest_.id +
+                                              " failed verification of their stored bytes");
+        else
+            log::info(
+                "dry run without an identity: the stored bytes of every artifact verified; nothing was "
+                "written (decryption and content are proven only with an identity)");
+    }
 
     // ---- select: the backup, then its artifacts ----
     void select() {

@@ -13,6 +13,7 @@
 
 #include "nightjar/core/json_fields.hpp"
 #include "nightjar/io/age.hpp"
+#include "nightjar/io/age_rotation.hpp"
 #include "nightjar/io/filter.hpp"
 #include "nightjar/io/sha256.hpp"
 #include "nightjar/io/threaded_writer.hpp"
@@ -108,6 +109,9 @@ struct ReadOptions {
     bool stored_proven =
         false;  // Full: the stored SHA-256 was proven by an earlier read; only the size is judged
     std::function<void(std::uint64_t)> progress;  // told the stored bytes read so far
+    RotationHeaderSource rotation_headers;  // an age artifact's rotation headers, tried when no identity
+                                            // opens its own header (none by default); the stored-bytes
+                                            // proof stays on the artifact
 };
 
 // How a proof ended.

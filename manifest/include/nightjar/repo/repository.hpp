@@ -111,6 +111,12 @@ public:
     // the recorded one; anything else is Kind::Verification naming the artifact, before a byte is read.
     std::unique_ptr<io::Reader> open_artifact(const Artifact& artifact) const;
     std::optional<Entry> stat_artifact(const Artifact& artifact) const;
+    // The rotation header objects (`<path>.age-header.<n>`, io/age_rotation) of an age file in the backup
+    // dir, as the read chain tries them: only regular files.
+    io::RotationHeaderSource rotation_headers(const std::string& path) const;
+    // The key-less check of every rotation header object of `path` that exists (numbers 1..32): "" when
+    // each is a well-formed header and nothing more, else the problem naming the object.
+    std::string check_rotation_headers(const std::string& path) const;
     const Storage& storage() const { return storage_; }
 
 private:
@@ -163,7 +169,7 @@ public:
     // the commit record of an encrypted backup.
     void publish(Staging&& staging, const Manifest& manifest, const PublishEncryption* encryption = nullptr);
     // Deletes the commit record first (index, else manifest: the backup stops existing atomically), then
-    // the encrypted manifest and its artifacts.
+    // the encrypted manifest (and its rotation headers) and its artifacts.
     void remove(const BackupRef& ref);
     // Staging dirs (rename backends), unfinished manifests, and (without rename) artifact dirs with no
     // manifest: what begin() removes.

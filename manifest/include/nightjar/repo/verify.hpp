@@ -25,7 +25,9 @@ VerifyOutcome verify_artifact(const RepositoryReader& repo, const Artifact& arti
                               const io::ReadKeys& keys, const VerifyProgress& progress = {});
 
 // Only the stored bytes: size and SHA-256 against the manifest (and an encrypted artifact's age header
-// structure), nothing decrypted or decompressed: no key needed.
+// structure), nothing decrypted or decompressed: no key needed (RepositoryReader::check_rotation_headers
+// checks its rotation header objects). The read chains above open an encrypted artifact through its
+// rotation headers when the identity does not open its own header.
 VerifyOutcome verify_stored_bytes(const RepositoryReader& repo, const Artifact& artifact,
                                   const VerifyProgress& progress = {});
 // An artifact's decompressed content with no digest checks, for a second reader beside a checked one.
