@@ -16,7 +16,7 @@ _nightjar() {
     cur=${COMP_WORDS[COMP_CWORD]}
     prev=${COMP_WORDS[COMP_CWORD - 1]}
     case "$prev" in
-        --config | --log-file | --target-dir | --redis-rdb-path | --backup-dir)
+        --config | --log-file | --target-dir | --redis-rdb-path | --backup-dir | --identity | --recipients-file | -o | --output)
             COMPREPLY=($(compgen -f -- "$cur"))
             return
             ;;
