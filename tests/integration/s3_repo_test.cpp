@@ -12,7 +12,9 @@
 #include <regex>
 #include <thread>
 
+#include "nightjar/core/clock.hpp"
 #include "nightjar/io/process.hpp"
+#include "nightjar/repo/manifest.hpp"
 #include "nightjar/repo/s3/s3_storage.hpp"
 #include "nightjar/run/config.hpp"
 #include "nightjar/run/repository_config.hpp"
@@ -321,6 +323,37 @@ TEST_CASE("s3 repo: a run killed mid-upload publishes nothing and the next run a
     const std::string id = json::parse(next.out).at("id");
     CHECK(keys(*s, "manifest_") == std::vector<std::string>{"manifest_" + id + ".json"});
     for (const auto& k : keys(*s, "")) CHECK((k.rfind(id, 0) == 0 || k.rfind("manifest_" + id, 0) == 0));
+}
+
+TEST_CASE("s3 repo: the journal a killed run left under this second's id does not stop the next run",
+          "[integration][s3]") {
+    test::TempDir dir;
+    const std::string prefix = unique("same-second");
+    test::write_file(dir / "src/a.conf", "a = 1\n");
+    json cfg{{"repository", s3_section(prefix)}, {"files", {{"paths", {(dir / "src").string()}}}}};
+    test::write_file(dir / "nightjar.json", cfg.dump());
+    // A pid that is gone, and journals of this host under the ids of the next few seconds: whatever second
+    // the run starts in, a killed run of that same second left its journal there.
+    Subprocess child = Subprocess::spawn({"true"});
+    const std::int64_t dead_pid = child.pid();
+    child.wait();
+    char host[256] = {};
+    ::gethostname(host, sizeof host - 1);
+    auto s = store(prefix);
+    const std::int64_t now = unix_now();
+    for (std::int64_t t = now; t < now + 6; ++t) {
+        auto w = s->open_write("runs/" + backup_id_for(t) + ".json", {.create_only = true});
+        w->write(
+            io::as_bytes(json{{"host", host}, {"pid", dead_pid}, {"backup_id", backup_id_for(t)}}.dump()));
+        w->finish();
+    }
+    auto b = test::backup({"--config", (dir / "nightjar.json").string(), "--json"});
+    INFO(b.err);
+    REQUIRE(b.code == 0);
+    CHECK_THAT(b.err, Catch::Contains("was interrupted"));
+    CHECK(keys(*s, "runs/").empty());
+    const std::string id = json::parse(b.out).at("id");
+    CHECK(keys(*s, "manifest_") == std::vector<std::string>{"manifest_" + id + ".json"});
 }
 
 TEST_CASE("s3 repo: an encrypted run killed around its publish: the next run keeps what was published",

@@ -244,6 +244,9 @@ void BackupRun::start() {
     const fs::path cdc_dir = is_s3_location(s.backup_dir) ? fs::path() : s.backup_dir;
     const std::int64_t started = unix_now();
     Manifest& manifest = s.manifest;
+    // s3wire: what killed runs of this host left in the store, first: a run killed in this same second
+    // left runs/<id>.json under the id this run is about to take.
+    heal_crashed_runs(*s.storage, "");
     manifest.id = s.repo->next_id(started);
     manifest.started_at = rfc3339_utc(started);
     manifest.host = host_name();
@@ -274,7 +277,6 @@ void BackupRun::start() {
               config.encryption
                   ? " (encrypted with age to " + std::to_string(keys.recipients.size()) + " recipient(s))"
                   : "");
-    heal_crashed_runs(*s.storage, manifest.id);  // s3wire: what killed runs of this host left in the store
     s.journal.emplace(*s.storage, manifest.id);
     lock_new_backup(*s.repo, manifest.id, request_.retention);  // s3lock: retain-until from the retention
     s.staging.emplace(

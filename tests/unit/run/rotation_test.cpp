@@ -237,7 +237,7 @@ TEST_CASE("add-recipient refuses requests that name nothing to do", "[rotation]"
     CHECK_THROWS_MATCHES(add_recipients(plain, p), Error, IsError(Kind::Usage, "not encrypted"));
 }
 
-TEST_CASE("the key-less check reports a malformed rotation header naming it; readers pass it over",
+TEST_CASE("the key-less check reports a malformed rotation header naming it and readers pass it over",
           "[rotation]") {
     Repo r;
     REQUIRE(add_recipients(r.storage, r.request({r.b.recipient()}, r.a)).ok());
