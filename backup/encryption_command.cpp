@@ -5,6 +5,7 @@
 
 #include "nightjar/run/cli_log.hpp"
 #include "nightjar/run/config.hpp"
+#include "nightjar/run/encryption_config.hpp"
 #include "nightjar/run/repository_config.hpp"
 #include "nightjar/run/rotation.hpp"
 
@@ -59,7 +60,7 @@ int run_encryption_command(const EncryptionCommandOptions& enc, const BackupOpti
         for (const auto& r : read_recipients_file(enc.recipients_file, "--recipients-file"))
             request.recipients.push_back(r);
     if (!enc.identity.empty())
-        request.identities.x25519 = read_identity_flag(enc.identity);
+        request.identities.x25519 = read_identity_file(enc.identity, "identity file (--identity)");
     else if (config && config->encryption)
         request.identities.x25519 = config->encryption->identities;
     if (config && config->encryption) request.trusted_hosts = config->encryption->trusted_hosts;

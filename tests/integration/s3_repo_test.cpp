@@ -39,7 +39,6 @@ std::string secret() {
     return s;
 }
 
-// The repository section of a config on the test bucket under `prefix`.
 // An `encryption` section with a fresh age key pair from Debian's age-keygen (identity in dir/key.txt).
 json age_encryption(const fs::path& dir) {
     const fs::path identity = dir / "key.txt";
@@ -52,6 +51,7 @@ json age_encryption(const fs::path& dir) {
     return {{"recipients", {m[1].str()}}, {"identity_file", identity.string()}};
 }
 
+// The repository section of a config on the test bucket under `prefix`.
 json s3_section(const std::string& prefix, const std::string& endpoint = "") {
     return {{"type", "s3"},
             {"endpoint", endpoint.empty() ? test::required_env("NIGHTJAR_TEST_S3_ENDPOINT") : endpoint},

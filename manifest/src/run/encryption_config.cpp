@@ -88,8 +88,17 @@ void add_unique(std::vector<io::AgeRecipient>& to, const io::AgeRecipient& r) {
     to.push_back(r);
 }
 
-std::vector<io::AgeIdentity> read_identities(const std::filesystem::path& path) {
-    std::string text = io::read_secret_file(path, {.max_bytes = kMaxKeyFileBytes, .what = "identity file"});
+std::filesystem::path absolute_path(const JsonFields& f, std::string_view key) {
+    std::filesystem::path p = f.string(key);
+    if (p.empty() || !p.is_absolute())
+        f.fail(key, "expected an absolute path, got " + describe_json(p.string()));
+    return p;
+}
+
+}  // namespace
+
+std::vector<io::AgeIdentity> read_identity_file(const std::filesystem::path& path, const std::string& what) {
+    std::string text = io::read_secret_file(path, {.max_bytes = kMaxKeyFileBytes, .what = what});
     std::vector<io::AgeIdentity> ids;
     try {
         for_each_key_line(text, [&](std::size_t number, std::string_view line) {
@@ -109,15 +118,6 @@ std::vector<io::AgeIdentity> read_identities(const std::filesystem::path& path) 
         throw Error(Kind::Config, "identity file " + path.string() + ": no AGE-SECRET-KEY-1… identity in it");
     return ids;
 }
-
-std::filesystem::path absolute_path(const JsonFields& f, std::string_view key) {
-    std::filesystem::path p = f.string(key);
-    if (p.empty() || !p.is_absolute())
-        f.fail(key, "expected an absolute path, got " + describe_json(p.string()));
-    return p;
-}
-
-}  // namespace
 
 std::vector<io::AgeRecipient> read_recipients_file(const std::filesystem::path& path,
                                                    const std::string& what) {
@@ -192,7 +192,7 @@ EncryptionConfig parse_encryption_config(const JsonFields& f, const std::filesys
     if (f.has("identity_file")) {
         c.identity_file = absolute_path(f, "identity_file");
         try {
-            c.identities = read_identities(c.identity_file);
+            c.identities = read_identity_file(c.identity_file, "identity file");
         } catch (const Error& e) {
             f.fail("identity_file", e.what());
         }

@@ -6,7 +6,6 @@
 
 #include "nightjar/core/log.hpp"
 #include "nightjar/io/age_rotation.hpp"
-#include "nightjar/io/secret_file.hpp"
 #include "nightjar/repo/repository.hpp"
 
 namespace nightjar {
@@ -293,39 +292,6 @@ RotationReport add_recipients(Storage& storage, const AddRecipientRequest& reque
             "or set encryption.identity_file (an AGE-SECRET-KEY-1… file, mode 0600)");
     Lock reading = lock_for_reading(storage);
     return Rotation(storage, request).run();
-}
-
-std::vector<io::AgeIdentity> read_identity_flag(const fs::path& path) {
-    std::string text =
-        io::read_secret_file(path, {.max_bytes = 1 << 20, .what = "identity file (--identity)"});
-    std::vector<io::AgeIdentity> ids;
-    try {
-        std::size_t start = 0, number = 0;
-        while (start < text.size()) {
-            std::size_t end = text.find('\n', start);
-            if (end == std::string::npos) end = text.size();
-            std::string_view line(text.data() + start, end - start);
-            start = end + 1;
-            ++number;
-            while (!line.empty() && (line.back() == '\r' || line.back() == ' ' || line.back() == '\t'))
-                line.remove_suffix(1);
-            while (!line.empty() && (line.front() == ' ' || line.front() == '\t')) line.remove_prefix(1);
-            if (line.empty() || line.front() == '#') continue;
-            try {
-                ids.push_back(io::AgeIdentity::parse(line));
-            } catch (const Error&) {
-                throw Error(Kind::Config, "identity file " + path.string() + ":" + std::to_string(number) +
-                                              ": not an AGE-SECRET-KEY-1… identity");
-            }
-        }
-    } catch (...) {
-        io::wipe_string(text);
-        throw;
-    }
-    io::wipe_string(text);
-    if (ids.empty())
-        throw Error(Kind::Config, "identity file " + path.string() + ": no AGE-SECRET-KEY-1… identity in it");
-    return ids;
 }
 
 }  // namespace nightjar

@@ -48,4 +48,10 @@ EncryptionConfig parse_encryption_config(const JsonFields& f, const std::filesys
 std::vector<io::AgeRecipient> read_recipients_file(const std::filesystem::path& path,
                                                    const std::string& what);
 
+// Reads an identity file: `AGE-SECRET-KEY-1…` lines, `#` comments and blank lines skipped, mode 0600 (or
+// 0400) and owned by us, at most 1 MiB; the text is wiped after parsing. `what` names it when it cannot be
+// read ("identity file", "identity file (--identity)"); Kind::Config "identity file <path>:<line>: …" for a
+// bad line, and when it holds no identity.
+std::vector<io::AgeIdentity> read_identity_file(const std::filesystem::path& path, const std::string& what);
+
 }  // namespace nightjar

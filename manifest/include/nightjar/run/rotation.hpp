@@ -63,8 +63,4 @@ struct RotationReport {
 // are written.
 RotationReport add_recipients(Storage& storage, const AddRecipientRequest& request);
 
-// The identities of an identity file named on the command line (`--identity`): mode 0600 (or 0400) and
-// owned by us, as encryption.identity_file is. Kind::Config naming the file.
-std::vector<io::AgeIdentity> read_identity_flag(const std::filesystem::path& path);
-
 }  // namespace nightjar
