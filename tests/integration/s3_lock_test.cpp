@@ -136,6 +136,21 @@ TEST_CASE("s3 lock: radosgw honours If-Match on PUT on a plain bucket but not on
     CHECK(read_object(*versioned, "leases/x.json") == "three");
 }
 
+TEST_CASE("s3 lock: a create-only write through S3Storage never replaces an object on a versioned bucket",
+          "[integration][s3][lock]") {
+    // The raw PutObject above replaces it (radosgw ignores If-None-Match: * there); the storage looks first,
+    // so a second publish of one manifest name fails and the first stays.
+    auto s = store(unique("createonly"));
+    auto put = [&](const std::string& text) {
+        auto w = s->open_write("manifest_x.json", {.create_only = true});
+        w->write(io::as_bytes(text));
+        w->finish();
+    };
+    put("first");
+    CHECK_THROWS_AS(put("second"), StorageExists);
+    CHECK(read_object(*s, "manifest_x.json") == "first");
+}
+
 TEST_CASE("s3 lock: a second run finds the lease held on a versioned bucket too", "[integration][s3][lock]") {
     auto s = store(unique("twice"));
     BackupLease first;

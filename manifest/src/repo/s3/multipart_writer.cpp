@@ -191,7 +191,14 @@ void MultipartWriter::finish() {
     rethrow_if_failed();
     try {
         if (upload_id_.empty()) {
-            // Shorter than one part: one PutObject.
+            // Shorter than one part: one PutObject. radosgw ignores If-None-Match on a versioned bucket
+            // (every object-lock bucket is), so a create-only write looks first; the header still guards the
+            // rest.
+            if (options_.put.create_only && client_.head_object(bucket_, key_))
+                throw ObjectExistsError(
+                    "s3: PutObject s3://" + bucket_ + "/" + key_ +
+                        ": the object exists already: a create-only write never replaces it",
+                    412, "PreconditionFailed");
             MemoryBody body({current_.data(), current_.size()});
             etag_ = client_.put_object(bucket_, key_, body, options_.put);
             finished_ = true;
