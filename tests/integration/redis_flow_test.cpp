@@ -434,3 +434,40 @@ TEST_CASE("redis: the shared RDB corpus round-trips through a server, over the s
     }
     flush(target);
 }
+
+TEST_CASE(
+    "redis: transfer auto asks a server that saves RDB files for the disk form, which skips the diskless "
+    "delay",
+    "[integration][redis]") {
+    test::TempDir dir;
+    // Saving on a schedule, with the default 5 s repl-diskless-sync-delay.
+    OwnServer server(dir.path(), "dump.rdb", {"--save", "3600 1"});
+    REQUIRE(server.ready());
+    auto c = connect(server.port);
+    for (int i = 0; i < 100; ++i) c.checked({"SET", "k" + std::to_string(i), "v"}, "SET");
+    const std::string source_digest = digest(server.port);
+    Flow automatic(json{{"port", server.port}});
+    auto b = automatic.backup();
+    INFO(b.err);
+    REQUIRE(b.code == 0);
+    CHECK(automatic.manifest()["artifacts"][0]["source"]["transfer"] == "disk");
+    const int target = automatic.target;
+    flush(target);
+    auto r = automatic.restore({"--redis-port", std::to_string(target)});
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    CHECK(digest(target) == source_digest);
+    flush(target);
+    // Asked for by name, the diskless form is what the server uses.
+    Flow diskless(json{{"port", server.port}, {"transfer", "diskless"}});
+    REQUIRE(diskless.backup().code == 0);
+    CHECK(diskless.manifest()["artifacts"][0]["source"]["transfer"] == "diskless");
+    // A server that saves nothing keeps the diskless form under auto (its dump file is not written).
+    test::TempDir dir2;
+    OwnServer nosave(dir2.path(), "dump.rdb");
+    REQUIRE(nosave.ready());
+    Flow quiet(json{{"port", nosave.port}});
+    REQUIRE(quiet.backup().code == 0);
+    CHECK(quiet.manifest()["artifacts"][0]["source"]["transfer"] == "diskless");
+    CHECK_FALSE(fs::exists(dir2 / "dump.rdb"));
+}

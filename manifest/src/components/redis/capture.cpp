@@ -34,12 +34,31 @@ std::string field(const std::map<std::string, std::string>& info, const std::str
     return it == info.end() ? "" : it->second;
 }
 
-// SYNC as `redis-cli --rdb` does it. Returns the refusal when the server says no before any RDB byte.
-std::string try_sync(Connection& conn, io::Writer& out, const std::function<void(std::uint64_t)>& tick,
-                     CaptureResult& result) {
+// A server answers a replica that offers the EOF capability with a diskless transfer, which it starts only
+// after repl-diskless-sync-delay (5 s by default) in case more replicas come; without it, it forks at once
+// and sends its dump file. "auto" takes the disk path when the server writes that file on its own
+// schedule anyway (`save` is set) and the delay is not 0; a CONFIG it refuses means diskless.
+bool offer_eof(Connection& conn, const std::string& transfer) {
+    if (transfer != "auto") return transfer == "diskless";
     const CommandNames& cmds = conn.endpoint().commands;
-    Reply capa = conn.command({cmds.replconf, "capa", "eof"});
-    if (capa.is_error()) return cmds.replconf + " refused: " + capa.str();
+    auto get = [&](const std::string& name) -> std::optional<std::string> {
+        Reply r = conn.command({cmds.config, "GET", name});
+        if (r.is_error() || r.size() < 2) return std::nullopt;
+        return r.element(1).str();
+    };
+    auto save = get("save");
+    auto delay = get("repl-diskless-sync-delay");
+    return !save || save->empty() || !delay || *delay == "0";
+}
+
+// SYNC as `redis-cli --rdb` does it. Returns the refusal when the server says no before any RDB byte.
+std::string try_sync(Connection& conn, const std::string& transfer, io::Writer& out,
+                     const std::function<void(std::uint64_t)>& tick, CaptureResult& result) {
+    const CommandNames& cmds = conn.endpoint().commands;
+    if (offer_eof(conn, transfer)) {
+        Reply capa = conn.command({cmds.replconf, "capa", "eof"});
+        if (capa.is_error()) return cmds.replconf + " refused: " + capa.str();
+    }
     // Servers older than 6.2 answer "Unrecognized REPLCONF option": harmless, the transfer just ends later.
     Reply rdb_only = conn.command({cmds.replconf, "rdb-only", "1"});
     if (rdb_only.is_error() && rdb_only.str().rfind("NOPERM", 0) == 0)
@@ -143,7 +162,7 @@ CaptureResult capture_snapshot(const RedisConfig& config, const std::optional<st
     std::string refused;
     {
         Connection conn(config.endpoint, password);
-        refused = try_sync(conn, out, tick, result);
+        refused = try_sync(conn, config.transfer, out, tick, result);
     }
     if (!refused.empty()) {
         result.sync_refused = refused;

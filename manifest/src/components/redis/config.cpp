@@ -15,7 +15,7 @@ std::string Endpoint::describe() const {
 
 RedisConfig parse_redis_config(const JsonFields& f) {
     f.only({"host", "port", "socket", "user", "password_file", "connect_timeout", "io_timeout", "commands",
-            "fallback", "bgsave_timeout", "tls"});
+            "fallback", "bgsave_timeout", "transfer", "tls"});
     RedisConfig c;
     Endpoint& e = c.endpoint;
     e.host = f.string_or("host", e.host);
@@ -63,6 +63,7 @@ RedisConfig parse_redis_config(const JsonFields& f) {
     }
     c.fallback = f.choice("fallback", {"bgsave", "none"}, c.fallback);
     c.bgsave_timeout_s = static_cast<int>(f.integer_or("bgsave_timeout", 1, 86400, c.bgsave_timeout_s));
+    c.transfer = f.choice("transfer", {"auto", "diskless", "disk"}, c.transfer);
     return c;
 }
 

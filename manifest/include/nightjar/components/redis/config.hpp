@@ -46,6 +46,10 @@ struct RedisConfig {
     std::string fallback =
         "bgsave";                // when SYNC is refused: "bgsave" (BGSAVE + copy the local file) or "none"
     int bgsave_timeout_s = 600;  // how long to wait for BGSAVE to finish
+    // The SYNC transfer asked for: "diskless" (the server streams from its fork, after
+    // repl-diskless-sync-delay), "disk" (it writes its dump file first, then sends it, with no delay) or
+    // "auto" (disk when the server saves RDB files anyway and would otherwise wait a delay).
+    std::string transfer = "auto";
 };
 
 // Parses the `redis` object of the config file (the pointer names each bad field).
