@@ -98,6 +98,9 @@ JSON
 }
 write_config "$work/auto.json" 0
 write_config "$work/seq.json" 1
+# The same with the disk SYNC form (redis.transfer; `auto` picks it for a server that saves on a schedule, which
+# this one, started with --save "", does not): the server sends at once instead of after its delay.
+sed 's/"port": '"$rport"' }/"port": '"$rport"', "transfer": "disk" }/' "$work/auto.json" > "$work/disk.json"
 write_config "$work/cdc.json" 0 cdc
 write_config "$work/cdc-noredis.json" 0 cdc noredis
 
@@ -148,6 +151,7 @@ for i in $(seq 1 "$repeat"); do
   measure nightjar "$bin/backup/nightjar-backup" -c "$work/auto.json" -q
   measure hand bash -c hand
   measure nightjar_parallel1 "$bin/backup/nightjar-backup" -c "$work/seq.json" -q
+  measure nightjar_disk "$bin/backup/nightjar-backup" -c "$work/disk.json" -q
 done
 
 # The hold: a run with the sink connector, its held_seconds against the run's wall time. With Redis in the run
@@ -172,10 +176,12 @@ held_noredis=$(hold "$work/cdc-noredis.json")
 ratio() { python3 -c "print(f'{$1/$2:.2f}')"; }
 echo
 echo "== whole nightly backup: database $dbsize, $keys Redis keys (diskless delay $delay s), $nfiles files ($files_size); fastest of $repeat, interleaved"
-printf '%-44s %7s s  peak %7s KB\n' "nightjar-backup (parallel auto)" "${best[nightjar]}" "${rss[nightjar]}"
-printf '%-44s %7s s  peak %7s KB\n' "nightjar-backup (parallel 1)" "${best[nightjar_parallel1]}" "${rss[nightjar_parallel1]}"
-printf '%-44s %7s s  peak %7s KB\n' "sequential hand pipeline" "${best[hand]}" "${rss[hand]}"
+printf '%-48s %7s s  peak %7s KB\n' "nightjar-backup (parallel auto)" "${best[nightjar]}" "${rss[nightjar]}"
+printf '%-48s %7s s  peak %7s KB\n' "nightjar-backup (parallel 1)" "${best[nightjar_parallel1]}" "${rss[nightjar_parallel1]}"
+printf '%-48s %7s s  peak %7s KB\n' "nightjar-backup (parallel auto, transfer disk)" "${best[nightjar_disk]}" "${rss[nightjar_disk]}"
+printf '%-48s %7s s  peak %7s KB\n' "sequential hand pipeline" "${best[hand]}" "${rss[hand]}"
 echo "ratio nightjar (parallel auto) / hand pipeline: $(ratio "${best[nightjar]}" "${best[hand]}")"
 echo "ratio nightjar (parallel 1) / hand pipeline:    $(ratio "${best[nightjar_parallel1]}" "${best[hand]}")"
+echo "ratio nightjar (transfer disk) / hand pipeline: $(ratio "${best[nightjar_disk]}" "${best[hand]}")"
 echo "connector held, files + PostgreSQL + Redis: $held"
 echo "connector held, files + PostgreSQL:         $held_noredis"
