@@ -142,6 +142,9 @@ Subprocess::Subprocess(Subprocess&& o) noexcept
       capture_(std::move(o.capture_)) {}
 
 Subprocess::~Subprocess() {
+    // Our end of its stdin first: a grandchild it left (sh -c forks) may be reading that stdin and holding
+    // the stderr pipe, and the capture below waits for that pipe's end (a hang seen under TSan).
+    close_in();
     if (pid_ > 0 && !status_) {
         ::kill(pid_, SIGKILL);
         wait();
